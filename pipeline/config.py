@@ -1,0 +1,51 @@
+"""One home for settings: defaults that run with nothing set, overridable by
+environment variables (``CALLREVIEW_*``, plus ``DATABASE_URL``) and CLI flags."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLREVIEW_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("DATABASE_URL", "CALLREVIEW_DATABASE_URL"),
+        description="SQLAlchemy URL; empty means a SQLite file in data_dir.",
+    )
+    # Transcription
+    engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    model: str = Field(default="base", description="base, a model name (opt-in download), a folder or a .pt checkpoint")
+    allow_download: bool = False
+    model_cache: Path = Path.home() / ".cache" / "callreview" / "models"
+    language: str = "ru"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"
+    cpu_threads: int = 0
+    beam_size: int = 5
+    # Audio
+    operator_channel: Literal["left", "right"] = "left"
+    max_duration_s: float = 4 * 3600.0
+    # Review app
+    secret_key: str = Field(default="", description="HMAC key for cookies and audio URLs; generated into data_dir when empty")
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'callreview.db').resolve()}"
+
+    @property
+    def audio_dir(self) -> Path:
+        """Where listening copies (Opus) of ingested recordings live."""
+        return self.data_dir / "audio"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

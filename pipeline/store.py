@@ -1,0 +1,271 @@
+"""Database edge: SQLAlchemy 2.0 typed models, engine/session helpers and
+Alembic upgrades. SQLite by default, PostgreSQL through ``DATABASE_URL``.
+
+Nothing here knows about Whisper or Streamlit; stages hand typed records in
+and get typed records out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# Recording.status values, in processing order.
+NEW, PROCESSING, TRANSCRIBED, ALIGNED, FAILED = "new", "processing", "transcribed", "aligned", "failed"
+
+
+class Recording(Base):
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(10), default="audio")  # audio | chat
+    original_name: Mapped[str] = mapped_column(String(500))
+    source_path: Mapped[str] = mapped_column(Text)
+    listen_path: Mapped[str | None] = mapped_column(Text)
+    duration: Mapped[float | None] = mapped_column(Float)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    sample_rate: Mapped[int | None] = mapped_column(Integer)
+    operator_channel: Mapped[str] = mapped_column(String(5), default="left")
+    operator: Mapped[str | None] = mapped_column(String(200), index=True)
+    source_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default=NEW, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    language: Mapped[str | None] = mapped_column(String(10))
+    model: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    utterances: Mapped[list["UtteranceRow"]] = relationship(
+        back_populates="recording", order_by="UtteranceRow.idx", cascade="all, delete-orphan"
+    )
+
+
+class UtteranceRow(Base):
+    __tablename__ = "utterances"
+    __table_args__ = (UniqueConstraint("recording_id", "idx"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[int] = mapped_column(Integer, default=0)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    words: Mapped[list[Any]] = mapped_column(default=list)
+
+    recording: Mapped[Recording] = relationship(back_populates="utterances")
+
+
+class ProcessingRun(Base):
+    """One attempt at one stage of one recording: the audit trail behind status."""
+
+    __tablename__ = "processing_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(20))  # transcribe | align
+    worker: Mapped[str | None] = mapped_column(String(200))
+    engine: Mapped[str | None] = mapped_column(String(50))
+    model: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    seconds: Mapped[float | None] = mapped_column(Float)
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ChecklistVersion(Base):
+    """Each distinct script content, keyed by its sha256."""
+
+    __tablename__ = "checklist_versions"
+    __table_args__ = (UniqueConstraint("checklist_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checklist_id: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(500))
+    content: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AlignmentRow(Base):
+    __tablename__ = "alignments"
+    __table_args__ = (UniqueConstraint("recording_id", "checklist_version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
+    checklist_version_id: Mapped[int] = mapped_column(ForeignKey("checklist_versions.id"), index=True)
+    result: Mapped[dict[str, Any]] = mapped_column()  # the `analyze` JSON: steps + off_script
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    checklist_version: Mapped[ChecklistVersion] = relationship()
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # owner | listener
+    password_hash: Mapped[str] = mapped_column(String(500))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    rate: Mapped[float] = mapped_column(Float, default=0.0)  # pay per submitted review
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Assignment(Base):
+    """A call in a listener's queue. Gold calls look like any other to the listener."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("recording_id", "listener_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
+    listener_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # due order within the queue
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="new")  # new | in_progress | submitted
+    assigned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    recording: Mapped[Recording] = relationship()
+    listener: Mapped[User] = relationship()
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), unique=True)
+    alignment_id: Mapped[int | None] = mapped_column(ForeignKey("alignments.id"))
+    status: Mapped[str] = mapped_column(String(20), default="draft")  # draft | submitted
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgent_reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    assignment: Mapped[Assignment] = relationship()
+    marks: Mapped[list["StepMark"]] = relationship(back_populates="review", cascade="all, delete-orphan")
+    moments: Mapped[list["OffScriptMoment"]] = relationship(back_populates="review", cascade="all, delete-orphan")
+
+
+class StepMark(Base):
+    __tablename__ = "step_marks"
+    __table_args__ = (UniqueConstraint("review_id", "step_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"), index=True)
+    step_id: Mapped[str] = mapped_column(String(200))
+    mark: Mapped[str | None] = mapped_column(String(20))  # correct | incorrect | not_in_script | None (unmarked)
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+    review: Mapped[Review] = relationship(back_populates="marks")
+
+
+class OffScriptMoment(Base):
+    """A situation the script does not cover, confirmed or added by a listener."""
+
+    __tablename__ = "off_script_moments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"), index=True)
+    utterance_idx: Mapped[int | None] = mapped_column(Integer)
+    time: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    review: Mapped[Review] = relationship(back_populates="moments")
+
+
+# --- engine and sessions ---------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str) -> Engine:
+    """One pooled engine per URL; SQLite gets WAL and a busy timeout so the
+    app and a running batch can share the file."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on any error."""
+    session = sessionmaker(get_engine(url), expire_on_commit=False)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def upgrade(url: str) -> None:
+    """Bring the schema to the newest Alembic revision (creates it when empty)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.attributes["connection_url"] = url
+    command.upgrade(cfg, "head")
+
+
+def count(session: Session, model: type[Base], **where: Any) -> int:
+    from sqlalchemy import select
+
+    stmt = select(func.count()).select_from(model)
+    for key, value in where.items():
+        stmt = stmt.where(getattr(model, key) == value)
+    return session.scalar(stmt) or 0
