@@ -11,7 +11,7 @@ import datetime as dt
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from sqlalchemy import (
     JSON,
@@ -29,6 +29,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+if TYPE_CHECKING:
+    from pipeline.transcript import Transcript
 
 
 def utcnow() -> dt.datetime:
@@ -269,3 +272,48 @@ def count(session: Session, model: type[Base], **where: Any) -> int:
     for key, value in where.items():
         stmt = stmt.where(getattr(model, key) == value)
     return session.scalar(stmt) or 0
+
+
+# --- typed records in and out ---------------------------------------------
+
+
+def save_transcript(session: Session, recording: Recording, transcript: "Transcript") -> None:
+    """Replace a recording's utterances with ``transcript``'s (same transaction)."""
+    from dataclasses import asdict
+
+    from sqlalchemy import delete
+
+    session.execute(delete(UtteranceRow).where(UtteranceRow.recording_id == recording.id))
+    for idx, u in enumerate(transcript.utterances):
+        session.add(
+            UtteranceRow(
+                recording_id=recording.id,
+                idx=idx,
+                speaker=u.speaker,
+                channel=u.channel,
+                start=u.start,
+                end=u.end,
+                text=u.text,
+                words=[asdict(w) for w in u.words],
+            )
+        )
+    recording.language = transcript.language
+    recording.model = transcript.model
+    recording.duration = transcript.duration or recording.duration
+
+
+def load_transcript(session: Session, recording_id: int) -> "Transcript":
+    from sqlalchemy import select
+
+    from pipeline.transcript import Transcript, Utterance, Word
+
+    recording = session.get(Recording, recording_id)
+    if recording is None:
+        raise KeyError(f"no recording with id {recording_id}")
+    rows = session.scalars(
+        select(UtteranceRow).where(UtteranceRow.recording_id == recording_id).order_by(UtteranceRow.idx)
+    )
+    utterances = [
+        Utterance(r.speaker, r.start, r.end, r.text, r.channel, [Word(**w) for w in r.words]) for r in rows
+    ]
+    return Transcript(utterances, recording.duration or 0.0, recording.language or "", recording.model or "")
