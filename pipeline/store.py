@@ -256,9 +256,12 @@ def session_scope(url: str) -> Iterator[Session]:
 
 def upgrade(url: str) -> None:
     """Bring the schema to the newest Alembic revision (creates it when empty)."""
+    import logging
+
     from alembic import command
     from alembic.config import Config
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # per-revision chatter hides real output
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     cfg.attributes["connection_url"] = url
@@ -317,3 +320,43 @@ def load_transcript(session: Session, recording_id: int) -> "Transcript":
         Utterance(r.speaker, r.start, r.end, r.text, r.channel, [Word(**w) for w in r.words]) for r in rows
     ]
     return Transcript(utterances, recording.duration or 0.0, recording.language or "", recording.model or "")
+
+
+# --- owner reports (migration 0003_reports) ----------------------------------
+
+# Outcome.outcome values; anything a CRM sends that maps to none of them is "other".
+ORDER, NO_ORDER, CANCELLED, OTHER_OUTCOME = "order", "no_order", "cancelled", "other"
+
+
+class Outcome(Base):
+    """One CRM row: what came of a call. Matched to a recording by id or file name."""
+
+    __tablename__ = "outcomes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_ref: Mapped[str] = mapped_column(String(500), unique=True)  # call id or file name as the CRM wrote it
+    recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id", ondelete="SET NULL"), index=True)
+    operator: Mapped[str | None] = mapped_column(String(200))
+    time: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(20))  # order | no_order | cancelled | other
+    amount: Mapped[float | None] = mapped_column(Float)
+    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[str] = mapped_column(String(500), default="")
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SituationMarker(Base):
+    """The owner's "covered in script vN" mark on a group of not-in-script items.
+
+    Groups are recomputed on every report, so the marker remembers the items
+    it was set on; a later group that contains any of them inherits it."""
+
+    __tablename__ = "situation_markers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checklist_id: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text, default="")
+    item_keys: Mapped[list[Any]] = mapped_column(default=list)  # ["mark:12", "moment:3", ...]
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
