@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -155,7 +156,10 @@ class Assignment(Base):
     """A call in a listener's queue. Gold calls look like any other to the listener."""
 
     __tablename__ = "assignments"
-    __table_args__ = (UniqueConstraint("recording_id", "listener_id"),)
+    __table_args__ = (
+        UniqueConstraint("recording_id", "listener_id"),
+        Index("ix_assignments_listener_status", "listener_id", "status", "position"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
@@ -178,6 +182,8 @@ class Review(Base):
     status: Mapped[str] = mapped_column(String(20), default="draft")  # draft | submitted
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     urgent_reason: Mapped[str | None] = mapped_column(Text)
+    urgent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # shown to the owner from then on
+    urgent_handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
