@@ -1,0 +1,80 @@
+"""Exact numbers worked out by hand (formulas in the comments)."""
+
+import math
+
+import pytest
+
+from pipeline import stats
+
+
+def test_wilson_8_of_10():
+    # z = 1.959964, z^2/n = 0.384146; centre = (0.8 + 0.192073) / 1.384146 = 0.716738
+    # half = z * sqrt(0.016 + 0.0096036) / 1.384146 = 0.226575
+    r = stats.wilson(8, 10)
+    assert r.p == 0.8
+    assert r.low == pytest.approx(0.490162, abs=1e-5)
+    assert r.high == pytest.approx(0.943313, abs=1e-5)
+
+
+def test_wilson_edges():
+    assert stats.wilson(0, 0).p is None
+    zero = stats.wilson(0, 10)
+    assert zero.low == 0.0 and zero.high == pytest.approx(0.277533, abs=1e-5)  # z^2/(n+z^2) = 3.8415/13.8415
+    with pytest.raises(ValueError):
+        stats.wilson(3, 2)
+
+
+def test_cochran_1000_at_95_5():
+    # n0 = 1.959964^2 * 0.25 / 0.0025 = 384.146; n = 384.146 / (1 + 383.146/1000) = 277.74 -> 278
+    assert stats.cochran(1000, 0.95, 0.05) == 278
+    assert stats.cochran(None, 0.95, 0.05) == 385
+    assert stats.cochran(100, 0.95, 0.05) == 80  # 384.146 / 4.83146 = 79.51
+    assert stats.cochran(10, 0.95, 0.05) == 10
+    # 99% +-3%: n0 = 2.575829^2 * 0.25 / 0.0009 = 1843.03; / (1 + 1842.03/5000) = 1346.85 -> 1347
+    assert stats.cochran(5000, 0.99, 0.03) == 1347
+
+
+def test_margin_of_error_inverts_cochran():
+    # 1.959964 * 0.5 / sqrt(278) = 0.058776; * sqrt(722/999) = 0.049968
+    assert stats.margin_of_error(278, 1000) == pytest.approx(0.049968, abs=1e-5)
+    assert stats.margin_of_error(100) == pytest.approx(0.0979982, abs=1e-6)
+    assert stats.margin_of_error(0) is None
+    assert stats.margin_of_error(50, 50) == 0.0
+
+
+def test_cohen_kappa_2x2():
+    # yes/yes 20, yes/no 5, no/yes 10, no/no 15: po = 0.7, pe = 0.5*0.6 + 0.5*0.4 = 0.5 -> 0.4
+    a = ["y"] * 25 + ["n"] * 25
+    b = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
+    assert stats.cohen_kappa(a, b) == pytest.approx(0.4)
+    assert stats.percent_agreement(a, b) == pytest.approx(0.7)
+    assert stats.cohen_kappa(["y", "n"], ["y", "n"]) == 1.0
+    assert stats.cohen_kappa(["y", "y"], ["y", "y"]) == 1.0
+    assert stats.cohen_kappa([], []) is None
+
+
+def test_fleiss_kappa_wikipedia_example():
+    # The textbook table: 10 items, 14 raters, 5 categories; P_bar = 0.378, Pe = 0.213 -> 0.210
+    table = [
+        [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+    ]
+    assert stats.fleiss_kappa(table) == pytest.approx(0.20993, abs=1e-4)
+    with pytest.raises(ValueError):
+        stats.fleiss_kappa([[1, 1], [3, 0]])
+
+
+def test_krippendorff_alpha_nominal():
+    # units (a,a) (a,b) (b,b) (b,b): o_ab = o_ba = 1, n_a = 3, n_b = 5, n = 8
+    # alpha = 1 - (n-1) * 2 / (2 * 3 * 5) = 1 - 14/30 = 0.5333
+    alpha = stats.krippendorff_alpha([["a", "a"], ["a", "b"], ["b", "b"], ["b", "b"]])
+    assert alpha == pytest.approx(8 / 15)
+    # a unit with one value carries no pairs and changes nothing
+    assert stats.krippendorff_alpha([["a", "a"], ["a", "b"], ["b", "b"], ["b", "b"], ["a"]]) == pytest.approx(8 / 15)
+    # two raters, no missing: alpha is close to (not equal to) Cohen's kappa
+    assert stats.krippendorff_alpha([["x", "x"], ["y", "y"]]) == 1.0
+
+
+def test_z_for():
+    assert stats.z_for(0.95) == pytest.approx(1.959964, abs=1e-6)
+    assert math.isclose(stats.z_for(0.9), 1.644854, abs_tol=1e-6)
