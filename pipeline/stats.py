@@ -83,8 +83,8 @@ def cochran(population: int | None, confidence: float = 0.95, margin: float = 0.
 
 
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
-    """Cohen's kappa of two raters over the same items; None with no items,
-    1.0 when both raters use a single identical category throughout."""
+    """Cohen's kappa of two raters over the same items; None with no items or
+    when both raters use one and the same category throughout (undefined)."""
     if len(a) != len(b):
         raise ValueError("both raters must rate the same items")
     n = len(a)
@@ -94,7 +94,7 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
     ca, cb = Counter(a), Counter(b)
     pe = sum(ca[c] * cb[c] for c in ca) / (n * n)
     if pe == 1:
-        return 1.0 if po == 1 else 0.0
+        return None
     return (po - pe) / (1 - pe)
 
 
@@ -120,13 +120,14 @@ def fleiss_kappa(counts: Sequence[Sequence[int]]) -> float | None:
     p_cat = [t / (n_items * m) for t in totals]
     pe = sum(p * p for p in p_cat)
     if pe == 1:
-        return 1.0 if p_bar == 1 else 0.0
+        return None
     return (p_bar - pe) / (1 - pe)
 
 
 def krippendorff_alpha(units: Sequence[Sequence[Hashable]]) -> float | None:
     """Krippendorff's alpha for nominal data; each unit is the list of values
-    its raters gave (any number; units with fewer than two are ignored)."""
+    its raters gave (any number; units with fewer than two are ignored).
+    None when there is nothing to compare or only one category is used."""
     coincid: Counter = Counter()
     for values in units:
         m = len(values)
@@ -145,6 +146,6 @@ def krippendorff_alpha(units: Sequence[Sequence[Hashable]]) -> float | None:
         return None
     observed = sum(v for (c, k), v in coincid.items() if c != k)
     expected = sum(n_c[c] * n_c[k] for c in n_c for k in n_c if c != k)
-    if expected == 0:
-        return 1.0 if observed == 0 else None
+    if expected == 0:  # a single category: no variation, agreement undefined
+        return None
     return 1 - (n - 1) * observed / expected

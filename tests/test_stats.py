@@ -49,7 +49,7 @@ def test_cohen_kappa_2x2():
     assert stats.cohen_kappa(a, b) == pytest.approx(0.4)
     assert stats.percent_agreement(a, b) == pytest.approx(0.7)
     assert stats.cohen_kappa(["y", "n"], ["y", "n"]) == 1.0
-    assert stats.cohen_kappa(["y", "y"], ["y", "y"]) == 1.0
+    assert stats.cohen_kappa(["y", "y"], ["y", "y"]) is None  # no variation: undefined
     assert stats.cohen_kappa([], []) is None
 
 
@@ -73,6 +73,7 @@ def test_krippendorff_alpha_nominal():
     assert stats.krippendorff_alpha([["a", "a"], ["a", "b"], ["b", "b"], ["b", "b"], ["a"]]) == pytest.approx(8 / 15)
     # two raters, no missing: alpha is close to (not equal to) Cohen's kappa
     assert stats.krippendorff_alpha([["x", "x"], ["y", "y"]]) == 1.0
+    assert stats.krippendorff_alpha([["x", "x"], ["x", "x"]]) is None
 
 
 def test_z_for():

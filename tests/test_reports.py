@@ -1,0 +1,220 @@
+"""Reports on the seeded database of tests/seed_reports.py; every expected
+number is worked out by hand from the table in that file's docstring."""
+
+import io
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from pipeline import reports, stats
+from pipeline.reports import categorize
+from pipeline.store import session_scope
+from seed_reports import CRM_CSV, make_db, seed
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    url = make_db(tmp_path_factory.mktemp("reports"))
+    ids = seed(url)
+    from pipeline import outcomes
+
+    mapping = outcomes.ColumnMapping(call="Файл", outcome="Результат", operator="Менеджер", time="Дата", amount="Сумма")
+    with session_scope(url) as s:
+        outcomes.import_outcomes(s, outcomes.read_crm_csv(CRM_CSV, mapping))
+    return url, ids
+
+
+@pytest.fixture(scope="module")
+def data(db):
+    with session_scope(db[0]) as s:
+        return reports.load(s)
+
+
+def row(df, **where):
+    sel = df
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    assert len(sel) == 1, sel
+    return sel.iloc[0]
+
+
+def test_categorize():
+    assert categorize("incorrect", "missing") == "missing"
+    assert categorize("incorrect", "found") == "incorrect"
+    assert categorize("correct", "missing") == "correct"
+    assert categorize("not_in_script", "found") == "not_in_script"
+    assert categorize(None, "missing") == "missing"
+    assert categorize(None, "found") is None
+
+
+def test_steps_rates_with_wilson(data):
+    df = reports.steps_report(data)
+    assert list(df["step_id"]) == ["greet", "needs", "offer", "delivery", "close"]
+    # greet: r1 owner c, r2 c, r3 c, r4 max i (max submitted first), r5 c -> 4 correct, 1 incorrect of 5
+    greet = row(df, step_id="greet")
+    assert (greet.reviewed_calls, greet.correct_n, greet.incorrect_n) == (5, 4, 1)
+    assert greet.correct == pytest.approx(0.8)
+    # Wilson 4/5: centre (0.8 + 0.384146) / 1.768292 = 0.669655,
+    # half 1.959964 * sqrt(0.032 + 0.038415) / 1.768292 = 0.294121 -> 0.375535 .. 0.963776
+    assert greet.correct_low == pytest.approx(0.375535, abs=1e-5)
+    assert greet.correct_high == pytest.approx(0.963776, abs=1e-5)
+    needs = row(df, step_id="needs")
+    assert (needs.correct_n, needs.not_in_script_n, needs.missing_n) == (3, 1, 1)
+    assert needs.missing == pytest.approx(0.2)
+    close = row(df, step_id="close")
+    assert (close.correct_n, close.missing_n) == (4, 1)
+    assert row(df, step_id="delivery").not_in_script == 1.0
+
+
+def test_versions_side_by_side(data):
+    df = reports.versions_report(data)
+    greet = row(df, step_id="greet")
+    assert (greet.v1_calls, greet.v2_calls) == (4, 1)
+    assert greet.v1_correct == pytest.approx(0.75)  # r1 c, r2 c, r3 c, r4 i
+    assert greet.v2_correct == 1.0
+    assert row(df, step_id="close").v1_missing == pytest.approx(0.25)  # r3
+
+
+def test_funnel(data):
+    df = reports.funnel_report(data)
+    # Calls without an order: r2 (no order), r3 (no order) on v1; r5 (cancelled) on v2.
+    v1 = df[df.version == 1].set_index("step_id")
+    # r2: greet c, needs n, offer c, close c -> last reached close; r3: greet only
+    assert v1.loc["greet", "stopped_here"] == 1 and v1.loc["close", "stopped_here"] == 1
+    assert list(v1["reached"]) == [2, 2, 1, 1, 1]  # (none), greet, needs, offer, close
+    assert v1.loc["needs", "reached_share"] == 0.5
+    v2 = df[df.version == 2].set_index("step_id")
+    assert v2.loc["close", "stopped_here"] == 1 and v2["calls"].iloc[0] == 1
+    assert set(df["scope"]) == {"calls without an order"}
+
+
+def test_operator_scorecard(data):
+    df = reports.operators_report(data)
+    anna, boris = row(df, operator="Anna"), row(df, operator="Boris")
+    # Anna: r1 4/4 (owner), r2 3/4, r3 1/4 -> mean 2/3; all 3 calls reviewed -> margin 0
+    assert (anna.calls, anna.reviewed_calls) == (3, 3)
+    assert anna.adherence == pytest.approx(2 / 3)
+    assert anna.margin_of_error == 0.0
+    assert anna.auto_adherence == pytest.approx((1 + 0.75 + 0.25) / 3)
+    # Boris: r4 3/4 (max), r5 4/5 -> 0.775; 2 of 3 calls: 1.959964 * 0.5 / sqrt(2) * sqrt(1/2) = 0.489991
+    assert boris.adherence == pytest.approx(0.775)
+    assert boris.margin_of_error == pytest.approx(0.489991, abs=1e-6)
+    # outcomes: Anna r1 order 1500, r2 r3 no order; Boris r4 order 3000, r5 cancelled
+    assert anna.conversion == pytest.approx(1 / 3) and anna.avg_order_value == 1500
+    assert boris.conversion == pytest.approx(0.5) and boris.avg_order_value == 3000
+
+
+def test_operator_steps_and_trend(data):
+    steps = reports.operator_steps_report(data)
+    g = row(steps, operator="Boris", step_id="greet")
+    assert (g.reviewed_calls, g.correct_n) == (2, 1)
+    trend = reports.operator_trend_report(data)
+    anna = trend[trend.operator == "Anna"].set_index("period")
+    # r1 (Mon 2 Nov) and r2 (3 Nov) in the week of 2026-11-02, r3 (9 Nov) in the next
+    assert anna.loc["2026-11-02", "adherence"] == pytest.approx(0.875)
+    assert anna.loc["2026-11-09", "adherence"] == pytest.approx(0.25)
+
+
+def test_conversation_per_operator(data):
+    df = reports.conversation_report(data)
+    anna, boris = row(df, operator="Anna"), row(df, operator="Boris")
+    assert anna.audio_calls == 1
+    assert anna.talk_listen_ratio == pytest.approx(10 / 9.1)
+    assert anna.interruptions_by_operator == 1
+    assert anna.response_latency_mean == pytest.approx(1.25)
+    # r6 chat: client 0 -> operator 40, client 100 -> operator 130
+    assert boris.chats == 1
+    assert boris.chat_first_response_time == 40 and boris.chat_avg_response_time == 35
+
+
+def test_listener_quality(data):
+    df = reports.listeners_report(data)
+    lena, mx = row(df, listener="lena"), row(df, listener="max")
+    # gold r1: lena c c i c vs owner c c c c: po 3/4, pe = (3*4)/16 = 0.75 -> kappa 0
+    assert (lena.gold_steps, lena.gold_agreement, lena.gold_kappa) == (4, 0.75, 0.0)
+    assert lena.gold_reviews == 1
+    # peers on r4: lena c c c i, max i c c c: po 1/2, pe = (3*3 + 1*1)/16 = 0.625 -> kappa -1/3
+    assert lena.peer_steps == 4 and lena.peer_agreement == 0.5
+    assert lena.peer_kappa == pytest.approx(-1 / 3)
+    assert mx.peer_kappa == pytest.approx(-1 / 3)
+    assert mx.gold_steps == 0 and pd.isna(mx.gold_kappa)
+    # aligner: lena disagrees once (r2 close correct, aligner missing) of 15 comparable steps
+    assert lena.pipeline_steps == 15 and lena.pipeline_agreement == pytest.approx(14 / 15)
+    assert mx.pipeline_agreement == 1.0
+    # pay: lena 4 reviews x 10, max 2 x 12
+    assert (lena.reviews, lena.pay, mx.reviews, mx.pay) == (4, 40.0, 2, 24.0)
+
+
+def test_agreement_overall_and_per_step(data):
+    overall = reports.overall_agreement(data)
+    # units on r4: (i,c) (c,c) (c,c) (c,i): o_ci = o_ic = 2, n_c = 6, n_i = 2, n = 8
+    # alpha = 1 - 7 * 4 / (2 * 6 * 2) = -1/6; Fleiss: P_bar 0.5, Pe 0.625 -> -1/3
+    assert overall.units == 4
+    assert overall.percent == 0.5
+    assert overall.alpha == pytest.approx(-1 / 6)
+    assert overall.fleiss == pytest.approx(-1 / 3)
+    df = reports.agreement_report(data)
+    assert row(df, step_id="needs").percent == 1.0
+    assert row(df, step_id="greet").percent == 0.0
+    assert pd.isna(row(df, step_id="needs").alpha)  # one category only: alpha undefined
+
+
+def test_disagreements_and_throughput(data):
+    dis = reports.disagreements_report(data)
+    # r1 offer (lena i vs owner c), r4 greet and close (lena vs max)
+    assert sorted(zip(dis["file"], dis["step_id"])) == [("call_001.mp3", "offer"), ("call_004.mp3", "close"),
+                                                        ("call_004.mp3", "greet")]
+    assert row(dis, file="call_001.mp3").gold == "correct"
+    tp = reports.throughput_report(data)
+    assert [tuple(r) for r in tp[["listener", "period", "reviews", "pay"]].itertuples(index=False)] == [
+        ("lena", "2026-11-02", 2, 20.0), ("lena", "2026-11-09", 2, 20.0), ("max", "2026-11-09", 2, 24.0)]
+
+
+def test_outcomes_by_step(data):
+    df = reports.outcomes_report(data)
+    # needs: done r1 r4 r5 (2 orders), not done r3 (missing), r2 not in script -> left out
+    needs = row(df, step_id="needs")
+    assert (needs.done_calls, needs.done_orders, needs.not_done_calls, needs.not_done_orders) == (3, 2, 1, 0)
+    assert needs.done_conversion == pytest.approx(2 / 3)
+    assert needs.done_aov == 2250
+    assert needs.not_done_conversion == 0.0
+    assert needs.conversion_lift == pytest.approx(2 / 3)
+    w = stats.wilson(2, 3)
+    assert (needs.done_conversion_low, needs.done_conversion_high) == (pytest.approx(w.low), pytest.approx(w.high))
+    greet = row(df, step_id="greet")
+    assert (greet.done_calls, greet.not_done_calls, greet.done_conversion) == (5, 0, 0.4)
+    assert pd.isna(greet.not_done_conversion)  # n = 0
+
+
+def test_sample_size_table():
+    df = reports.sample_size_report(1000)
+    assert row(df, confidence=0.95, margin=0.05).sample_size == 278
+
+
+@pytest.mark.parametrize("fmt", reports.FORMATS)
+def test_export_formats(data, fmt):
+    table = reports.steps_report(data)
+    blob = reports.export(table, fmt, "steps")
+    if fmt == "csv":
+        text = blob.decode("utf-8-sig")
+        assert text.splitlines()[0].startswith("checklist,step_id,step,reviewed_calls")
+        assert "Greeting" in text
+    elif fmt == "xlsx":
+        ws = openpyxl.load_workbook(io.BytesIO(blob)).active
+        assert ws["B1"].value == "step_id" and ws["B2"].value == "greet"
+    else:
+        assert b"<table" in blob and b"Greeting" in blob
+    with pytest.raises(reports.ReportError):
+        reports.export(table, "pdf")
+
+
+def test_every_report_builds(db):
+    with session_scope(db[0]) as s:
+        data = reports.load(s)
+        for kind in reports.REPORTS:
+            if kind == "situations":
+                continue  # needs the sentence models; tests/test_situations.py covers it
+            df = reports.build(kind, s, data)
+            assert len(df.columns) > 2, kind
+            reports.export(df, "xlsx", kind)
