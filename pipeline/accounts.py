@@ -1,0 +1,149 @@
+"""Accounts: owners and listeners, argon2 password hashes, signed login cookies.
+
+Used by ``callreview users ...``, the owner's users page and the login page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pipeline import signing
+from pipeline.errors import CallreviewError
+from pipeline.store import User
+
+OWNER, LISTENER = "owner", "listener"
+ROLES = (OWNER, LISTENER)
+
+_hasher = PasswordHasher()
+
+
+class AccountError(CallreviewError):
+    """A user cannot be created or changed (duplicate name, bad role, short password)."""
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """What a page needs to know about who is logged in."""
+
+    id: int
+    name: str
+    role: str
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == OWNER
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _check(name: str, role: str, password: str) -> str:
+    name = name.strip()
+    if not name:
+        raise AccountError("The user name is empty.")
+    if role not in ROLES:
+        raise AccountError(f"Unknown role {role!r}: use one of {', '.join(ROLES)}.")
+    if len(password) < 6:
+        raise AccountError(f"The password for {name!r} is too short: use at least 6 characters.")
+    return name
+
+
+def add_user(session: Session, name: str, role: str, password: str, rate: float = 0.0) -> User:
+    """Create a user; ``AccountError`` if the name is taken."""
+    name = _check(name, role, password)
+    if session.scalar(select(User.id).where(func.lower(User.name) == name.lower())) is not None:
+        raise AccountError(f"A user named {name!r} already exists.")
+    user = User(name=name, role=role, password_hash=hash_password(password), rate=rate)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise AccountError(f"A user named {name!r} already exists.") from exc
+    return user
+
+
+def list_users(session: Session, role: str | None = None) -> list[User]:
+    stmt = select(User).order_by(User.role, User.name)
+    if role:
+        stmt = stmt.where(User.role == role)
+    return list(session.scalars(stmt))
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.scalar(select(User).where(func.lower(User.name) == name.strip().lower()))
+    if user is None:
+        raise AccountError(f"No user named {name!r}.")
+    return user
+
+
+def set_password(session: Session, user_id: int, password: str) -> None:
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountError(f"No user with id {user_id}.")
+    _check(user.name, user.role, password)
+    user.password_hash = hash_password(password)  # also invalidates the user's login cookies
+
+
+def set_active(session: Session, user_id: int, active: bool) -> None:
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountError(f"No user with id {user_id}.")
+    user.active = active
+
+
+def authenticate(session: Session, name: str, password: str) -> CurrentUser | None:
+    """The user if the name and password match an active account, else None."""
+    user = session.scalar(select(User).where(func.lower(User.name) == name.strip().lower()))
+    if user is None or not user.active:
+        # Spend the same time as a real check so names cannot be probed by timing.
+        verify_password(_DUMMY_HASH, password)
+        return None
+    if not verify_password(user.password_hash, password):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return CurrentUser(user.id, user.name, user.role)
+
+
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+def _fingerprint(user: User) -> str:
+    # Changing the password changes the hash, so old cookies stop working.
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def session_token(session: Session, user_id: int, secret: bytes, ttl_s: float = signing.SESSION_TTL_S) -> str:
+    """A signed login-cookie value for this user."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountError(f"No user with id {user_id}.")
+    return signing.sign(signing.SESSION, [user.id, _fingerprint(user)], secret, ttl_s)
+
+
+def user_from_token(session: Session, token: str, secret: bytes) -> CurrentUser | None:
+    """The user a login cookie belongs to, or None if it is invalid, expired,
+    the account is disabled or the password changed since."""
+    try:
+        user_id, fingerprint = signing.verify(token, signing.SESSION, secret)
+    except (signing.SignatureError, ValueError, TypeError):
+        return None
+    user = session.get(User, int(user_id))
+    if user is None or not user.active or _fingerprint(user) != fingerprint:
+        return None
+    return CurrentUser(user.id, user.name, user.role)

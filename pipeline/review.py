@@ -1,0 +1,655 @@
+"""Blind review: listener queues, drafts, marks, submit-and-lock, assignment and
+progress. The review app, the CLI and the tests all call these functions.
+
+Read functions take a ``Session``. Write functions take one too; open it with
+``write_session(url)`` so that on SQLite the write lock is taken up front
+(``BEGIN IMMEDIATE``) and concurrent writers queue on the busy timeout instead
+of failing with "database is locked" when their read snapshot goes stale.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline.errors import CallreviewError
+from pipeline.masking import Masker
+from pipeline.store import (
+    ALIGNED,
+    AlignmentRow,
+    Assignment,
+    ChecklistVersion,
+    OffScriptMoment,
+    Recording,
+    Review,
+    StepMark,
+    User,
+    UtteranceRow,
+    get_engine,
+    utcnow,
+)
+
+# Marks a listener can give a step.
+CORRECT, INCORRECT, NOT_IN_SCRIPT = "correct", "incorrect", "not_in_script"
+MARKS = (CORRECT, INCORRECT, NOT_IN_SCRIPT)
+# Assignment.status values, in order.
+A_NEW, A_IN_PROGRESS, A_SUBMITTED = "new", "in_progress", "submitted"
+DRAFT, SUBMITTED = "draft", "submitted"
+
+
+class ReviewError(CallreviewError):
+    """A review action cannot be done; the message says why."""
+
+
+class NotYourCall(ReviewError):
+    """The call is not in this listener's queue."""
+
+
+class ReviewLocked(ReviewError):
+    """The review was submitted and can no longer change."""
+
+
+class IncompleteReview(ReviewError):
+    """Submit was refused: some steps have no mark."""
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__("Not every step is marked: " + ", ".join(missing))
+
+
+@contextmanager
+def write_session(url: str) -> Iterator[Session]:
+    """A transaction for writes: commit on success, roll back on error."""
+    engine = get_engine(url)
+    session = sessionmaker(engine, expire_on_commit=False)()
+    try:
+        if engine.dialect.name == "sqlite":
+            session.execute(text("BEGIN IMMEDIATE"))
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _insert(session: Session):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+# --- what a listener sees ----------------------------------------------------
+
+
+@dataclass
+class QueueItem:
+    """One call in a listener's queue. Deliberately no recording id, file or operator."""
+
+    assignment_id: int
+    number: int  # 1-based position in due order, what the listener calls "звонок №"
+    status: str
+    duration: float | None
+    assigned_at: dt.datetime
+    submitted_at: dt.datetime | None = None
+    marked: int = 0
+    steps: int = 0
+
+
+def listener_queue(session: Session, listener_id: int) -> list[QueueItem]:
+    """The listener's assigned calls in due order: unfinished first, then submitted."""
+    rows = session.execute(
+        select(Assignment, Recording.duration, Review)
+        .join(Recording, Recording.id == Assignment.recording_id)
+        .outerjoin(Review, Review.assignment_id == Assignment.id)
+        .where(Assignment.listener_id == listener_id)
+        .order_by(Assignment.position, Assignment.id)
+    ).all()
+    marked = dict(
+        session.execute(
+            select(StepMark.review_id, func.count())
+            .join(Review, Review.id == StepMark.review_id)
+            .join(Assignment, Assignment.id == Review.assignment_id)
+            .where(Assignment.listener_id == listener_id, StepMark.mark.is_not(None))
+            .group_by(StepMark.review_id)
+        ).all()
+    )
+    items = []
+    for number, (a, duration, review) in enumerate(rows, start=1):
+        items.append(
+            QueueItem(
+                assignment_id=a.id,
+                number=number,
+                status=a.status,
+                duration=duration,
+                assigned_at=a.assigned_at,
+                submitted_at=review.submitted_at if review else None,
+                marked=marked.get(review.id, 0) if review else 0,
+            )
+        )
+    order = {A_IN_PROGRESS: 0, A_NEW: 1, A_SUBMITTED: 2}
+    return sorted(items, key=lambda i: (order.get(i.status, 3), i.number))
+
+
+@dataclass
+class Suggestion:
+    status: str  # the aligner's word: found, missing, ...
+    start: float | None
+    end: float | None
+    quote: str
+    confidence: float | None
+
+    @property
+    def found(self) -> bool:
+        return self.start is not None and self.status not in ("missing", "not_found")
+
+
+@dataclass
+class StepView:
+    id: str
+    title: str
+    description: str
+    examples: list[str]
+    required: bool
+    suggestion: Suggestion | None
+    mark: str | None = None
+    comment: str = ""
+
+
+@dataclass
+class UtteranceView:
+    idx: int
+    speaker: str  # operator | client | unknown
+    start: float
+    end: float
+    text: str  # masked
+
+
+@dataclass
+class MomentView:
+    id: int
+    utterance_idx: int | None
+    time: float
+    text: str  # masked
+    description: str
+
+
+@dataclass
+class OffScriptSuggestion:
+    utterance_idx: int | None
+    start: float
+    end: float
+    text: str  # masked
+    confirmed_id: int | None = None  # the OffScriptMoment confirming it, if any
+    description: str = ""
+
+
+@dataclass
+class CallView:
+    """Everything the call page shows, already masked for blind review."""
+
+    assignment_id: int
+    review_id: int
+    number: int
+    status: str  # draft | submitted
+    duration: float | None
+    has_audio: bool
+    utterances: list[UtteranceView]
+    steps: list[StepView]
+    off_script: list[OffScriptSuggestion]
+    moments: list[MomentView]  # listener-added moments (not tied to a suggestion)
+    urgent: bool = False
+    urgent_reason: str = ""
+    checklist_title: str = ""
+
+    @property
+    def locked(self) -> bool:
+        return self.status == SUBMITTED
+
+    @property
+    def unmarked(self) -> list[StepView]:
+        return [s for s in self.steps if s.mark is None]
+
+
+def _assignment_for(session: Session, listener_id: int, assignment_id: int) -> Assignment:
+    a = session.get(Assignment, assignment_id)
+    if a is None or a.listener_id != listener_id:
+        raise NotYourCall(f"Call {assignment_id} is not in your queue.")
+    return a
+
+
+def _latest_alignment(session: Session, recording_id: int) -> AlignmentRow | None:
+    return session.scalar(
+        select(AlignmentRow).where(AlignmentRow.recording_id == recording_id).order_by(AlignmentRow.id.desc()).limit(1)
+    )
+
+
+def ensure_review(session: Session, listener_id: int, assignment_id: int) -> Review:
+    """The assignment's review, creating the draft if needed (safe against a double click)."""
+    a = _assignment_for(session, listener_id, assignment_id)
+    review = session.scalar(select(Review).where(Review.assignment_id == a.id))
+    if review is not None:
+        return review
+    alignment = _latest_alignment(session, a.recording_id)
+    now = utcnow()
+    insert = _insert(session)
+    session.execute(
+        insert(Review)
+        .values(assignment_id=a.id, alignment_id=alignment.id if alignment else None, status=DRAFT,
+                urgent=False, started_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["assignment_id"])
+    )
+    if a.status == A_NEW:
+        a.status = A_IN_PROGRESS
+    session.flush()
+    return session.scalar(select(Review).where(Review.assignment_id == a.id))
+
+
+def open_call(session: Session, listener_id: int, assignment_id: int) -> CallView:
+    """The masked call page for one of the listener's calls (draft created on first open)."""
+    a = _assignment_for(session, listener_id, assignment_id)
+    review = ensure_review(session, listener_id, assignment_id)
+    rec = session.get(Recording, a.recording_id)
+    alignment = session.get(AlignmentRow, review.alignment_id) if review.alignment_id else None
+    checklist: dict[str, Any] = {}
+    if alignment is not None:
+        checklist = session.get(ChecklistVersion, alignment.checklist_version_id).content
+    result = alignment.result if alignment else {}
+
+    utt_rows = list(session.scalars(select(UtteranceRow).where(UtteranceRow.recording_id == rec.id).order_by(UtteranceRow.idx)))
+    mask = Masker([u.text for u in utt_rows if u.speaker == "operator"], rec.operator)
+    utterances = [UtteranceView(u.idx, u.speaker, u.start, u.end, mask(u.text)) for u in utt_rows]
+    by_idx = {u.idx: u for u in utterances}
+
+    suggestions = {s.get("id"): s for s in result.get("steps", [])}
+    marks = {m.step_id: m for m in session.scalars(select(StepMark).where(StepMark.review_id == review.id))}
+    steps = []
+    for step in checklist.get("steps", []):
+        sug = suggestions.get(step["id"])
+        suggestion = None
+        if sug is not None:
+            idxs = sug.get("utterances") or []
+            quote = " ".join(by_idx[i].text for i in idxs if i in by_idx)
+            suggestion = Suggestion(
+                status=str(sug.get("status", "")),
+                start=sug.get("start"),
+                end=sug.get("end"),
+                quote=quote,
+                confidence=sug.get("confidence"),
+            )
+        mark = marks.get(step["id"])
+        steps.append(
+            StepView(
+                id=step["id"],
+                title=step.get("title", step["id"]),
+                # Script examples may hold a name that happens to be the operator's.
+                description=mask(step.get("description", "")),
+                examples=[mask(e) for e in step.get("examples", [])],
+                required=bool(step.get("required", True)),
+                suggestion=suggestion,
+                mark=mark.mark if mark else None,
+                comment=mark.comment if mark else "",
+            )
+        )
+
+    moments = list(session.scalars(select(OffScriptMoment).where(OffScriptMoment.review_id == review.id).order_by(OffScriptMoment.time)))
+    confirmed = {m.utterance_idx: m for m in moments if m.utterance_idx is not None}
+    off_script = []
+    for item in result.get("off_script", []):
+        idx = item.get("utterance")
+        m = confirmed.get(idx)
+        text_ = by_idx[idx].text if idx in by_idx else Masker([], rec.operator)(item.get("text", ""))
+        off_script.append(
+            OffScriptSuggestion(idx, float(item.get("start", 0.0)), float(item.get("end", 0.0)), text_,
+                                m.id if m else None, m.description if m else "")
+        )
+    suggested = {o.utterance_idx for o in off_script}
+    added = [
+        MomentView(m.id, m.utterance_idx, m.time, mask(m.text), m.description)
+        for m in moments
+        if m.utterance_idx is None or m.utterance_idx not in suggested
+    ]
+    number = session.scalar(
+        select(func.count()).select_from(Assignment).where(
+            Assignment.listener_id == listener_id,
+            (Assignment.position < a.position) | ((Assignment.position == a.position) & (Assignment.id <= a.id)),
+        )
+    )
+    return CallView(
+        assignment_id=a.id,
+        review_id=review.id,
+        number=number or 1,
+        status=review.status,
+        duration=rec.duration,
+        has_audio=bool(rec.listen_path),
+        utterances=utterances,
+        steps=steps,
+        off_script=off_script,
+        moments=added,
+        urgent=review.urgent,
+        urgent_reason=review.urgent_reason or "",
+        checklist_title=checklist.get("title", ""),
+    )
+
+
+def _draft_for_update(session: Session, listener_id: int, assignment_id: int) -> Review:
+    review = ensure_review(session, listener_id, assignment_id)
+    # Row lock on PostgreSQL so a mark cannot slip in after a concurrent submit;
+    # SQLite already holds the database write lock (write_session).
+    review = session.scalar(select(Review).where(Review.id == review.id).with_for_update().execution_options(populate_existing=True))
+    if review.status == SUBMITTED:
+        raise ReviewLocked("This review was submitted and can no longer be changed.")
+    return review
+
+
+def save_mark(session: Session, listener_id: int, assignment_id: int, step_id: str,
+              mark: str | None, comment: str | None = None) -> None:
+    """Set (or clear, with ``mark=None``) a step's mark; ``comment=None`` keeps the comment."""
+    if mark is not None and mark not in MARKS:
+        raise ReviewError(f"Unknown mark {mark!r}: use one of {', '.join(MARKS)}.")
+    review = _draft_for_update(session, listener_id, assignment_id)
+    insert = _insert(session)
+    values: dict[str, Any] = {"review_id": review.id, "step_id": step_id, "mark": mark, "comment": comment or ""}
+    update_set: dict[str, Any] = {"mark": mark}
+    if comment is not None:
+        update_set["comment"] = comment
+    session.execute(insert(StepMark).values(**values).on_conflict_do_update(index_elements=["review_id", "step_id"], set_=update_set))
+    review.updated_at = utcnow()
+
+
+def save_comment(session: Session, listener_id: int, assignment_id: int, step_id: str, comment: str) -> None:
+    """Set a step's comment without touching its mark."""
+    review = _draft_for_update(session, listener_id, assignment_id)
+    insert = _insert(session)
+    session.execute(
+        insert(StepMark).values(review_id=review.id, step_id=step_id, mark=None, comment=comment)
+        .on_conflict_do_update(index_elements=["review_id", "step_id"], set_={"comment": comment})
+    )
+    review.updated_at = utcnow()
+
+
+def confirm_off_script(session: Session, listener_id: int, assignment_id: int, utterance_idx: int,
+                       confirmed: bool, description: str = "") -> None:
+    """Confirm (or withdraw) that a suggested off-script utterance is a situation the script does not cover."""
+    review = _draft_for_update(session, listener_id, assignment_id)
+    existing = session.scalar(select(OffScriptMoment).where(OffScriptMoment.review_id == review.id,
+                                                           OffScriptMoment.utterance_idx == utterance_idx))
+    if not confirmed:
+        if existing is not None:
+            session.delete(existing)
+        return
+    if existing is not None:
+        existing.description = description
+        return
+    a = session.get(Assignment, assignment_id)
+    utt = session.scalar(select(UtteranceRow).where(UtteranceRow.recording_id == a.recording_id, UtteranceRow.idx == utterance_idx))
+    session.add(OffScriptMoment(review_id=review.id, utterance_idx=utterance_idx,
+                                time=utt.start if utt else 0.0, text=utt.text if utt else "", description=description))
+
+
+def add_moment(session: Session, listener_id: int, assignment_id: int, time: float, description: str) -> int:
+    """A listener-found situation the script does not cover, at ``time`` seconds; returns its id."""
+    review = _draft_for_update(session, listener_id, assignment_id)
+    a = session.get(Assignment, assignment_id)
+    # Attach the utterance playing at that time, so reports can quote it.
+    utt = session.scalar(
+        select(UtteranceRow).where(UtteranceRow.recording_id == a.recording_id, UtteranceRow.start <= time)
+        .order_by(UtteranceRow.start.desc()).limit(1)
+    )
+    moment = OffScriptMoment(review_id=review.id, utterance_idx=None, time=max(0.0, float(time)),
+                             text=utt.text if utt is not None and utt.end >= time - 5 else "", description=description)
+    session.add(moment)
+    session.flush()
+    return moment.id
+
+
+def remove_moment(session: Session, listener_id: int, assignment_id: int, moment_id: int) -> None:
+    review = _draft_for_update(session, listener_id, assignment_id)
+    moment = session.get(OffScriptMoment, moment_id)
+    if moment is not None and moment.review_id == review.id:
+        session.delete(moment)
+
+
+def set_urgent(session: Session, listener_id: int, assignment_id: int, urgent: bool, reason: str = "") -> None:
+    """Flag "urgent: save this deal"; the owner sees it at once, before the review is submitted."""
+    review = _draft_for_update(session, listener_id, assignment_id)
+    if urgent and not review.urgent:
+        review.urgent_at = utcnow()
+        review.urgent_handled_at = None
+    review.urgent = urgent
+    review.urgent_reason = reason if urgent else None
+    if not urgent:
+        review.urgent_at = None
+
+
+def submit_review(session: Session, listener_id: int, assignment_id: int) -> Review:
+    """Validate that every step is marked, then lock the review.
+
+    Idempotent: a second submit (double click, two tabs) returns the same review.
+    """
+    a = _assignment_for(session, listener_id, assignment_id)
+    review = ensure_review(session, listener_id, assignment_id)
+    review = session.scalar(select(Review).where(Review.id == review.id).with_for_update().execution_options(populate_existing=True))
+    if review.status == SUBMITTED:
+        return review
+    view = open_call(session, listener_id, assignment_id)
+    missing = [s.title for s in view.unmarked]
+    if missing:
+        raise IncompleteReview(missing)
+    now = utcnow()
+    done = session.execute(
+        update(Review).where(Review.id == review.id, Review.status == DRAFT)
+        .values(status=SUBMITTED, submitted_at=now, updated_at=now)
+    ).rowcount
+    if done:
+        a.status = A_SUBMITTED
+    session.flush()
+    session.refresh(review)
+    return review
+
+
+# --- owner: assignment ----------------------------------------------------------
+
+
+@dataclass
+class AssignResult:
+    created: int
+    skipped: int  # already in that listener's queue
+    per_listener: dict[str, int] = field(default_factory=dict)
+
+
+def reviewable_recordings(session: Session, unassigned_only: bool = False) -> list[Recording]:
+    """Aligned recordings, optionally only those in nobody's queue yet."""
+    stmt = select(Recording).where(Recording.status == ALIGNED).order_by(Recording.id)
+    if unassigned_only:
+        stmt = stmt.where(~select(Assignment.id).where(Assignment.recording_id == Recording.id).exists())
+    return list(session.scalars(stmt))
+
+
+def assign(session: Session, recording_ids: Sequence[int], listener_ids: Sequence[int], gold: bool = False) -> AssignResult:
+    """Put recordings into listeners' queues, dealt round-robin, appended in due order.
+
+    With one listener every recording goes to them; a recording already in a
+    listener's queue is skipped."""
+    listeners = {u.id: u for u in session.scalars(select(User).where(User.id.in_(listener_ids)))}
+    for lid in listener_ids:
+        user = listeners.get(lid)
+        if user is None or user.role != "listener":
+            raise ReviewError(f"User {lid} is not a listener.")
+    if not listener_ids:
+        raise ReviewError("Choose at least one listener.")
+    next_pos = {
+        lid: (session.scalar(select(func.max(Assignment.position)).where(Assignment.listener_id == lid)) or 0) + 1
+        for lid in listener_ids
+    }
+    insert = _insert(session)
+    result = AssignResult(0, 0, defaultdict(int))
+    for i, rid in enumerate(recording_ids):
+        lid = listener_ids[i % len(listener_ids)]
+        done = session.execute(
+            insert(Assignment)
+            .values(recording_id=rid, listener_id=lid, position=next_pos[lid], is_gold=gold, status=A_NEW, assigned_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["recording_id", "listener_id"])
+            .returning(Assignment.id)
+        ).scalar()
+        if done is not None:
+            next_pos[lid] += 1
+            result.created += 1
+            result.per_listener[listeners[lid].name] += 1
+        else:
+            result.skipped += 1
+    result.per_listener = dict(result.per_listener)
+    return result
+
+
+def sample_recordings(session: Session, n: int, stratify: bool = False, seed: int | None = None,
+                      unassigned_only: bool = True) -> list[int]:
+    """``n`` reviewable recordings at random; ``stratify`` spreads them across operators
+    in proportion to each operator's calls (every operator gets at least one while n allows)."""
+    pool = reviewable_recordings(session, unassigned_only=unassigned_only)
+    rng = random.Random(seed)
+    if n >= len(pool):
+        ids = [r.id for r in pool]
+        rng.shuffle(ids)
+        return ids
+    if not stratify:
+        return [r.id for r in rng.sample(pool, n)]
+    groups: dict[str, list[int]] = defaultdict(list)
+    for r in pool:
+        groups[r.operator or ""].append(r.id)
+    for ids in groups.values():
+        rng.shuffle(ids)
+    # Largest-remainder allocation with a floor of one per operator.
+    keys = sorted(groups)
+    if n < len(keys):
+        return [groups[k][0] for k in rng.sample(keys, n)]
+    # One per operator, the rest by largest remainder in proportion to what is left.
+    quota = {k: 1 for k in keys}
+    left = n - len(keys)
+    spare = {k: len(groups[k]) - 1 for k in keys}
+    total_spare = sum(spare.values())
+    if left > 0 and total_spare > 0:
+        shares = {k: left * spare[k] / total_spare for k in keys}
+        for k in keys:
+            quota[k] += int(shares[k])
+        by_remainder = sorted(keys, key=lambda k: shares[k] - int(shares[k]), reverse=True)
+        while sum(quota.values()) < n:
+            for k in by_remainder:
+                if sum(quota.values()) < n and quota[k] < len(groups[k]):
+                    quota[k] += 1
+    chosen = [rid for k in keys for rid in groups[k][: quota[k]]]
+    rng.shuffle(chosen)
+    return chosen
+
+
+# --- owner: progress and urgent flags ----------------------------------------------
+
+
+@dataclass
+class ListenerProgress:
+    listener_id: int
+    name: str
+    active: bool
+    assigned: int
+    new: int
+    in_progress: int
+    submitted: int
+    urgent_open: int
+    last_submitted_at: dt.datetime | None
+    rate: float
+
+    @property
+    def earned(self) -> float:
+        return self.submitted * self.rate
+
+
+def listener_progress(session: Session) -> list[ListenerProgress]:
+    """Per listener: queue size by status, open urgent flags, last submit, pay so far."""
+    listeners = list(session.scalars(select(User).where(User.role == "listener").order_by(User.name)))
+    counts: dict[tuple[int, str], int] = {
+        (lid, status): n
+        for lid, status, n in session.execute(
+            select(Assignment.listener_id, Assignment.status, func.count()).group_by(Assignment.listener_id, Assignment.status)
+        ).all()
+    }
+    last = dict(
+        session.execute(
+            select(Assignment.listener_id, func.max(Review.submitted_at))
+            .join(Review, Review.assignment_id == Assignment.id).group_by(Assignment.listener_id)
+        ).all()
+    )
+    urgent = dict(
+        session.execute(
+            select(Assignment.listener_id, func.count())
+            .join(Review, Review.assignment_id == Assignment.id)
+            .where(Review.urgent.is_(True), Review.urgent_handled_at.is_(None))
+            .group_by(Assignment.listener_id)
+        ).all()
+    )
+    out = []
+    for u in listeners:
+        new, prog, sub = (counts.get((u.id, s), 0) for s in (A_NEW, A_IN_PROGRESS, A_SUBMITTED))
+        out.append(ListenerProgress(u.id, u.name, u.active, new + prog + sub, new, prog, sub, urgent.get(u.id, 0), last.get(u.id), u.rate))
+    return out
+
+
+@dataclass
+class UrgentFlag:
+    review_id: int
+    recording_id: int
+    original_name: str
+    operator: str | None
+    listener: str
+    reason: str
+    flagged_at: dt.datetime | None
+    handled_at: dt.datetime | None
+    review_status: str
+
+
+def urgent_flags(session: Session, include_handled: bool = False) -> list[UrgentFlag]:
+    """Calls a listener flagged "urgent: save this deal", newest first (owner only: names files and operators)."""
+    stmt = (
+        select(Review, Assignment, Recording, User)
+        .join(Assignment, Assignment.id == Review.assignment_id)
+        .join(Recording, Recording.id == Assignment.recording_id)
+        .join(User, User.id == Assignment.listener_id)
+        .where(Review.urgent.is_(True))
+        .order_by(Review.urgent_at.desc())
+    )
+    if not include_handled:
+        stmt = stmt.where(Review.urgent_handled_at.is_(None))
+    return [
+        UrgentFlag(r.id, rec.id, rec.original_name, rec.operator, u.name, r.urgent_reason or "", r.urgent_at,
+                   r.urgent_handled_at, r.status)
+        for r, _a, rec, u in session.execute(stmt).all()
+    ]
+
+
+def count_open_urgent(session: Session) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Review).where(Review.urgent.is_(True), Review.urgent_handled_at.is_(None))
+    ) or 0
+
+
+def mark_urgent_handled(session: Session, review_id: int) -> None:
+    review = session.get(Review, review_id)
+    if review is None:
+        raise ReviewError(f"No review {review_id}.")
+    review.urgent_handled_at = utcnow()
+
+
+def listen_path_for(session: Session, assignment_id: int) -> str | None:
+    """The listening copy behind an assignment (used by the signed audio route)."""
+    return session.scalar(
+        select(Recording.listen_path).join(Assignment, Assignment.recording_id == Recording.id).where(Assignment.id == assignment_id)
+    )

@@ -1,0 +1,33 @@
+"""Owner: how far each listener is through their queue."""
+
+import streamlit as st
+
+from pipeline import review
+from pipeline.store import session_scope
+from review_app.session import db_url, require_role
+
+require_role("owner")
+st.title("Прогресс слушателей")
+
+with session_scope(db_url()) as s:
+    rows = review.listener_progress(s)
+if not rows:
+    st.info("Слушателей пока нет: добавьте их на странице «Пользователи».")
+    st.stop()
+st.dataframe(
+    [
+        {
+            "Слушатель": r.name + ("" if r.active else " (отключён)"),
+            "Назначено": r.assigned,
+            "Новые": r.new,
+            "В работе": r.in_progress,
+            "Отправлено": r.submitted,
+            "Готово, %": round(100 * r.submitted / r.assigned) if r.assigned else 0,
+            "Срочных открыто": r.urgent_open,
+            "Последняя отправка": r.last_submitted_at.strftime("%d.%m.%Y %H:%M") if r.last_submitted_at else "—",
+            "К оплате": r.earned,
+        }
+        for r in rows
+    ],
+    hide_index=True,
+)

@@ -1,0 +1,29 @@
+"""Owner: deals a listener flagged "urgent: save this deal", shown as soon as flagged."""
+
+import streamlit as st
+
+from pipeline import review
+from pipeline.review import write_session
+from pipeline.store import session_scope
+from review_app.session import db_url, require_role
+
+require_role("owner")
+st.title("Срочные сделки")
+
+show_all = st.toggle("Показать и обработанные", key="urgent_all")
+with session_scope(db_url()) as s:
+    flags = review.urgent_flags(s, include_handled=show_all)
+if not flags:
+    st.success("Срочных отметок нет.")
+for f in flags:
+    with st.container(border=True):
+        when = f.flagged_at.strftime("%d.%m.%Y %H:%M") if f.flagged_at else ""
+        st.markdown(f"**{f.original_name}** · оператор: {f.operator or '—'} · отметил(а): {f.listener} · {when}")
+        st.markdown(f"Причина: {f.reason or '_не указана_'}")
+        st.caption("отзыв отправлен" if f.review_status == "submitted" else "отзыв ещё в работе")
+        if f.handled_at:
+            st.caption(f"Обработано {f.handled_at.strftime('%d.%m.%Y %H:%M')}")
+        elif st.button("Обработано", key=f"handled_{f.review_id}"):
+            with write_session(db_url()) as s:
+                review.mark_urgent_handled(s, f.review_id)
+            st.rerun()

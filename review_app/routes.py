@@ -1,0 +1,73 @@
+"""HTTP routes mounted beside Streamlit (``st.App(routes=...)``): the signed
+audio URL and the login cookie. Plain Starlette, no Streamlit session needed."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from pipeline import accounts, review, signing
+from pipeline.config import Settings
+from pipeline.store import session_scope
+
+log = logging.getLogger(__name__)
+
+COOKIE = "callreview_session"
+_MEDIA_TYPES = {".ogg": "audio/ogg", ".opus": "audio/ogg", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".m4a": "audio/mp4"}
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+async def audio(request: Request) -> Response:
+    """The listening copy behind a signed, unexpired token, with Range support
+    so the browser seeks ("play from here") without downloading the whole call."""
+    settings = _settings()
+    try:
+        assignment_id = int(signing.verify(request.path_params["token"], signing.AUDIO, signing.load_secret(settings)))
+    except (signing.SignatureError, ValueError, TypeError):
+        return PlainTextResponse("This audio link is invalid or has expired; reload the call page.", status_code=403)
+    with session_scope(settings.db_url) as session:
+        path = review.listen_path_for(session, assignment_id)
+    if not path or not Path(path).is_file():
+        return PlainTextResponse("No listening copy for this call.", status_code=404)
+    # No filename in the response: listeners must not learn the source file name.
+    return FileResponse(
+        path,
+        media_type=_MEDIA_TYPES.get(Path(path).suffix.lower(), "application/octet-stream"),
+        headers={"Cache-Control": "private, max-age=3600"},
+        content_disposition_type="inline",
+    )
+
+
+async def set_session(request: Request) -> Response:
+    """Turn a freshly issued login token (POSTed by the login page) into an
+    HttpOnly cookie, so a page reload keeps the user logged in."""
+    token = (await request.body()).decode("ascii", "replace").strip()
+    settings = _settings()
+    with session_scope(settings.db_url) as session:
+        user = accounts.user_from_token(session, token, signing.load_secret(settings))
+    if user is None:
+        return PlainTextResponse("invalid login token", status_code=403)
+    response = PlainTextResponse("ok")
+    response.set_cookie(COOKIE, token, max_age=int(signing.SESSION_TTL_S), httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+    return response
+
+
+async def clear_session(request: Request) -> Response:
+    response = PlainTextResponse("ok")
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+ROUTES = [
+    Route("/api/audio/{token}", audio, methods=["GET", "HEAD"]),
+    Route("/api/session", set_session, methods=["POST"]),
+    Route("/api/logout", clear_session, methods=["POST"]),
+]

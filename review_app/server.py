@@ -1,0 +1,13 @@
+"""ASGI entry: the Streamlit review app plus its signed-audio and cookie routes.
+
+Run with ``callreview serve`` (or ``streamlit run review_app/server.py``).
+"""
+
+import streamlit as st
+
+from review_app.routes import ROUTES
+
+app = st.App("app.py", routes=ROUTES)
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,142 @@
+"""The review app through Streamlit's AppTest: login, roles, queue, blind call
+page, marking, draft restore, submit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from pipeline.store import Review, StepMark, session_scope
+from test_review_data import OPERATOR_NAME, SECRETS, STEP_IDS, build_world
+
+APP = str(Path(__file__).resolve().parent.parent / "review_app" / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def navigation_mode(monkeypatch):
+    """AppTest resets ``PagesManager.uses_pages_directory`` before every run, and
+    a ``pages/`` folder then flips it to the old folder-based mode, which runs a
+    page file without ``app.py``. The real server leaves that mode at the first
+    ``st.navigation`` call; do the same here."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    w = build_world(tmp_path, calls=2, listeners=2)
+    monkeypatch.setenv("CALLREVIEW_DATABASE_URL", w.url)
+    monkeypatch.setenv("CALLREVIEW_DATA_DIR", str(w.data_dir))
+    monkeypatch.setenv("CALLREVIEW_SECRET_KEY", "test-secret")
+    return w
+
+
+def login(name: str, password: str = "secret-pass") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.text_input(key="login_name").input(name)
+    at.text_input(key="login_password").input(password)
+    at.button[0].click().run()
+    return at
+
+
+def rendered(at: AppTest) -> str:
+    """All text the page shows (markdown, captions, labels, widget values)."""
+    parts = []
+    for kind in ("markdown", "caption", "title", "subheader", "header", "info", "warning", "error", "success", "text"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    for w in list(at.radio) + list(at.checkbox) + list(at.text_input) + list(at.button):
+        parts.append(str(w.label))
+        parts.append(str(getattr(w, "value", "")))
+    for w in at.radio:
+        parts += [str(o) for o in w.options]
+    return "\n".join(parts)
+
+
+def open_call(at: AppTest, assignment_id: int) -> AppTest:
+    at.query_params["call"] = str(assignment_id)
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_wrong_password_is_refused(world):
+    at = login("anna", "nope-nope")
+    assert at.error and "Неверное" in at.error[0].value
+    assert at.title[0].value == "Вход"
+
+
+def test_listener_sees_queue_and_cannot_reach_owner_pages(world):
+    at = login("anna")
+    assert not at.exception
+    assert at.title[0].value == "Мои звонки"
+    assert "Отправлено 0 из 2" in rendered(at) or at.get("progress")
+    for page in ("pages/owner_upload.py", "pages/owner_users.py", "pages/owner_urgent.py"):
+        with pytest.raises(ValueError):
+            at.switch_page(page)
+
+
+def test_owner_sees_owner_pages(world):
+    at = login("owner")
+    assert not at.exception
+    assert at.title[0].value == "Срочные сделки"
+    at.switch_page("pages/owner_users.py").run()
+    assert not at.exception and "anna" in rendered(at) + str([d.value for d in at.dataframe])
+
+
+def test_call_page_is_blind_and_marks_are_a_draft(world):
+    aid = world.assignment_ids["anna"][0]
+    at = open_call(login("anna"), aid)
+    text = rendered(at)
+    for secret in SECRETS.values():
+        assert secret not in text, secret
+    assert OPERATOR_NAME not in text
+    assert "[телефон]" in text and "[e-mail]" in text and "[номер карты]" in text
+    assert "Приветствие" in text and "найдено в **0:00**" in text
+
+    # One-click confirm of the pipeline's suggestion, a manual mark and a comment.
+    at.button(key=f"confirm_{aid}_greeting").click().run()
+    at.radio(key=f"mark_{aid}_need").set_value("incorrect").run()
+    at.text_input(key=f"comment_{aid}_need").input("не спросила про размеры").run()
+    at.checkbox(key=f"urgent_{aid}").check().run()
+    assert not at.exception
+
+    # A fresh session (a reload in another tab) restores everything from the database.
+    again = open_call(login("anna"), aid)
+    assert again.radio(key=f"mark_{aid}_greeting").value == "correct"
+    assert again.radio(key=f"mark_{aid}_need").value == "incorrect"
+    assert again.radio(key=f"mark_{aid}_budget").value is None
+    assert again.text_input(key=f"comment_{aid}_need").value == "не спросила про размеры"
+    assert again.checkbox(key=f"urgent_{aid}").value is True
+
+
+def test_submit_validates_then_locks(world):
+    aid = world.assignment_ids["boris"][0]
+    at = open_call(login("boris"), aid)
+    at.radio(key=f"mark_{aid}_greeting").set_value("correct").run()
+    at.button(key=f"submit_{aid}").click().run()
+    assert at.error and "Не отмечены" in at.error[0].value
+    for sid in STEP_IDS[1:]:
+        at.radio(key=f"mark_{aid}_{sid}").set_value("not_in_script").run()
+    at.button(key=f"submit_{aid}").click().run()
+    assert not at.exception
+    assert at.success and "отправлен" in at.success[0].value
+    assert at.radio(key=f"mark_{aid}_greeting").disabled
+    with session_scope(world.url) as s:
+        r = s.scalar(select(Review).where(Review.assignment_id == aid))
+        assert r.status == "submitted"
+        assert s.scalar(select(StepMark.mark).where(StepMark.review_id == r.id, StepMark.step_id == "farewell")) == "not_in_script"
+
+
+def test_listener_cannot_open_another_listeners_call(world):
+    at = open_call(login("anna"), world.assignment_ids["boris"][0])
+    assert at.error and "нет в вашей очереди" in at.error[0].value
