@@ -129,3 +129,124 @@ def status() -> None:
         typer.echo(f"{name:12} {n}")
     for name, error in failures:
         typer.echo(f"FAILED {name}: {error}")
+
+
+# --- owner reports, sampling and CRM outcomes (pipeline/reports.py, sampling.py, outcomes.py)
+
+_REPORT_KINDS = "steps, funnel, versions, operators, operator-steps, operator-trend, conversation, conversation-calls, " \
+    "outcomes, listeners, agreement, disagreements, throughput, situations, or all"
+
+
+@app.command()
+def report(
+    kind: str = typer.Argument(..., help=f"Which report: {_REPORT_KINDS}."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv, xlsx or html."),
+    out: Path = typer.Option(None, "--out", "-o", help="File to write; CSV and HTML go to the screen without it."),
+) -> None:
+    """The owner's reports outside the app: the same tables as the report pages."""
+    from pipeline import reports
+    from pipeline.errors import CallreviewError
+    from pipeline.store import session_scope, upgrade
+
+    settings = get_settings()
+    upgrade(settings.db_url)
+    try:
+        with session_scope(settings.db_url) as session:
+            if kind == "all":
+                data = reports.load(session)
+                blob = reports.export_many({k: reports.build(k, session, data) for k in reports.REPORTS}, fmt)
+            else:
+                blob = reports.export(reports.build(kind, session), fmt, kind)
+    except CallreviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if out is None and fmt == "xlsx":
+        out = Path(f"{kind}.xlsx")
+    if out is None:
+        typer.echo(blob.decode("utf-8-sig"), nl=False)
+    else:
+        out.write_bytes(blob)
+        typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
+def sample(
+    n: int = typer.Option(None, "--n", help="How many calls; without it, enough for the confidence and margin."),
+    confidence: float = typer.Option(0.95, help="Confidence level, e.g. 0.95."),
+    margin: float = typer.Option(0.05, help="Margin of error, e.g. 0.05 for +-5%."),
+    listener: list[str] = typer.Option([], "--listener", "-l", help="Listener name (repeat); all active listeners if none."),
+    overlap: float = typer.Option(0.1, help="Share of sampled calls that a second listener also reviews."),
+    gold: int = typer.Option(2, help="Gold calls (reviewed by the owner) mixed into each listener's queue."),
+    low_adherence: float = typer.Option(0.6, help="Prioritise calls where the aligner found fewer steps than this share."),
+    short: float = typer.Option(60.0, help="Prioritise calls shorter than this many seconds."),
+    no_order: bool = typer.Option(True, "--no-order/--any-order", help="Prioritise calls the CRM says ended without an order."),
+    priority_share: float = typer.Option(0.5, help="At most this share of each operator's quota goes to priority calls."),
+    seed: int = typer.Option(0, help="Random seed, for a repeatable sample."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the sample without assigning it."),
+) -> None:
+    """Draw a sample of unassigned calls (stratified by operator) and put it in listeners' queues."""
+    from collections import Counter
+
+    from pipeline import sampling
+    from pipeline.errors import CallreviewError
+    from pipeline.store import session_scope, upgrade
+
+    settings = get_settings()
+    upgrade(settings.db_url)
+    rules = sampling.PriorityRules(low_adherence, no_order, short, priority_share)
+    try:
+        with session_scope(settings.db_url) as session:
+            res = sampling.sample_and_assign(session, n, confidence, margin, rules, listener, overlap, gold, seed, dry_run)
+    except CallreviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"unassigned calls: {res.population}; sample: {res.size} (confidence {confidence:.0%}, margin +-{margin:.0%})")
+    for op, k in sorted(Counter(p.operator or "(unknown)" for p in res.picked).items()):
+        typer.echo(f"  {op:20} {k}")
+    flagged = Counter(r for p in res.picked for r in p.reasons)
+    if flagged:
+        typer.echo("priority: " + ", ".join(f"{r} {k}" for r, k in sorted(flagged.items())))
+    per_listener = Counter((a.listener_id, a.is_gold) for a in res.plan.items)
+    verb = "would assign" if dry_run else "assigned"
+    typer.echo(f"{verb} {len(res.plan.items)} calls "
+               f"({sum(k for (_, g), k in per_listener.items() if g)} gold) to {len({a.listener_id for a in res.plan.items})} listener(s)")
+
+
+outcomes_app = typer.Typer(help="Sales outcomes from your CRM.", no_args_is_help=True)
+app.add_typer(outcomes_app, name="outcomes")
+
+
+@outcomes_app.command("import")
+def outcomes_import(
+    csv_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CRM export (CSV, comma or semicolon)."),
+    call: str = typer.Option(..., help="Column with the call id or the recording's file name."),
+    outcome: str = typer.Option(..., help="Column with the outcome (order / no order / cancelled)."),
+    operator: str = typer.Option(None, help="Column with the operator."),
+    time: str = typer.Option(None, help="Column with the call or order time."),
+    amount: str = typer.Option(None, help="Column with the order amount."),
+    value: list[str] = typer.Option([], help="Your CRM's word for an outcome, e.g. --value 'Сделка=order' (repeat)."),
+) -> None:
+    """Import a CRM CSV, matching rows to recordings by call id or file name."""
+    from pipeline import outcomes
+    from pipeline.errors import CallreviewError
+    from pipeline.store import session_scope, upgrade
+
+    values = {}
+    for v in value:
+        raw, _, canon = v.partition("=")
+        if canon not in ("order", "no_order", "cancelled", "other"):
+            raise typer.BadParameter(f"--value {v!r}: write RAW=order, RAW=no_order, RAW=cancelled or RAW=other")
+        values[raw] = canon
+    mapping = outcomes.ColumnMapping(call=call, outcome=outcome, operator=operator, time=time, amount=amount, values=values)
+    settings = get_settings()
+    upgrade(settings.db_url)
+    try:
+        with session_scope(settings.db_url) as session:
+            res = outcomes.import_csv(session, csv_file, mapping)
+    except CallreviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{res.rows} rows: {res.created} new, {res.updated} updated; {res.matched} matched to recordings")
+    if res.unmatched:
+        shown = ", ".join(res.unmatched[:10]) + (" ..." if len(res.unmatched) > 10 else "")
+        typer.echo(f"{len(res.unmatched)} not matched to any recording: {shown}")

@@ -708,6 +708,22 @@ def export(table: pd.DataFrame, fmt: str, title: str = "report") -> bytes:
     raise ReportError(f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)}.")
 
 
+def export_many(tables: dict[str, pd.DataFrame], fmt: str) -> bytes:
+    """Several reports in one file: XLSX sheets or HTML sections (CSV takes one table)."""
+    if fmt == "xlsx":
+        buf = io.BytesIO()
+        with pd.ExcelWriter(buf, engine="openpyxl") as writer:
+            for name, table in tables.items():
+                table.to_excel(writer, index=False, sheet_name=name[:31])
+        return buf.getvalue()
+    if fmt == "html":
+        parts = [export(t, "html", name).decode("utf-8") for name, t in tables.items()]
+        bodies = [p.split("<body>", 1)[1].rsplit("</body>", 1)[0] for p in parts]
+        head = parts[0].split("<body>", 1)[0].replace("<title>" + next(iter(tables)), "<title>callreview reports")
+        return (head + "<body>" + "".join(bodies) + "</body></html>").encode("utf-8")
+    raise ReportError("Several reports go into one XLSX or HTML file; for CSV ask for one report at a time.")
+
+
 def _situations(session: Session, data: ReportData) -> pd.DataFrame:
     from pipeline import situations
 
