@@ -250,3 +250,92 @@ def outcomes_import(
     if res.unmatched:
         shown = ", ".join(res.unmatched[:10]) + (" ..." if len(res.unmatched) > 10 else "")
         typer.echo(f"{len(res.unmatched)} not matched to any recording: {shown}")
+
+
+# --- review app: users, assignment, serve (pipeline/accounts.py, pipeline/review.py) --
+
+users_app = typer.Typer(help="Owner and listener accounts for the review app.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Argument(..., help="Login name."),
+    role: str = typer.Option("listener", help="listener or owner."),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                 help="Asked for when not given (hidden)."),
+    rate: float = typer.Option(0.0, help="Pay per submitted review (listeners)."),
+) -> None:
+    """Create an account (the password is stored as an argon2 hash)."""
+    from pipeline import accounts
+    from pipeline.store import session_scope, upgrade
+
+    settings = get_settings()
+    upgrade(settings.db_url)
+    try:
+        with session_scope(settings.db_url) as session:
+            accounts.add_user(session, name, role, password, rate=rate)
+    except accounts.AccountError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"added {role} {name}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Show all accounts."""
+    from pipeline import accounts
+    from pipeline.store import session_scope, upgrade
+
+    settings = get_settings()
+    upgrade(settings.db_url)
+    with session_scope(settings.db_url) as session:
+        for u in accounts.list_users(session):
+            typer.echo(f"{u.id:>4}  {u.name:<20} {u.role:<9} {'active' if u.active else 'disabled':<9} rate {u.rate:g}")
+
+
+@app.command()
+def assign(
+    listener: list[str] = typer.Option(..., "--listener", "-l", help="Listener name (repeat to deal calls round-robin)."),
+    recording: list[int] = typer.Argument(None, help="Recording ids to assign (see `callreview status`)."),
+    sample: int = typer.Option(None, help="Instead of ids: this many random aligned calls nobody has yet."),
+    stratify: bool = typer.Option(False, help="With --sample: spread the sample across operators."),
+    seed: int = typer.Option(None, help="With --sample: make the draw repeatable."),
+) -> None:
+    """Put calls into listeners' queues."""
+    from pipeline import accounts, review
+    from pipeline.errors import CallreviewError
+    from pipeline.store import upgrade
+
+    settings = get_settings()
+    upgrade(settings.db_url)
+    if not recording and not sample:
+        raise typer.BadParameter("give recording ids or --sample N")
+    try:
+        with review.write_session(settings.db_url) as session:
+            ids = list(recording or []) or review.sample_recordings(session, sample, stratify=stratify, seed=seed)
+            listener_ids = [accounts.get_user(session, n).id for n in listener]
+            res = review.assign(session, ids, listener_ids)
+    except CallreviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    per = ", ".join(f"{k}: {v}" for k, v in res.per_listener.items()) or "none"
+    typer.echo(f"assigned {res.created} ({per}); {res.skipped} already queued")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8501, help="Port."),
+) -> None:
+    """Start the review app (listeners and owner) at http://HOST:PORT."""
+    import os
+    import sys
+
+    from pipeline.store import upgrade
+
+    upgrade(get_settings().db_url)
+    server = Path(__file__).resolve().parent.parent / "review_app" / "server.py"
+    args = [sys.executable, "-m", "streamlit", "run", str(server), "--server.address", host, "--server.port", str(port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    os.execv(sys.executable, args)

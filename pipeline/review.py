@@ -488,6 +488,10 @@ def assign(session: Session, recording_ids: Sequence[int], listener_ids: Sequenc
             raise ReviewError(f"User {lid} is not a listener.")
     if not listener_ids:
         raise ReviewError("Choose at least one listener.")
+    known = set(session.scalars(select(Recording.id).where(Recording.id.in_(list(recording_ids)))))
+    unknown = [rid for rid in recording_ids if rid not in known]
+    if unknown:
+        raise ReviewError(f"No recording with id {', '.join(map(str, unknown))}; see `callreview status`.")
     next_pos = {
         lid: (session.scalar(select(func.max(Assignment.position)).where(Assignment.listener_id == lid)) or 0) + 1
         for lid in listener_ids

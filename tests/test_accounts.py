@@ -1,0 +1,88 @@
+"""Accounts, password hashes, signed tokens and the users CLI."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline import accounts, signing
+from pipeline.config import Settings
+from pipeline.store import session_scope, upgrade
+
+
+@pytest.fixture
+def url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    return url
+
+
+def test_passwords_are_hashed_and_checked(url):
+    with session_scope(url) as s:
+        user = accounts.add_user(s, "anna", "listener", "secret-pass")
+        assert user.password_hash.startswith("$argon2") and "secret-pass" not in user.password_hash
+    with session_scope(url) as s:
+        assert accounts.authenticate(s, "Anna", "secret-pass").role == "listener"
+        assert accounts.authenticate(s, "anna", "wrong-pass") is None
+        assert accounts.authenticate(s, "nobody", "secret-pass") is None
+        with pytest.raises(accounts.AccountError, match="already exists"):
+            accounts.add_user(s, "ANNA", "listener", "secret-pass")
+        with pytest.raises(accounts.AccountError, match="role"):
+            accounts.add_user(s, "x", "admin", "secret-pass")
+        with pytest.raises(accounts.AccountError, match="short"):
+            accounts.add_user(s, "y", "listener", "123")
+
+
+def test_session_token_survives_reload_until_password_change_or_disable(url):
+    secret = b"k" * 32
+    with session_scope(url) as s:
+        uid = accounts.add_user(s, "anna", "listener", "secret-pass").id
+        token = accounts.session_token(s, uid, secret)
+    with session_scope(url) as s:
+        assert accounts.user_from_token(s, token, secret).name == "anna"
+        assert accounts.user_from_token(s, token, b"other-key") is None
+        assert accounts.user_from_token(s, token[:-2] + "xx", secret) is None
+        accounts.set_password(s, uid, "new-secret")
+    with session_scope(url) as s:
+        assert accounts.user_from_token(s, token, secret) is None
+        token = accounts.session_token(s, uid, secret)
+        accounts.set_active(s, uid, False)
+    with session_scope(url) as s:
+        assert accounts.user_from_token(s, token, secret) is None
+        assert accounts.authenticate(s, "anna", "new-secret") is None
+
+
+def test_signed_tokens_expire_and_keep_their_purpose(tmp_path):
+    secret = signing.load_secret(Settings(data_dir=tmp_path))
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert signing.load_secret(Settings(data_dir=tmp_path)) == secret  # generated once
+    assert signing.load_secret(Settings(data_dir=tmp_path, secret_key="abc")) == b"abc"
+    token = signing.sign(signing.AUDIO, 7, secret, ttl_s=60, now=1000)
+    assert signing.verify(token, signing.AUDIO, secret, now=1059) == 7
+    with pytest.raises(signing.SignatureError, match="expired"):
+        signing.verify(token, signing.AUDIO, secret, now=1061)
+    with pytest.raises(signing.SignatureError, match="not 'session'"):
+        signing.verify(token, signing.SESSION, secret, now=1000)
+    with pytest.raises(signing.SignatureError):
+        signing.verify("garbage", signing.AUDIO, secret)
+    assert signing.audio_path(7, secret).startswith("/api/audio/")
+
+
+def test_users_cli(tmp_path, monkeypatch):
+    from pipeline import cli
+    from pipeline.config import get_settings
+
+    monkeypatch.setenv("CALLREVIEW_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        res = runner.invoke(cli.app, ["users", "add", "boss", "--role", "owner", "--password", "secret-pass"])
+        assert res.exit_code == 0, res.output
+        res = runner.invoke(cli.app, ["users", "add", "anna"], input="secret-pass\nsecret-pass\n")
+        assert res.exit_code == 0, res.output
+        res = runner.invoke(cli.app, ["users", "list"])
+        assert "boss" in res.output and "owner" in res.output and "anna" in res.output
+        res = runner.invoke(cli.app, ["users", "add", "anna", "--password", "secret-pass"])
+        assert res.exit_code == 2 and "already exists" in res.output
+    finally:
+        get_settings.cache_clear()
