@@ -1,0 +1,125 @@
+"""One real run in headless Chromium: the served app (``review_app/server.py``)
+with its signed audio route, a listener logging in, playing from a step,
+marking every step, submitting; then the database is checked and a screenshot
+saved to docs/review-app.png."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from pipeline.store import Review, StepMark, session_scope
+from test_review_data import SECRETS, STEP_IDS, build_world
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    world = build_world(tmp_path, calls=2, listeners=1)
+    port = _free_port()
+    env = dict(os.environ, CALLREVIEW_DATABASE_URL=world.url, CALLREVIEW_DATA_DIR=str(world.data_dir),
+               CALLREVIEW_SECRET_KEY="browser-test")
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "review_app" / "server.py"), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(base + "/_stcore/health", timeout=1)
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.25)
+        else:
+            pytest.fail("server did not start: " + (tmp_path / "server.log").read_text())
+        yield world, base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def test_listener_reviews_a_call_in_chromium(served):
+    from playwright.sync_api import expect, sync_playwright
+
+    world, base = served
+    aid = world.assignment_ids["anna"][0]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(20000)
+        page.goto(base)
+        page.get_by_label("Имя пользователя").fill("anna")
+        page.get_by_label("Пароль").fill("secret-pass")
+        page.get_by_role("button", name="Войти").click()
+        expect(page.get_by_role("heading", name="Мои звонки")).to_be_visible()
+
+        # The login cookie keeps the listener in after a reload.
+        page.wait_for_timeout(500)
+        page.reload()
+        expect(page.get_by_role("heading", name="Мои звонки")).to_be_visible()
+
+        page.get_by_role("button", name="Начать").first.click()
+        expect(page.get_by_role("heading", name="Звонок №1")).to_be_visible()
+        body = page.inner_text("body")
+        for secret in SECRETS.values():
+            assert secret not in body
+
+        # Play from the "budget" step (found at 0:08): the player restarts there.
+        page.get_by_role("button", name="▶ 0:08").click()
+        expect(page.get_by_text("Воспроизведение с 0:08")).to_be_visible()
+        audio = page.locator("audio")
+        src = audio.get_attribute("src")
+        assert "/api/audio/" in src and SECRETS["file"] not in src
+        page.wait_for_function("() => { const a = document.querySelector('audio'); return a && a.readyState >= 1 }")
+        assert page.evaluate("document.querySelector('audio').currentTime") >= 7.5
+
+        # The signed route honours Range requests and refuses tampered tokens.
+        url = src.split("#")[0]
+        req = urllib.request.Request(url, headers={"Range": "bytes=0-99"})
+        with urllib.request.urlopen(req) as resp:
+            assert resp.status == 206 and len(resp.read()) == 100
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url[:-3] + "abc")
+        assert err.value.code == 403
+
+        # Mark every step, one click each, waiting for each save.
+        for i in range(len(STEP_IDS)):
+            page.locator("label").filter(has_text="Выполнено верно").nth(i).click()
+            page.wait_for_timeout(250)
+        page.get_by_role("button", name="Отправить отзыв").click()
+        expect(page.get_by_text("Отзыв отправлен. Спасибо!")).to_be_visible()
+        docs = REPO / "docs"
+        docs.mkdir(exist_ok=True)
+        page.screenshot(path=str(docs / "review-app.png"), full_page=False)
+        browser.close()
+
+    with session_scope(world.url) as s:
+        r = s.scalar(select(Review).where(Review.assignment_id == aid))
+        assert r.status == "submitted"
+        marks = dict(s.execute(select(StepMark.step_id, StepMark.mark).where(StepMark.review_id == r.id)).all())
+    assert marks == {sid: "correct" for sid in STEP_IDS}
