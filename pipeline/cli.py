@@ -44,26 +44,35 @@ def init() -> None:
     typer.echo(f"database ready: {settings.db_url}")
 
 
-def _run_batch(paths, checklist, operator, operator_channel, metadata, model, engine) -> None:
+def _run_batch(paths, checklist, operator, operator_channel, metadata, model, engine, workers=None, scheduler=None) -> None:
     from tqdm import tqdm
 
     from pipeline.errors import CallreviewError
-    from pipeline.ingest import expand_paths, iter_process
+    from pipeline.ingest import source_name, expand_paths, iter_process
+    from pipeline.runner import available_cores
 
     settings = _settings(model=model, engine=engine)
     files = expand_paths(paths)
     if not files:
         raise typer.BadParameter("no audio files found in the given paths")
+    workers = workers or available_cores()
+    if workers < 1:
+        raise typer.BadParameter("--workers must be 1 or more")
     tally: dict[str, int] = {}
     try:
+        where = f"on the Dask cluster at {scheduler}" if scheduler else f"with {min(workers, len(files))} process(es)"
         with tqdm(total=len(files), unit="file", desc="processing") as bar:
-            for result in iter_process(files, settings, checklist, operator, operator_channel, metadata):
+            bar.write(f"{len(files)} file(s), {where}")
+            for result in iter_process(files, settings, checklist, operator, operator_channel, metadata, workers, scheduler):
                 tally[result.status] = tally.get(result.status, 0) + 1
                 if result.status in ("failed", "busy", "duplicate"):
                     bar.write(f"{result.status}: {result.message}")
-                bar.set_postfix_str(Path(result.path).name)
+                bar.set_postfix_str(source_name(result.path))
                 bar.update(1)
     except CallreviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except OSError as exc:  # e.g. the Dask scheduler cannot be reached
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())))
@@ -71,6 +80,8 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
         raise typer.Exit(1)
 
 
+_WORKERS = typer.Option(None, "--workers", "-j", help="Local processes working in parallel, each with the model loaded once (default: one per core).")
+_SCHEDULER = typer.Option(None, "--scheduler", help="Run on a Dask cluster instead: the scheduler's address, e.g. tcp://10.0.0.5:8786. Workers need the package, the audio (same path or an s3:// URL) and the database (DATABASE_URL, PostgreSQL).")
 _OPERATOR_CHANNEL = typer.Option(None, "--operator-channel", help="Which stereo channel is the operator: left or right (default: left, or CALLREVIEW_OPERATOR_CHANNEL).")
 _MODEL = typer.Option(None, "--model", help="Whisper model: base (bundled), a CTranslate2 folder, a .pt checkpoint, or a name to download with --allow-download.")
 _ENGINE = typer.Option(None, "--engine", help="faster-whisper (default) or openai-whisper.")
@@ -78,12 +89,14 @@ _ENGINE = typer.Option(None, "--engine", help="faster-whisper (default) or opena
 
 @app.command()
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
+    paths: list[str] = typer.Argument(..., help="Audio files or folders (searched recursively), or fsspec URLs (s3://bucket/calls/)."),
     operator: str = typer.Option(None, "--operator", help="Operator name for all these files (kept from listeners)."),
     metadata: Path = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="CSV with a 'file' column plus operator, phone, date, ... per file."),
     operator_channel: str = _OPERATOR_CHANNEL,
     model: str = _MODEL,
     engine: str = _ENGINE,
+    workers: int = _WORKERS,
+    scheduler: str = _SCHEDULER,
 ) -> None:
     """Store recordings and transcribe them into the database.
 
@@ -91,21 +104,23 @@ def ingest(
     resumes after a crash; a bad file is recorded with its reason and the
     batch goes on (exit code 1 at the end if any failed).
     """
-    _run_batch(paths, None, operator, operator_channel, metadata, model, engine)
+    _run_batch(paths, None, operator, operator_channel, metadata, model, engine, workers, scheduler)
 
 
 @app.command()
 def process(
-    paths: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
+    paths: list[str] = typer.Argument(..., help="Audio files or folders (searched recursively), or fsspec URLs (s3://bucket/calls/)."),
     checklist: Path = typer.Option(..., "--checklist", exists=True, dir_okay=False, help="Script YAML to align the calls with."),
     operator: str = typer.Option(None, "--operator", help="Operator name for all these files."),
     metadata: Path = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="CSV with a 'file' column plus operator, phone, date, ..."),
     operator_channel: str = _OPERATOR_CHANNEL,
     model: str = _MODEL,
     engine: str = _ENGINE,
+    workers: int = _WORKERS,
+    scheduler: str = _SCHEDULER,
 ) -> None:
     """Ingest + transcribe + align with a script, all saved in the database."""
-    _run_batch(paths, checklist, operator, operator_channel, metadata, model, engine)
+    _run_batch(paths, checklist, operator, operator_channel, metadata, model, engine, workers, scheduler)
 
 
 @app.command()

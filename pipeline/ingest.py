@@ -2,29 +2,38 @@
 the database, one recording per transaction so a killed batch loses nothing.
 
 ``process_paths`` is what ``callreview ingest``/``process``, the owner's upload
-page and the parallel runners call. A recording is *claimed* atomically before
-work starts (status ``processing`` plus the worker's name), so two runners never
-do the same file, and a claim whose worker died is taken over.
+page and the parallel runners (``pipeline/runner.py``) call. A recording is
+*claimed* atomically before work starts (status ``processing`` plus the
+worker's name), so two runners never do the same file, and a claim whose worker
+died is taken over: the dead worker's unfinished run is closed as abandoned, so
+``processing_runs`` shows the retry.
+
+Inputs are local paths or fsspec URLs (``s3://bucket/calls/a.wav``); a URL is
+copied to a local temp file only for the time it is decoded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import hashlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from pipeline import store
 from pipeline.audio import decode, file_sha256, make_listening_copy, probe
 from pipeline.config import Settings
-from pipeline.errors import CallreviewError
+from pipeline.errors import AudioError, CallreviewError
 from pipeline.store import ALIGNED, FAILED, NEW, PROCESSING, TRANSCRIBED, Recording, session_scope
 
 log = logging.getLogger(__name__)
@@ -34,6 +43,7 @@ AUDIO_EXTENSIONS = {".wav", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp4", ".a
 CLAIM_LEASE_S = 30 * 60
 
 Progress = Callable[[int, int, str], None]
+Source = Path | str  # a local path, or an fsspec URL kept as a string
 
 
 @dataclass
@@ -44,20 +54,89 @@ class ProcessResult:
     message: str = ""
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+@dataclass
+class Job:
+    """A registered recording that still needs work, as handed to a runner."""
+
+    path: str
+    recording_id: int
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, and audio files found under given folders, in a stable order."""
-    found: list[Path] = []
+def worker_name(address: str | None = None) -> str:
+    """``host:pid``, plus the Dask worker address when there is one (so a claim
+    held by a worker on another machine can be checked against the cluster)."""
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    return f"{name} {address}" if address else name
+
+
+def is_url(source: Source) -> bool:
+    """True for fsspec URLs (``s3://...``, ``file://...``), not for local paths."""
+    return isinstance(source, str) and "://" in source
+
+
+def source_name(source: Source) -> str:
+    """The file name of a path or URL (what messages and the database show)."""
+    return PurePosixPath(source.split("://", 1)[1]).name if is_url(source) else Path(source).name
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Source]:
+    """Files as given, and audio files found under given folders, in a stable order.
+
+    URLs stay strings; a URL that names a folder (``s3://bucket/calls/``) is
+    listed through fsspec."""
+    found: list[Source] = []
     for raw in paths:
+        if is_url(raw):
+            found.extend(_expand_url(str(raw)))
+            continue
         path = Path(raw)
         if path.is_dir():
             found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS))
         else:
             found.append(path)
     return found
+
+
+def _expand_url(url: str) -> list[str]:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    if not fs.isdir(root):
+        return [url]
+    files = sorted(p for p in fs.find(root) if PurePosixPath(p).suffix.lower() in AUDIO_EXTENSIONS)
+    return [fs.unstrip_protocol(p) for p in files]
+
+
+def _url_sha256(url: str) -> str:
+    import fsspec
+
+    h = hashlib.sha256()
+    with fsspec.open(url, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def local_copy(source: str) -> Iterator[Path]:
+    """A local file for ``source``: the path itself, or a URL copied into a
+    temp folder under its own name (error messages then name the real file)."""
+    if not is_url(source):
+        yield Path(source)
+        return
+    import fsspec
+
+    tmp = Path(tempfile.mkdtemp(prefix="callreview-stage-"))
+    try:
+        dest = tmp / source_name(source)
+        try:
+            with fsspec.open(source, "rb") as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except (OSError, ValueError) as exc:
+            raise AudioError(f"{source_name(source)}: cannot be read from {source} ({exc})") from exc
+        yield dest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_metadata(csv_path: Path | None) -> dict[str, dict[str, str]]:
@@ -73,7 +152,7 @@ def read_metadata(csv_path: Path | None) -> dict[str, dict[str, str]]:
 
 def register(
     settings: Settings,
-    path: Path,
+    path: Source,
     operator: str | None = None,
     operator_channel: str | None = None,
     meta: dict[str, str] | None = None,
@@ -81,9 +160,11 @@ def register(
     """Store a recording row for ``path`` (deduplicated by content hash).
 
     Returns (recording id, created). A file that is not usable audio is stored
-    as ``failed`` with the reason, so ``status`` can list it.
+    as ``failed`` with the reason, so ``status`` can list it. A URL is hashed as
+    it streams by and probed later, by the worker that decodes it.
     """
-    sha = file_sha256(path)
+    url = is_url(path)
+    sha = _url_sha256(str(path)) if url else file_sha256(path)
     meta = dict(meta or {})
     operator = operator or meta.pop("operator", None)
     with session_scope(settings.db_url) as session:
@@ -92,34 +173,39 @@ def register(
             return existing.id, False
         recording = Recording(
             sha256=sha,
-            original_name=path.name,
-            source_path=str(path.resolve()),
+            original_name=source_name(path),
+            source_path=str(path) if url else str(Path(path).resolve()),
             operator=operator,
             operator_channel=operator_channel or settings.operator_channel,
             source_meta=meta,
             status=NEW,
+            attempts=0,
         )
-        try:
-            info = probe(path, max_duration_s=settings.max_duration_s)
-            recording.duration, recording.channels, recording.sample_rate = info.duration, info.channels, info.sample_rate
-        except CallreviewError as exc:
-            recording.status, recording.error = FAILED, str(exc)
+        if not url:
+            try:
+                info = probe(path, max_duration_s=settings.max_duration_s)
+                recording.duration, recording.channels, recording.sample_rate = info.duration, info.channels, info.sample_rate
+            except CallreviewError as exc:
+                recording.status, recording.error = FAILED, str(exc)
         session.add(recording)
         session.flush()
         return recording.id, True
 
 
-def _claimable():
-    """SQL condition: nobody holds it, or the holder's lease has lapsed."""
-    lapsed = store.utcnow() - dt.timedelta(seconds=CLAIM_LEASE_S)
-    return or_(Recording.status != PROCESSING, Recording.claimed_at < lapsed)
+# --- claims -----------------------------------------------------------------
+
+CLAIMED, BUSY, DONE = "claimed", "busy", "done"
 
 
-def _holder_is_dead(claimed_by: str | None) -> bool:
-    """A claim by a process on this host that no longer exists (e.g. SIGKILLed)."""
-    if not claimed_by or ":" not in claimed_by:
+def _holder_is_dead(claimed_by: str | None, live_addresses: Collection[str] | None = None) -> bool:
+    """A claim by a process on this host that no longer exists (e.g. SIGKILLed),
+    or by a Dask worker that is no longer in ``live_addresses`` (the cluster's)."""
+    if not claimed_by:
         return False
-    host, _, pid = claimed_by.rpartition(":")
+    name, _, address = claimed_by.partition(" ")
+    if address and live_addresses is not None and address not in live_addresses:
+        return True
+    host, _, pid = name.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
@@ -131,18 +217,44 @@ def _holder_is_dead(claimed_by: str | None) -> bool:
     return False
 
 
-def claim(settings: Settings, recording_id: int, worker: str) -> bool:
-    """Atomically mark a recording as ours; False when another live worker has it."""
+def try_claim(
+    settings: Settings,
+    recording_id: int,
+    worker: str,
+    checklist_sha: str | None = None,
+    live_addresses: Collection[str] | Callable[[], Collection[str]] | None = None,
+) -> str:
+    """Atomically take a recording that still needs work: ``claimed``, ``busy``
+    (a live worker has it) or ``done`` (nothing left to do, or it is gone).
+
+    The UPDATE only matches the state we looked at (same status, and for a
+    dead holder the same holder), so of two racing runners exactly one wins.
+    ``live_addresses`` (or a callable giving them, asked only when needed) are
+    the Dask workers alive now, to take over claims of workers on other hosts.
+    """
     with session_scope(settings.db_url) as session:
         current = session.get(Recording, recording_id)
         if current is None:
-            return False
-        condition = _claimable()
-        if current.status == PROCESSING and _holder_is_dead(current.claimed_by):
-            condition = Recording.claimed_by == current.claimed_by
+            return DONE
+        lapsed = store.utcnow() - dt.timedelta(seconds=CLAIM_LEASE_S)
+        if current.status == PROCESSING:
+            claimed_at = current.claimed_at
+            if claimed_at is not None and claimed_at.tzinfo is None:  # SQLite drops the zone
+                claimed_at = claimed_at.replace(tzinfo=dt.timezone.utc)
+            expired = claimed_at is None or claimed_at < lapsed
+            if not expired:
+                live = live_addresses() if callable(live_addresses) else live_addresses
+                if not _holder_is_dead(current.claimed_by, live):
+                    return BUSY
+            condition = Recording.claimed_by == current.claimed_by if current.claimed_by else Recording.claimed_by.is_(None)
+            previous = f"worker {current.claimed_by or '?'} stopped before finishing ({'lease lapsed' if expired else 'process gone'})"
+        else:
+            if not _needs_work_in(session, current, checklist_sha):
+                return DONE
+            condition, previous = Recording.status == current.status, None
         result = session.execute(
             update(Recording)
-            .where(Recording.id == recording_id, condition)
+            .where(Recording.id == recording_id, Recording.status == current.status, condition)
             .values(
                 status=PROCESSING,
                 claimed_by=worker,
@@ -150,20 +262,40 @@ def claim(settings: Settings, recording_id: int, worker: str) -> bool:
                 attempts=Recording.attempts + 1,
                 error=None,
             )
+            .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return BUSY
+        # Runs left open belong to workers that stopped: close them so the audit trail shows the retry.
+        session.execute(
+            update(store.ProcessingRun)
+            .where(store.ProcessingRun.recording_id == recording_id, store.ProcessingRun.finished_at.is_(None))
+            .values(ok=False, finished_at=store.utcnow(), error=previous or "abandoned: its worker stopped before finishing")
+            .execution_options(synchronize_session=False)
+        )
+        return CLAIMED
+
+
+def claim(settings: Settings, recording_id: int, worker: str, checklist_sha: str | None = None) -> bool:
+    """Atomically mark a recording as ours; False when another live worker has it
+    or nothing is left to do."""
+    return try_claim(settings, recording_id, worker, checklist_sha) == CLAIMED
 
 
 def _needs_work(settings: Settings, recording_id: int, checklist_sha: str | None) -> bool:
     with session_scope(settings.db_url) as session:
         rec = session.get(Recording, recording_id)
-        if rec.status == ALIGNED and checklist_sha:
-            return not _has_alignment(session, rec.id, checklist_sha)
-        if rec.status == ALIGNED:
-            return False
-        if rec.status == TRANSCRIBED:
-            return checklist_sha is not None
-        return True
+        return rec is not None and _needs_work_in(session, rec, checklist_sha)
+
+
+def _needs_work_in(session, rec: Recording, checklist_sha: str | None) -> bool:
+    if rec.status == ALIGNED and checklist_sha:
+        return not _has_alignment(session, rec.id, checklist_sha)
+    if rec.status == ALIGNED:
+        return False
+    if rec.status == TRANSCRIBED:
+        return checklist_sha is not None
+    return True
 
 
 def _has_alignment(session, recording_id: int, checklist_sha: str) -> bool:
@@ -179,21 +311,29 @@ def _has_alignment(session, recording_id: int, checklist_sha: str) -> bool:
     )
 
 
-def _finish_run(session, recording_id: int, stage: str, worker: str, started: float, error: str | None, settings: Settings) -> None:
-    session.add(
-        store.ProcessingRun(
+# --- processing -------------------------------------------------------------
+
+
+def _start_run(settings: Settings, recording_id: int, stage: str, worker: str) -> int:
+    """Open a processing_runs row now, so a worker killed midway leaves a trace."""
+    with session_scope(settings.db_url) as session:
+        run = store.ProcessingRun(
             recording_id=recording_id,
             stage=stage,
             worker=worker,
             engine=settings.engine,
             model=settings.model,
             started_at=store.utcnow(),
-            finished_at=store.utcnow(),
-            seconds=time.perf_counter() - started,
-            ok=error is None,
-            error=error,
         )
-    )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _finish_run(session, run_id: int, started: float, error: str | None) -> None:
+    run = session.get(store.ProcessingRun, run_id)
+    run.finished_at, run.seconds = store.utcnow(), time.perf_counter() - started
+    run.ok, run.error = error is None, error
 
 
 def process_one(settings: Settings, recording_id: int, checklist=None, worker: str | None = None) -> ProcessResult:
@@ -203,42 +343,52 @@ def process_one(settings: Settings, recording_id: int, checklist=None, worker: s
     worker = worker or worker_name()
     with session_scope(settings.db_url) as session:
         rec = session.get(Recording, recording_id)
-        path, name, transcribed = Path(rec.source_path), rec.original_name, rec.model is not None
+        source, name, transcribed = rec.source_path, rec.original_name, rec.model is not None
         operator_channel, sha = rec.operator_channel, rec.sha256
     stage, started = "transcribe", time.perf_counter()
+    run_id = None
     try:
         if not transcribed:
-            audio = decode(path, operator_channel=operator_channel, max_duration_s=settings.max_duration_s)
-            transcript = get_transcriber(TranscribeOptions.from_settings(settings)).transcribe(audio)
-            listen_path = make_listening_copy(path, settings.audio_dir / f"{sha}.ogg")
+            run_id = _start_run(settings, recording_id, stage, worker)
+            with local_copy(source) as path:
+                audio = decode(path, operator_channel=operator_channel, max_duration_s=settings.max_duration_s)
+                transcript = get_transcriber(TranscribeOptions.from_settings(settings)).transcribe(audio)
+                listen_path = make_listening_copy(path, settings.audio_dir / f"{sha}.ogg")
             with session_scope(settings.db_url) as session:
                 rec = session.get(Recording, recording_id)
                 store.save_transcript(session, rec, transcript)
                 rec.duration, rec.channels = audio.info.duration, audio.info.channels
                 rec.sample_rate, rec.listen_path = audio.info.sample_rate, str(listen_path.resolve())
-                rec.status = TRANSCRIBED
-                rec.claimed_by = worker if checklist is not None else None
-                _finish_run(session, recording_id, stage, worker, started, None, settings)
+                if checklist is None:  # else it stays claimed until aligned
+                    rec.status, rec.claimed_by = TRANSCRIBED, None
+                _finish_run(session, run_id, started, None)
         if checklist is not None:
             stage, started = "align", time.perf_counter()
-            align_stored(settings, recording_id, checklist, worker, started)
-        return ProcessResult(str(path), "done", recording_id)
+            run_id = _start_run(settings, recording_id, stage, worker)
+            align_stored(settings, recording_id, checklist, worker, started, run_id)
+        return ProcessResult(source, "done", recording_id)
     except Exception as exc:  # the batch goes on; the reason is stored and shown
         message = str(exc) if isinstance(exc, CallreviewError) else f"{name}: unexpected {type(exc).__name__}: {exc}"
         if not isinstance(exc, CallreviewError):
             log.exception("processing %s failed", name)
+        if run_id is None:
+            run_id = _start_run(settings, recording_id, stage, worker)
         with session_scope(settings.db_url) as session:
             rec = session.get(Recording, recording_id)
             rec.status, rec.error, rec.claimed_by = FAILED, message, None
-            _finish_run(session, recording_id, stage, worker, started, message, settings)
-        return ProcessResult(str(path), "failed", recording_id, message)
+            _finish_run(session, run_id, started, message)
+        return ProcessResult(source, "failed", recording_id, message)
 
 
-def align_stored(settings: Settings, recording_id: int, checklist, worker: str, started: float) -> None:
+def align_stored(
+    settings: Settings, recording_id: int, checklist, worker: str, started: float, run_id: int | None = None
+) -> None:
     """Align a stored transcript with ``checklist`` and store the result (replacing an older one for the same version)."""
     from pipeline.align import align, analysis_json, store_checklist_version
     from pipeline.store import AlignmentRow
 
+    if run_id is None:
+        run_id = _start_run(settings, recording_id, "align", worker)
     with session_scope(settings.db_url) as session:
         rec = session.get(Recording, recording_id)
         transcript = store.load_transcript(session, recording_id)
@@ -254,7 +404,73 @@ def align_stored(settings: Settings, recording_id: int, checklist, worker: str, 
         else:
             row.result = result
         rec.status, rec.claimed_by = ALIGNED, None
-        _finish_run(session, recording_id, "align", worker, started, None, settings)
+        _finish_run(session, run_id, started, None)
+
+
+def work_on(
+    settings: Settings,
+    job: Job,
+    checklist=None,
+    worker: str | None = None,
+    live_addresses: Collection[str] | Callable[[], Collection[str]] | None = None,
+) -> ProcessResult:
+    """Claim then process one registered recording: what every runner's worker does."""
+    worker = worker or worker_name()
+    outcome = try_claim(settings, job.recording_id, worker, checklist.sha256 if checklist else None, live_addresses)
+    if outcome == BUSY:
+        return ProcessResult(job.path, "busy", job.recording_id, f"{source_name(job.path)}: another worker is processing it")
+    if outcome == DONE:
+        return ProcessResult(job.path, "skipped", job.recording_id, "already processed")
+    return process_one(settings, job.recording_id, checklist, worker)
+
+
+# --- batches ----------------------------------------------------------------
+
+
+def load_checklist_opt(checklist_path: Path | None):
+    if checklist_path is None:
+        return None
+    from pipeline.checklist import load_checklist
+
+    return load_checklist(checklist_path)
+
+
+def plan(
+    paths: Iterable[str | Path],
+    settings: Settings,
+    checklist=None,
+    operator: str | None = None,
+    operator_channel: str | None = None,
+    metadata_csv: Path | None = None,
+) -> Iterator[ProcessResult | Job]:
+    """Register every input and yield a final ``ProcessResult`` for those that
+    need nothing (missing, duplicate, already processed) and a ``Job`` for the rest.
+
+    Registration is cheap (hash + probe) and happens where the batch was started;
+    the jobs are what a runner spreads over processes or a cluster."""
+    metadata = read_metadata(metadata_csv)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+    store.upgrade(settings.db_url)
+    seen: set[int] = set()
+    for path in expand_paths(paths):
+        if not is_url(path) and not Path(path).is_file():
+            yield ProcessResult(str(path), "failed", None, f"{path}: no such file")
+            continue
+        try:
+            recording_id, _ = register(settings, path, operator, operator_channel, metadata.get(source_name(path)))
+        except (CallreviewError, OSError) as exc:
+            yield ProcessResult(str(path), "failed", None, f"{source_name(path)}: {exc}" if isinstance(exc, OSError) else str(exc))
+            continue
+        if recording_id in seen:
+            yield ProcessResult(str(path), "duplicate", recording_id, f"{source_name(path)}: same audio as a file earlier in this batch")
+            continue
+        seen.add(recording_id)
+        if not _needs_work(settings, recording_id, checklist.sha256 if checklist else None):
+            yield ProcessResult(str(path), "skipped", recording_id, "already processed")
+            continue
+        # A file that failed its probe at registration is retried here too:
+        # decoding raises the same clear error if it is still bad.
+        yield Job(str(path), recording_id)
 
 
 def iter_process(
@@ -264,39 +480,29 @@ def iter_process(
     operator: str | None = None,
     operator_channel: str | None = None,
     metadata_csv: Path | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> Iterator[ProcessResult]:
-    """Register then process each file, yielding one result per input file."""
-    checklist = None
-    if checklist_path is not None:
-        from pipeline.checklist import load_checklist
+    """Register then process each file, yielding one result per input file.
 
-        checklist = load_checklist(checklist_path)
-    metadata = read_metadata(metadata_csv)
-    store.upgrade(settings.db_url)
+    ``workers`` > 1 spreads the work over that many local processes;
+    ``scheduler`` (``tcp://host:8786``) over a Dask cluster. Results then come
+    in the order they finish."""
+    checklist = load_checklist_opt(checklist_path)
+    items = plan(paths, settings, checklist, operator, operator_channel, metadata_csv)
+    if scheduler:
+        from pipeline.runner import run_dask
+
+        yield from run_dask(items, settings, checklist, scheduler)
+        return
+    if workers > 1:
+        from pipeline.runner import run_local
+
+        yield from run_local(items, settings, checklist, workers)
+        return
     worker = worker_name()
-    seen: set[int] = set()
-    for path in expand_paths(paths):
-        if not path.is_file():
-            yield ProcessResult(str(path), "failed", None, f"{path}: no such file")
-            continue
-        try:
-            recording_id, _ = register(settings, path, operator, operator_channel, metadata.get(path.name))
-        except (CallreviewError, OSError) as exc:
-            yield ProcessResult(str(path), "failed", None, str(exc))
-            continue
-        if recording_id in seen:
-            yield ProcessResult(str(path), "duplicate", recording_id, f"{path.name}: same audio as a file earlier in this batch")
-            continue
-        seen.add(recording_id)
-        if not _needs_work(settings, recording_id, checklist.sha256 if checklist else None):
-            yield ProcessResult(str(path), "skipped", recording_id, "already processed")
-            continue
-        if not claim(settings, recording_id, worker):
-            yield ProcessResult(str(path), "busy", recording_id, "another worker is processing it")
-            continue
-        # A file that failed its probe at registration is retried here too:
-        # decoding raises the same clear error if it is still bad.
-        yield process_one(settings, recording_id, checklist, worker)
+    for item in items:
+        yield work_on(settings, item, checklist, worker) if isinstance(item, Job) else item
 
 
 def process_paths(
@@ -307,12 +513,14 @@ def process_paths(
     operator_channel: str | None = None,
     metadata_csv: Path | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> list[ProcessResult]:
     """Process a batch; ``progress(done, total, file_name)`` is called after each file."""
     files = expand_paths(paths)
     results = []
-    for result in iter_process(files, settings, checklist_path, operator, operator_channel, metadata_csv):
+    for result in iter_process(files, settings, checklist_path, operator, operator_channel, metadata_csv, workers, scheduler):
         results.append(result)
         if progress is not None:
-            progress(len(results), len(files), Path(result.path).name)
+            progress(len(results), len(files), source_name(result.path))
     return results

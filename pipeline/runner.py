@@ -1,0 +1,205 @@
+"""Run the stages (decode, transcribe, align, store) in parallel: a pool of
+local processes, or the workers of a Dask distributed cluster.
+
+Both take the ``Job``s that ``ingest.plan`` yields (recordings registered where
+the batch started) and call ``ingest.work_on`` for each inside a worker, which
+claims the recording atomically in the database before doing anything. So two
+runners never process the same file, and a recording whose worker died is
+taken over by the retry (Dask reschedules the task; the local pool is restarted).
+
+Each worker process loads the Whisper model once, with ``cpu_threads`` = its
+share of the cores: on CPUs two single-thread processes do about twice the work
+of one process with two threads (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pipeline.config import Settings
+from pipeline.ingest import FAILED, Job, ProcessResult, work_on, worker_name
+
+log = logging.getLogger(__name__)
+
+# How many times a batch restarts a local pool whose worker died (OOM killer,
+# a crash in a native library) before it gives the remaining files up.
+POOL_RESTARTS = 2
+
+
+def available_cores() -> int:
+    """Cores this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _worker_settings(settings: Settings, threads: int) -> Settings:
+    """The settings a worker process runs with: absolute data dir (workers may
+    start elsewhere) and, unless the user chose, ``threads`` CPU threads."""
+    update = {"data_dir": settings.data_dir.resolve()}
+    if not settings.cpu_threads:
+        update["cpu_threads"] = max(1, threads)
+    return settings.model_copy(update=update)
+
+
+def _load_model(settings: Settings) -> None:
+    """Load the model now, so the first file does not pay for it; an error is
+    left for the first file to hit and record with its reason."""
+    from pipeline.transcribe import TranscribeOptions, get_transcriber
+
+    try:
+        get_transcriber(TranscribeOptions.from_settings(settings))
+    except Exception as exc:  # noqa: BLE001 - reported per file by process_one
+        log.warning("could not preload the model: %s", exc)
+
+
+def _split(items: Iterable[ProcessResult | Job]) -> tuple[list[ProcessResult], list[Job]]:
+    done, jobs = [], []
+    for item in items:
+        (jobs if isinstance(item, Job) else done).append(item)
+    return done, jobs
+
+
+def _give_up(settings: Settings, job: Job, message: str) -> ProcessResult:
+    """Record a recording no worker could finish as failed, with the reason."""
+    from pipeline.store import Recording, session_scope
+
+    with session_scope(settings.db_url) as session:
+        rec = session.get(Recording, job.recording_id)
+        if rec is not None:
+            rec.status, rec.error, rec.claimed_by = FAILED, message, None
+    return ProcessResult(job.path, "failed", job.recording_id, message)
+
+
+# --- local process pool -----------------------------------------------------
+
+_pool_state: dict = {}
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the batch process dies, so a
+    killed batch leaves no orphan holding claims (its rerun takes them over)."""
+    try:
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except Exception:  # noqa: BLE001 - best effort; elsewhere the lease still frees claims
+        pass
+
+
+def _pool_init(settings: Settings, checklist, parent: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _pool_state.update(settings=settings, checklist=checklist, worker=worker_name())
+    _load_model(settings)
+
+
+def _pool_work(job: Job) -> ProcessResult:
+    return work_on(_pool_state["settings"], job, _pool_state["checklist"], _pool_state["worker"])
+
+
+def run_local(
+    items: Iterable[ProcessResult | Job], settings: Settings, checklist=None, workers: int | None = None
+) -> Iterator[ProcessResult]:
+    """Process jobs on ``workers`` local processes (default: one per core); yields
+    results as they finish. Registration results pass straight through."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+    import multiprocessing
+
+    done, jobs = _split(items)
+    yield from done
+    if not jobs:
+        return
+    workers = max(1, min(workers or available_cores(), len(jobs)))
+    wsettings = _worker_settings(settings, available_cores() // workers)
+    # spawn, not fork: the parent holds database connections and maybe threads.
+    context = multiprocessing.get_context("spawn")
+    pending, restarts = list(jobs), 0
+    while pending:
+        with ProcessPoolExecutor(workers, context, initializer=_pool_init, initargs=(wsettings, checklist, os.getpid())) as pool:
+            futures = {pool.submit(_pool_work, job): job for job in pending}
+            pending = []
+            try:
+                for future in as_completed(futures):
+                    job = futures[future]
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        pending.append(job)
+                    except Exception as exc:  # noqa: BLE001 - e.g. the database went away
+                        yield _give_up(settings, job, f"{Path(job.path).name}: the worker failed: {type(exc).__name__}: {exc}")
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        if pending:
+            restarts += 1
+            if restarts > POOL_RESTARTS:
+                for job in pending:
+                    yield _give_up(settings, job, f"{Path(job.path).name}: the worker processing it died {restarts} times (out of memory?)")
+                return
+            log.warning("a worker process died; restarting the pool for %d remaining file(s)", len(pending))
+
+
+# --- Dask distributed -------------------------------------------------------
+
+
+def _dask_live_addresses() -> set[str]:
+    from distributed import get_client
+
+    return set(get_client().scheduler_info(n_workers=-1)["workers"])
+
+
+def _dask_work(settings: Settings, job: Job, checklist) -> ProcessResult:
+    """The task each Dask worker runs: claim, then process one recording.
+
+    A task occupies one worker thread, so it transcribes with one CPU thread
+    unless the user set ``cpu_threads``: run one worker thread per core."""
+    from distributed import get_worker
+
+    if not settings.cpu_threads:
+        settings = settings.model_copy(update={"cpu_threads": 1})
+    # The model is loaded once per worker process: get_transcriber caches it.
+    return work_on(settings, job, checklist, worker_name(get_worker().address), _dask_live_addresses)
+
+
+def run_dask(
+    items: Iterable[ProcessResult | Job], settings: Settings, checklist=None, scheduler: str = "tcp://127.0.0.1:8786"
+) -> Iterator[ProcessResult]:
+    """Process jobs as tasks on the Dask cluster at ``scheduler``; yields results as they finish.
+
+    Workers need the installed package, the audio (same path, or an fsspec URL)
+    and the database; they get the database URL from here. A task whose worker
+    dies is rescheduled by Dask, and its claim is taken over by the retry."""
+    from distributed import Client, as_completed
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+
+    done, jobs = _split(items)
+    yield from done
+    if not jobs:
+        return
+    if settings.db_url.startswith("sqlite"):
+        log.warning("Dask workers write to a SQLite file: only workers on this machine can reach it; use PostgreSQL (DATABASE_URL)")
+    wsettings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
+    with Client(scheduler, timeout="30s") as client:
+        futures = {
+            client.submit(_dask_work, wsettings, job, checklist, key=f"callreview-{job.recording_id}-{os.getpid()}-{i}", pure=False): job
+            for i, job in enumerate(jobs)
+        }
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                yield future.result()
+            except (KilledWorker, FutureCancelledError) as exc:
+                yield _give_up(settings, job, f"{Path(job.path).name}: the Dask workers processing it kept dying ({type(exc).__name__})")
+            except Exception as exc:  # noqa: BLE001 - e.g. a worker without the package
+                yield _give_up(settings, job, f"{Path(job.path).name}: the Dask task failed: {type(exc).__name__}: {exc}")

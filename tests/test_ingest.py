@@ -1,0 +1,175 @@
+"""Batch ingest on real audio and real databases (SQLite and PostgreSQL):
+reruns change nothing, bad files are recorded and skipped past, a batch
+killed with SIGKILL resumes without duplicates, and ``status`` lists failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from pipeline import store
+from pipeline.ingest import process_paths
+from pipeline.store import FAILED, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
+
+sys.path.insert(0, str(Path(__file__).parent))
+from shortcalls import copy_calls, make_bad_files, make_short_calls, make_truncated  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def short_calls(tmp_path_factory) -> list[Path]:
+    return make_short_calls(tmp_path_factory.getbasetemp() / "short-calls")
+
+
+def _snapshot(url: str) -> dict:
+    """What a rerun must leave unchanged: every row that describes a recording."""
+    with session_scope(url) as s:
+        recs = s.execute(
+            select(Recording.id, Recording.sha256, Recording.status, Recording.original_name, Recording.duration).order_by(Recording.id)
+        ).all()
+        utts = s.execute(
+            select(UtteranceRow.recording_id, UtteranceRow.idx, UtteranceRow.speaker, UtteranceRow.text).order_by(UtteranceRow.id)
+        ).all()
+        runs = store.count(s, ProcessingRun)
+    return {"recordings": [tuple(r) for r in recs], "utterances": [tuple(u) for u in utts], "runs": runs}
+
+
+def test_reingest_is_idempotent(settings, short_calls, tmp_path):
+    folder = copy_calls(short_calls[:2], tmp_path / "in")[0].parent
+    first = process_paths([folder], settings)
+    assert [r.status for r in first] == ["done", "done"], first
+    before = _snapshot(settings.db_url)
+    assert len(before["recordings"]) == 2 and before["utterances"]
+
+    second = process_paths([folder], settings)
+    assert [r.status for r in second] == ["skipped", "skipped"]
+    assert _snapshot(settings.db_url) == before
+
+    # The same audio under another name is the same recording, not a new row.
+    (folder / "copy.wav").write_bytes(short_calls[0].read_bytes())
+    third = process_paths([folder / "copy.wav"], settings)
+    assert third[0].status == "skipped"
+    assert _snapshot(settings.db_url) == before
+
+
+def test_bad_files_are_recorded_and_the_batch_goes_on(settings, short_calls, tmp_path, monkeypatch):
+    folder = tmp_path / "upload"
+    good = copy_calls(short_calls[:2], folder)
+    bad = make_bad_files(folder, short_calls[1])
+    cut = make_truncated(short_calls[1], folder / "cut_mid.mp3")
+
+    results = {Path(r.path).name: r for r in process_paths([folder], settings)}
+    assert set(results) == {p.name for p in good} | set(bad) | {cut.name}
+    for name, what in bad.items():
+        assert results[name].status == "failed", (what, results[name])
+        assert name in results[name].message, (what, results[name].message)
+    for p in good:
+        assert results[p.name].status == "done", results[p.name]
+    # Cut in the middle: the good part is transcribed, with a warning logged.
+    assert results[cut.name].status == "done", results[cut.name]
+
+    with session_scope(settings.db_url) as s:
+        rows = {r.original_name: r for r in s.scalars(select(Recording))}
+    for name in bad:
+        assert rows[name].status == FAILED and name in rows[name].error
+    assert all(rows[p.name].status == TRANSCRIBED for p in good)
+    assert rows[cut.name].duration < 6.0
+
+    # `callreview status` lists every failure with its reason.
+    from typer.testing import CliRunner
+
+    from pipeline import cli, config
+
+    monkeypatch.setenv("DATABASE_URL", settings.db_url)
+    monkeypatch.setenv("CALLREVIEW_DATA_DIR", str(settings.data_dir))
+    config.get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(cli.app, ["status"])
+    finally:
+        config.get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    assert "failed" in out.output and "transcribed" in out.output
+    for name in bad:
+        line = next(ln for ln in out.output.splitlines() if ln.startswith(f"FAILED {name}:"))
+        assert rows[name].error in line
+
+
+def _db_state(url: str) -> tuple[int, int, list]:
+    with session_scope(url) as s:
+        done = store.count(s, Recording, status=TRANSCRIBED)
+        total = store.count(s, Recording)
+        open_runs = s.execute(
+            select(ProcessingRun.worker).where(ProcessingRun.finished_at.is_(None))
+        ).scalars().all()
+    return done, total, open_runs
+
+
+def test_batch_killed_with_sigkill_resumes_without_duplicates(db_url, short_calls, tmp_path):
+    """A real `callreview ingest` (two worker processes) is SIGKILLed midway;
+    the rerun takes over the dead workers' claims and finishes every file once."""
+    folder = copy_calls(short_calls, tmp_path / "in")[0].parent
+    env = {**os.environ, "DATABASE_URL": db_url, "CALLREVIEW_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    cmd = [str(REPO / ".venv" / "bin" / "callreview"), "ingest", str(folder), "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            done, total, open_runs = _db_state(db_url) if proc.poll() is None else (0, 0, [])
+            if proc.poll() is not None:
+                pytest.fail(f"the batch ended before it could be killed:\n{proc.stdout.read().decode()}")
+            if done >= 1 and open_runs:
+                break
+            assert time.monotonic() < deadline, "the batch made no progress"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done, _total, open_runs = _db_state(db_url)
+    assert done < len(short_calls)
+    with session_scope(db_url) as s:
+        interrupted = s.scalars(select(Recording.id).where(Recording.status == store.PROCESSING)).all()
+    killed_workers = {w.split(" ")[0] for w in open_runs}
+    # Its worker processes die with it (no orphan keeps a claim).
+    time.sleep(1.0)
+    for worker in killed_workers:
+        pid = int(worker.rpartition(":")[2])
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"worker {worker} outlived the killed batch")
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+
+    with session_scope(db_url) as s:
+        recs = s.scalars(select(Recording).order_by(Recording.id)).all()
+        assert sorted(r.original_name for r in recs) == sorted(p.name for p in short_calls)
+        assert all(r.status == TRANSCRIBED for r in recs)
+        for r in recs:
+            runs = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == r.id)).all()
+            assert sum(1 for run in runs if run.ok) == 1, [(run.worker, run.ok, run.error) for run in runs]
+            assert all(run.finished_at is not None for run in runs)
+            idx = s.scalars(select(UtteranceRow.idx).where(UtteranceRow.recording_id == r.id)).all()
+            assert idx and sorted(idx) == list(range(len(idx)))
+        abandoned = s.scalars(select(ProcessingRun).where(ProcessingRun.ok.is_(False))).all()
+        # The runs the kill interrupted are closed as abandoned, naming the dead worker.
+        assert {run.worker.split(" ")[0] for run in abandoned} == killed_workers
+        assert all("stopped before finishing" in run.error for run in abandoned)
+        attempts = {r.id: r.attempts for r in recs}
+        assert all(attempts[i] == 2 for i in interrupted) and interrupted
+        assert sum(attempts.values()) == len(recs) + len(interrupted)
