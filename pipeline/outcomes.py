@@ -50,15 +50,18 @@ class OutcomeRecord:
     raw: dict = field(default_factory=dict)
 
 
-def read_text(path: Path) -> str:
+def decode(data: bytes, name: str = "CSV") -> str:
     """CSV text in UTF-8 (with or without BOM) or, as Russian Excel saves it, cp1251."""
-    data = Path(path).read_bytes()
     for enc in ("utf-8-sig", "cp1251"):
         try:
             return data.decode(enc)
         except UnicodeDecodeError:
             continue
-    raise InputError(f"{path}: cannot read the text encoding; save the CSV as UTF-8.")
+    raise InputError(f"{name}: cannot read the text encoding; save the CSV as UTF-8.")
+
+
+def read_text(path: Path) -> str:
+    return decode(Path(path).read_bytes(), str(path))
 
 
 def csv_columns(text: str) -> list[str]:

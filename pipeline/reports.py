@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from pipeline import stats
 from pipeline.conversation import call_metrics
 from pipeline.errors import CallreviewError
+from pipeline.transcript import Utterance
 from pipeline.store import (
     ORDER,
     AlignmentRow,
@@ -122,7 +123,7 @@ class ReportData:
     reviews: list[ReviewInfo]
     judgements: list[Judgement]
     step_titles: dict[tuple[str, str], str] = field(default_factory=dict)  # (checklist, step) -> title
-    utterances: dict[int, list[UtteranceRow]] = field(default_factory=dict)
+    utterances: dict[int, list[Utterance]] = field(default_factory=dict)
 
     def verdicts(self) -> dict[tuple[int, str], Judgement]:
         """One judgement per (call, step): the owner's, else the first submitted listener's."""
@@ -240,10 +241,13 @@ def load(session: Session, with_utterances: bool = True) -> ReportData:
                 Judgement(r.review_id, r.recording_id, r.reviewer, r.reviewer_role, r.is_gold, m.step_id, m.mark,
                           status, categorize(m.mark, status), m.comment or "", r.submitted_at)
             )
-    utterances: dict[int, list[UtteranceRow]] = defaultdict(list)
+    # Plain records, not ORM rows, so the app can cache ReportData.
+    utterances: dict[int, list[Utterance]] = defaultdict(list)
     if with_utterances:
-        for u in session.scalars(select(UtteranceRow).order_by(UtteranceRow.recording_id, UtteranceRow.idx)):
-            utterances[u.recording_id].append(u)
+        rows = session.execute(select(UtteranceRow.recording_id, UtteranceRow.speaker, UtteranceRow.start, UtteranceRow.end,
+                                      UtteranceRow.channel).order_by(UtteranceRow.recording_id, UtteranceRow.idx))
+        for rid, speaker, start, end, channel in rows:
+            utterances[rid].append(Utterance(speaker, start, end, "", channel))
     return ReportData(calls, reviews, judgements, step_titles, dict(utterances))
 
 

@@ -260,6 +260,11 @@ def gold_recording_ids(session: Session) -> list[int]:
     return sorted(session.scalars(stmt))
 
 
+def active_listener_names(session: Session) -> list[str]:
+    stmt = select(User.name).where(User.role == "listener", User.active.is_(True)).order_by(User.name)
+    return list(session.scalars(stmt))
+
+
 def active_listener_ids(session: Session, names: Sequence[str] = ()) -> list[int]:
     stmt = select(User).where(User.role == "listener", User.active.is_(True)).order_by(User.id)
     users = list(session.scalars(stmt))

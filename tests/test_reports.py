@@ -218,3 +218,27 @@ def test_every_report_builds(db):
             df = reports.build(kind, s, data)
             assert len(df.columns) > 2, kind
             reports.export(df, "xlsx", kind)
+
+
+PAGES = ["owner_script_improvement", "owner_steps", "owner_operators", "owner_listeners", "owner_sampling", "owner_outcomes"]
+
+
+def test_owner_pages_render(db, monkeypatch):
+    """Each report page runs against the seeded database without an exception, and refuses listeners."""
+    from streamlit.testing.v1 import AppTest
+
+    from pipeline.accounts import CurrentUser
+
+    url, ids = db
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("CALLREVIEW_ALIGN_MODELS", "tfidf")  # the sentence models are tested in test_situations.py
+    for page in PAGES:
+        at = AppTest.from_file(f"../review_app/pages/{page}.py", default_timeout=60)
+        at.session_state["cr_user"] = CurrentUser(ids["owner"], "owner", "owner")
+        at.run()
+        assert not at.exception, (page, at.exception)
+        assert at.title[0].value, page
+    at = AppTest.from_file("../review_app/pages/owner_steps.py")
+    at.session_state["cr_user"] = CurrentUser(ids["lena"], "lena", "listener")
+    at.run()
+    assert at.error[0].value == "Нет доступа к этой странице." and not at.title

@@ -1,0 +1,51 @@
+"""Operator scorecards: adherence with its margin of error, steps, weekly trend, conversation metrics."""
+
+import altair as alt
+import streamlit as st
+
+from pipeline import reports
+from review_app.report_ui import owner_db, refresh_button, report_data, table
+
+url = owner_db()
+st.title("Операторы")
+refresh_button()
+data = report_data(url)
+
+card = reports.operators_report(data)
+if not card.empty and card["adherence"].notna().any():
+    plot = card.dropna(subset=["adherence"]).assign(
+        low=lambda d: (d["adherence"] - d["margin_of_error"]).clip(lower=0),
+        high=lambda d: (d["adherence"] + d["margin_of_error"]).clip(upper=1),
+    )
+    base = alt.Chart(plot).encode(y=alt.Y("operator:N", title=None))
+    st.altair_chart(
+        base.mark_bar().encode(x=alt.X("adherence:Q", axis=alt.Axis(format="%"), title="выполнение скрипта"),
+                               tooltip=["operator", "reviewed_calls", alt.Tooltip("adherence:Q", format=".0%"),
+                                        alt.Tooltip("margin_of_error:Q", format=".0%")])
+        + base.mark_errorbar().encode(x="low:Q", x2="high:Q"),
+        use_container_width=True,
+    )
+table(card, "operators", "Выполнение — средняя доля шагов, сделанных верно, по прослушанным звонкам; "
+      "погрешность — 95%, с учётом числа прослушанных из всех звонков оператора.")
+
+st.subheader("По шагам")
+table(reports.operator_steps_report(data), "operator_steps")
+
+st.subheader("По неделям")
+trend = reports.operator_trend_report(data)
+if not trend.empty:
+    st.altair_chart(
+        alt.Chart(trend).mark_line(point=True).encode(
+            x=alt.X("period:N", title="неделя"), y=alt.Y("adherence:Q", axis=alt.Axis(format="%"), title="выполнение"),
+            color="operator:N", tooltip=["operator", "period", "reviewed_calls", alt.Tooltip("adherence:Q", format=".0%")],
+        ),
+        use_container_width=True,
+    )
+table(trend, "operator_trend")
+
+st.subheader("Разговор")
+table(reports.conversation_report(data), "conversation",
+      "Средние по звонкам: секунды речи, доля тишины, перебивания (речь одновременно на двух каналах дольше 0,3 с), "
+      "задержка ответа оператора после реплики клиента; для чатов — время первого и среднего ответа, в секундах.")
+with st.expander("По каждому звонку"):
+    table(reports.conversation_calls_report(data), "conversation_calls")

@@ -1,0 +1,67 @@
+"""Script improvement: situations the script does not cover, grouped, with
+quotes and audio clips; the owner marks a group "covered in script vN" and
+then sees whether it still happens in calls on vN or later."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from pipeline import situations
+from pipeline.errors import CallreviewError
+from pipeline.store import ChecklistVersion, session_scope
+from review_app.report_ui import owner_db, refresh_button, report_data, table
+
+url = owner_db()
+st.title("Улучшение скрипта")
+st.caption("Всё, что слушатели отметили как «нет в скрипте», сгруппировано по смыслу. Отметьте ситуацию, "
+           "когда добавите её в новую версию скрипта: отчёт покажет, встречается ли она после этого.")
+refresh_button()
+
+
+@st.cache_data(ttl=60, show_spinner="Группирую ситуации…")
+def load(url: str, threshold: float):
+    with session_scope(url) as s:
+        sits = situations.situations(s, threshold)
+        versions = sorted({(v.checklist_id, v.version) for v in s.query(ChecklistVersion)})
+    return sits, versions
+
+
+threshold = st.slider("Строгость группировки", 1.5, 4.0, situations.DEFAULT_THRESHOLD, 0.25,
+                      help="Выше — группы мельче и точнее; ниже — крупнее.")
+sits, versions = load(url, threshold)
+data = report_data(url)
+df = situations.to_frame(sits, data.step_titles)
+table(df.drop(columns=["items"]), "situations")
+
+show = st.radio("Показать", ["все", "открытые", "закрытые скриптом"], horizontal=True)
+for sit in sits:
+    if (show == "открытые" and sit.coverage) or (show == "закрытые скриптом" and not sit.coverage):
+        continue
+    icon = "🟢" if sit.coverage and not sit.since_covered else ("🟠" if sit.coverage else "🔴")
+    with st.expander(f"{icon} {sit.number}. {sit.label} — {sit.count} раз, {sit.calls} звонков"):
+        c1, c2, c3 = st.columns(3)
+        c1.write(f"Шаг: **{data.title(next((i.checklist_id for i in sit.items if i.checklist_id), ''), sit.step_id or '') if sit.step_id else '—'}**")
+        c2.write(f"Впервые: {sit.first_seen:%d.%m.%Y}" if sit.first_seen else "Впервые: —")
+        c3.write(f"Последний раз: {sit.last_seen:%d.%m.%Y}" if sit.last_seen else "Последний раз: —")
+        if sit.coverage:
+            st.write(f"Закрыто в скрипте **{sit.coverage.checklist_id} v{sit.coverage.version}**; "
+                     f"после этого встречалось: **{sit.since_covered}** раз в {sit.calls_since_covered} звонках.")
+        for item in sit.items[:5]:
+            st.markdown(f"> {item.quote or item.text}")
+            if item.text and item.text != item.quote:
+                st.caption(f"{item.reviewer}: {item.text}")
+            if item.listen_path and Path(item.listen_path).is_file() and item.start is not None:
+                st.audio(item.listen_path, start_time=int(item.start), end_time=int(item.end) + 1 if item.end else None)
+        if versions:
+            with st.form(f"cover-{sit.number}-{sit.keys[0]}"):
+                v = st.selectbox("Закрыто в версии скрипта", versions, index=len(versions) - 1,
+                                 format_func=lambda cv: f"{cv[0]} v{cv[1]}")
+                if st.form_submit_button("Отметить: добавлено в скрипт"):
+                    try:
+                        with session_scope(url) as s:
+                            situations.mark_covered(s, sit.keys, v[0], v[1], sit.label, "owner")
+                    except CallreviewError as exc:
+                        st.error(str(exc))
+                    else:
+                        load.clear()
+                        st.rerun()

@@ -1,0 +1,48 @@
+"""Script steps: rates with 95% intervals, the drop-off funnel, versions side by side."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from pipeline import reports
+from review_app.report_ui import owner_db, refresh_button, report_data, table
+
+url = owner_db()
+st.title("Шаги скрипта")
+refresh_button()
+data = report_data(url)
+
+st.subheader("Как выполняются шаги")
+steps = reports.steps_report(data)
+if not steps.empty:
+    names = {"correct": "верно", "incorrect": "неверно", "not_in_script": "нет в скрипте", "missing": "пропущен"}
+    long = steps.melt(id_vars=["step"], value_vars=list(names), var_name="category", value_name="share")
+    long["category"] = long["category"].map(names)
+    st.altair_chart(
+        alt.Chart(long).mark_bar().encode(
+            x=alt.X("share:Q", axis=alt.Axis(format="%"), title="доля прослушанных звонков"),
+            y=alt.Y("step:N", sort=list(steps["step"]), title=None),
+            color=alt.Color("category:N", title=None, sort=list(names.values())),
+            tooltip=["step", "category", alt.Tooltip("share:Q", format=".0%")],
+        ),
+        use_container_width=True,
+    )
+table(steps, "steps", "Доли по прослушанным звонкам; _low/_high — 95% доверительный интервал Вилсона.")
+
+st.subheader("Где теряются клиенты")
+funnel = reports.funnel_report(data)
+if not funnel.empty:
+    st.caption(f"Последний пройденный шаг: {funnel['scope'].iloc[0]}.")
+    for (cl, v), part in funnel.groupby(["checklist", "version"]):
+        st.altair_chart(
+            alt.Chart(part).mark_bar().encode(
+                x=alt.X("step:N", sort=list(part["step"]), title=f"{cl} v{v}"),
+                y=alt.Y("reached:Q", title="дошли до шага"),
+                tooltip=["step", "reached", "stopped_here", alt.Tooltip("reached_share:Q", format=".0%")],
+            ),
+            use_container_width=True,
+        )
+table(funnel, "funnel")
+
+st.subheader("Версии скрипта рядом")
+table(reports.versions_report(data), "versions")

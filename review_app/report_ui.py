@@ -1,0 +1,62 @@
+"""Shared bits of the owner report pages: the database URL, the cached report
+data, and a table with CSV/XLSX download buttons. The numbers come from
+``pipeline.reports``; nothing here computes them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pipeline import reports
+from pipeline.store import session_scope
+
+PERCENT_HINTS = ("correct", "incorrect", "not_in_script", "missing", "adherence", "conversion", "agreement", "percent",
+                 "share", "margin_of_error", "lift")
+
+
+def owner_db() -> str:
+    """Stop the page for anyone but the owner; return the database URL."""
+    try:
+        from review_app.session import db_url, require_role
+    except ImportError:  # the app shell is not there (running a page on its own)
+        from pipeline.config import get_settings
+
+        return get_settings().db_url
+    require_role("owner")
+    return db_url()
+
+
+@st.cache_data(ttl=60, show_spinner="Считаю отчёт…")
+def report_data(url: str) -> reports.ReportData:
+    with session_scope(url) as s:
+        return reports.load(s)
+
+
+def refresh_button() -> None:
+    if st.button("Обновить данные", help="Отчёты кэшируются на минуту"):
+        report_data.clear()
+        st.rerun()
+
+
+def _column_config(df: pd.DataFrame) -> dict:
+    config = {}
+    for col in df.columns:
+        if df[col].dtype.kind == "f" and any(h in col for h in PERCENT_HINTS) and "kappa" not in col:
+            config[col] = st.column_config.NumberColumn(col, format="percent")
+        elif df[col].dtype.kind == "f":
+            config[col] = st.column_config.NumberColumn(col, format="%.2f")
+    return config
+
+
+def table(df: pd.DataFrame, name: str, caption: str | None = None) -> None:
+    """Show a report table with CSV and XLSX downloads."""
+    if caption:
+        st.caption(caption)
+    if df.empty:
+        st.info("Пока нет данных для этой таблицы.")
+        return
+    st.dataframe(df, hide_index=True, use_container_width=True, column_config=_column_config(df))
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.download_button("CSV", reports.export(df, "csv", name), f"{name}.csv", "text/csv", key=f"csv-{name}")
+    c2.download_button("XLSX", reports.export(df, "xlsx", name), f"{name}.xlsx",
+                       "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key=f"xlsx-{name}")
