@@ -1,0 +1,252 @@
+"""Parallel runners on real databases: atomic claims, takeover of a dead
+worker's claim, the local process pool, fsspec URLs, and a real Dask cluster
+(scheduler + two workers on 127.0.0.1) that loses a worker midway."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from pipeline import ingest, store
+from pipeline.ingest import BUSY, CLAIMED, DONE, Job, process_paths, register, try_claim
+from pipeline.store import PROCESSING, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
+
+sys.path.insert(0, str(Path(__file__).parent))
+from shortcalls import copy_calls, make_short_calls  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = REPO / ".venv" / "bin"
+
+
+@pytest.fixture(scope="session")
+def short_calls(tmp_path_factory) -> list[Path]:
+    return make_short_calls(tmp_path_factory.getbasetemp() / "short-calls")
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+# --- claims -----------------------------------------------------------------
+
+
+def test_racing_claims_have_one_winner(settings, short_calls):
+    rid, _ = register(settings, short_calls[0])
+    barrier, wins = threading.Barrier(8), []
+
+    def contend(i: int) -> None:
+        barrier.wait()
+        wins.append((i, try_claim(settings, rid, f"{socket.gethostname()}:{os.getpid()} racer-{i}")))
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcome for _, outcome in wins) == [BUSY] * 7 + [CLAIMED]
+    with session_scope(settings.db_url) as s:
+        rec = s.get(Recording, rid)
+        winner = next(i for i, outcome in wins if outcome == CLAIMED)
+        assert rec.status == PROCESSING and rec.claimed_by.endswith(f"racer-{winner}") and rec.attempts == 1
+
+
+def test_dead_workers_claims_are_taken_over(settings, short_calls):
+    host = socket.gethostname()
+    rid, _ = register(settings, short_calls[0])
+    # A live holder (this process) keeps its claim.
+    assert try_claim(settings, rid, f"{host}:{os.getpid()}") == CLAIMED
+    assert try_claim(settings, rid, "other:1") == BUSY
+    # A holder on this host whose process is gone loses it; its open run is closed as abandoned.
+    dead = f"{host}:{_dead_pid()}"
+    with session_scope(settings.db_url) as s:
+        s.execute(update(Recording).where(Recording.id == rid).values(claimed_by=dead))
+    run_id = ingest._start_run(settings, rid, "transcribe", dead)
+    assert try_claim(settings, rid, "me:1") == CLAIMED
+    with session_scope(settings.db_url) as s:
+        run = s.get(ProcessingRun, run_id)
+        assert run.ok is False and run.finished_at is not None and dead in run.error
+    # A Dask worker on another machine: dead when the cluster no longer lists it.
+    remote = "otherhost:42 tcp://10.0.0.7:40001"
+    with session_scope(settings.db_url) as s:
+        s.execute(update(Recording).where(Recording.id == rid).values(claimed_by=remote))
+    assert try_claim(settings, rid, "me:2", live_addresses={"tcp://10.0.0.7:40001"}) == BUSY
+    assert try_claim(settings, rid, "me:2", live_addresses=lambda: {"tcp://10.0.0.8:40001"}) == CLAIMED
+    # Any holder whose lease lapsed loses it.
+    old = store.utcnow() - dt.timedelta(seconds=ingest.CLAIM_LEASE_S + 60)
+    with session_scope(settings.db_url) as s:
+        s.execute(update(Recording).where(Recording.id == rid).values(claimed_by="otherhost:42", claimed_at=old))
+    assert try_claim(settings, rid, "me:3") == CLAIMED
+    with session_scope(settings.db_url) as s:
+        assert s.get(Recording, rid).attempts == 4
+    # Nothing to do is not a claim.
+    with session_scope(settings.db_url) as s:
+        s.execute(update(Recording).where(Recording.id == rid).values(status=TRANSCRIBED, claimed_by=None))
+    assert try_claim(settings, rid, "me:4") == DONE
+
+
+# --- runners ----------------------------------------------------------------
+
+
+def _assert_processed_once(url: str, names: list[str]) -> None:
+    with session_scope(url) as s:
+        recs = s.scalars(select(Recording).order_by(Recording.id)).all()
+        assert sorted(r.original_name for r in recs) == sorted(names)
+        for r in recs:
+            assert r.status == TRANSCRIBED and r.claimed_by is None, (r.original_name, r.status, r.error)
+            runs = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == r.id)).all()
+            assert sum(1 for run in runs if run.ok) == 1, [(run.worker, run.ok, run.error) for run in runs]
+            assert all(run.finished_at is not None for run in runs)
+            idx = s.scalars(select(UtteranceRow.idx).where(UtteranceRow.recording_id == r.id)).all()
+            assert idx and sorted(idx) == list(range(len(idx)))
+
+
+@pytest.mark.slow
+def test_local_process_pool(settings, short_calls, tmp_path):
+    calls = copy_calls(short_calls[:2], tmp_path / "in")
+    results = process_paths([calls[0].parent], settings, workers=2)
+    assert sorted(r.status for r in results) == ["done"] * 2, results
+    _assert_processed_once(settings.db_url, [p.name for p in calls])
+    with session_scope(settings.db_url) as s:
+        workers = set(s.scalars(select(ProcessingRun.worker)))
+    assert str(os.getpid()) not in {w.rpartition(":")[2] for w in workers}  # done in the pool, not here
+    # A second pool run finds nothing to do.
+    assert {r.status for r in process_paths([calls[0].parent], settings, workers=2)} == {"skipped"}
+
+
+@pytest.mark.slow
+def test_fsspec_url_input(tmp_path, short_calls):
+    """A URL (here file://; s3:// works the same through fsspec) is hashed as it
+    streams and copied to a temp file only while a worker decodes it."""
+    from pipeline.config import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    folder = copy_calls(short_calls[:1], tmp_path / "bucket")[0].parent
+    url = f"file://{folder}/"
+    assert ingest.expand_paths([url]) == [f"file://{folder / short_calls[0].name}"]
+    results = process_paths([url], settings)
+    assert [r.status for r in results] == ["done"], results
+    with session_scope(settings.db_url) as s:
+        rec = s.scalars(select(Recording)).one()
+        assert rec.source_path.startswith("file://") and rec.original_name == short_calls[0].name
+        assert rec.duration > 5 and Path(rec.listen_path).exists()
+    assert not list(Path(tempfile.gettempdir()).glob("callreview-stage-*/" + short_calls[0].name))
+
+
+# --- Dask -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(5)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A real `dask scheduler` and two `dask worker` processes (one thread each)
+    on 127.0.0.1, each in its own process group so a test can kill one whole."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path / "dask-logs"
+    logs.mkdir()
+    procs: list[subprocess.Popen] = []
+
+    def start(name: str, args: list[str]) -> subprocess.Popen:
+        log = open(logs / f"{name}.log", "wb")
+        proc = subprocess.Popen([str(BIN / "dask"), *args], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        procs.append(proc)
+        return proc
+
+    try:
+        start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"])
+        workers = [
+            start(f"worker{i}", ["worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+                                 "--host", "127.0.0.1", "--local-directory", str(tmp_path / f"w{i}")])
+            for i in range(2)
+        ]
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address, workers, logs
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_dask_cluster_survives_a_killed_worker(settings, dask_cluster, short_calls, tmp_path):
+    """The demo-sized batch runs as Dask tasks into PostgreSQL; one worker is
+    SIGKILLed (nanny and all) in the middle of a call. Dask reruns its task on
+    the other worker, which takes the dead claim over: every call once."""
+    address, workers, _logs = dask_cluster
+    calls = copy_calls(short_calls[:4], tmp_path / "in")
+    results, errors = [], []
+
+    def run() -> None:
+        try:
+            results.extend(process_paths([calls[0].parent], settings, scheduler=address))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            errors.append(exc)
+
+    batch = threading.Thread(target=run, daemon=True)
+    batch.start()
+    victim = victim_worker = None
+    deadline = time.monotonic() + 180
+    while victim is None:
+        assert batch.is_alive(), (errors, results)
+        assert time.monotonic() < deadline, "no worker started a call"
+        with session_scope(settings.db_url) as s:
+            done = store.count(s, Recording, status=TRANSCRIBED)
+            running = s.execute(
+                select(ProcessingRun.recording_id, ProcessingRun.worker).where(ProcessingRun.finished_at.is_(None))
+            ).first()
+        if running is not None and done >= 1:
+            pid = int(running.worker.split(" ")[0].rpartition(":")[2])
+            victim = next(w for w in workers if w.pid == os.getpgid(pid))
+            victim_worker = running.worker
+            os.killpg(victim.pid, signal.SIGKILL)
+        time.sleep(0.1)
+    batch.join(240)
+    assert not batch.is_alive(), "the batch did not finish after a worker died"
+    assert not errors, errors
+    assert sorted(r.status for r in results) == ["done"] * len(calls), results
+    _assert_processed_once(settings.db_url, [p.name for p in calls])
+    with session_scope(settings.db_url) as s:
+        abandoned = s.scalars(select(ProcessingRun).where(ProcessingRun.ok.is_(False))).all()
+        assert [run.worker for run in abandoned] == [victim_worker]
+        assert "stopped before finishing" in abandoned[0].error
+        retried = s.get(Recording, abandoned[0].recording_id)
+        assert retried.attempts == 2
+        redo = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == retried.id, ProcessingRun.ok.is_(True))).one()
+        assert redo.worker != victim_worker
+        assert sum(s.scalars(select(Recording.attempts))) == len(calls) + 1
