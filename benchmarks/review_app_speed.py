@@ -1,0 +1,131 @@
+"""Review-app speed on a 30-minute call, measured in headless Chromium against
+the real server: call page ready time, and the time from clicking a mark to
+the saved, re-rendered step (target: under 300 ms).
+
+    .venv/bin/python benchmarks/review_app_speed.py [--minutes 30] [--marks 9]
+
+Prints a Markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from test_review_data import SCRIPT_CALL, STEP_IDS, add_call, make_opus  # noqa: E402
+from test_browser import ARGS, CHROMIUM, _free_port  # noqa: E402
+
+
+def build(tmp: Path, minutes: float):
+    from pipeline import accounts, review
+    from pipeline.store import Assignment, session_scope, upgrade
+    from sqlalchemy import select
+
+    url = f"sqlite:///{tmp / 'callreview.db'}"
+    upgrade(url)
+    data = tmp / "data"
+    t0 = time.perf_counter()
+    audio = make_opus(data / "audio" / "long.ogg", seconds=minutes * 60)
+    print(f"made a {minutes:g}-minute Opus copy in {time.perf_counter() - t0:.1f}s ({audio.stat().st_size / 1e6:.1f} MB)")
+    repeat = max(1, round(minutes * 60 / 4.0 / len(SCRIPT_CALL)))
+    with session_scope(url) as s:
+        accounts.add_user(s, "anna", "listener", "secret-pass")
+        rid = add_call(s, "long.wav", listen_path=audio, repeat=repeat)
+        uid = accounts.get_user(s, "anna").id
+        review.assign(s, [rid], [uid])
+        aid = s.scalar(select(Assignment.id).where(Assignment.listener_id == uid))
+    return url, data, aid, repeat * len(SCRIPT_CALL)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=30)
+    ap.add_argument("--marks", type=int, default=len(STEP_IDS))
+    args = ap.parse_args()
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60000)
+    tmp = Path(tempfile.mkdtemp(prefix="callreview-bench-"))
+    url, data, aid, n_utt = build(tmp, args.minutes)
+    port = _free_port()
+    env = dict(os.environ, CALLREVIEW_DATABASE_URL=url, CALLREVIEW_DATA_DIR=str(data), CALLREVIEW_SECRET_KEY="bench")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "review_app" / "server.py"), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.25)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60000)
+            page.goto(base)
+            page.get_by_label("Имя пользователя").fill("anna")
+            page.get_by_label("Пароль").fill("secret-pass")
+            page.get_by_role("button", name="Войти").click()
+            expect(page.get_by_role("heading", name="Мои звонки")).to_be_visible()
+            page.wait_for_timeout(500)
+
+            ready = []
+            for attempt in range(3):  # first open creates the draft; later ones are reloads
+                t0 = time.perf_counter()
+                page.goto(f"{base}/review?call={aid}")
+                expect(page.get_by_role("button", name="Отправить отзыв")).to_be_visible()
+                expect(page.locator("audio")).to_have_count(1)
+                expect(page.get_by_text("Расшифровка")).to_be_visible()
+                page.wait_for_function(
+                    "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+                    " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')"
+                )
+                ready.append(time.perf_counter() - t0)
+
+            marks = []
+            for i in range(min(args.marks, len(STEP_IDS))):
+                label = page.locator("label").filter(has_text="Выполнено неверно").nth(i)
+                head = page.get_by_text(f"{i + 1}. ", exact=False).first
+                t0 = time.perf_counter()
+                label.click()
+                # Saved and re-rendered: the step title gains its ✔️.
+                page.wait_for_function(
+                    "(n) => [...document.querySelectorAll('p strong')].some(e => e.innerText.startsWith(n + '. ')"
+                    " && e.parentElement.innerText.includes('✔'))",
+                    arg=i + 1,
+                )
+                marks.append(time.perf_counter() - t0)
+                del head
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+    cpu = platform.processor() or platform.machine()
+    print()
+    print(f"| measure ({args.minutes:g}-min call, {n_utt} utterances, {len(STEP_IDS)} steps) | median | min | max | n |")
+    print("|---|---|---|---|---|")
+    print(f"| call page ready (navigate -> player, steps, transcript shown) | {statistics.median(ready) * 1000:.0f} ms | "
+          f"{min(ready) * 1000:.0f} ms | {max(ready) * 1000:.0f} ms | {len(ready)} |")
+    print(f"| mark click -> saved and re-rendered | {statistics.median(marks) * 1000:.0f} ms | {min(marks) * 1000:.0f} ms | "
+          f"{max(marks) * 1000:.0f} ms | {len(marks)} |")
+    print(f"\n{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, headless Chromium")
+
+
+if __name__ == "__main__":
+    main()
