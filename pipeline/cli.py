@@ -26,6 +26,82 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
+# --- transcription and models (pipeline/transcribe.py, pipeline/models.py) ---
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def transcribe(
+    audio_file: Path = typer.Argument(..., help="A call recording (wav, mp3, ogg, m4a, amr, ...)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the transcript JSON here (default: print it)."),
+    model: str = typer.Option(None, help="base (bundled), a model folder, a .pt checkpoint, or a name with --allow-download."),
+    engine: str = typer.Option(None, help="faster-whisper (default) or openai-whisper (needs a .pt checkpoint)."),
+    operator_channel: str = typer.Option(None, help="Which stereo channel is the operator: left or right."),
+    language: str = typer.Option(None, help="Language code, or auto to detect (default ru)."),
+    allow_download: bool = typer.Option(None, "--allow-download", help="Allow downloading a named model from the Hugging Face hub."),
+    text: bool = typer.Option(False, "--text", help="Print readable turns instead of JSON."),
+) -> None:
+    """Transcribe one recording: speaker turns with word timestamps, as JSON."""
+    import json
+
+    from pipeline.errors import CallreviewError
+    from pipeline.transcribe import TranscribeOptions, transcribe_file
+
+    settings = _settings(model=model, engine=engine, operator_channel=operator_channel, language=language, allow_download=allow_download)
+    try:
+        tr = transcribe_file(audio_file, TranscribeOptions.from_settings(settings), settings.operator_channel, settings.max_duration_s)
+    except CallreviewError as exc:
+        _fail(exc)
+    if text:
+        body = "\n".join(f"[{u.start:7.2f}-{u.end:7.2f}] {u.speaker:8} {u.text}" for u in tr.utterances)
+    else:
+        body = json.dumps(tr.to_dict(), ensure_ascii=False, indent=1)
+    if out:
+        out.write_text(body + "\n", encoding="utf-8")
+        typer.echo(f"{audio_file.name}: {len(tr.utterances)} utterances, {tr.duration:.1f} s -> {out}")
+    else:
+        typer.echo(body)
+
+
+models_app = typer.Typer(help="Whisper weights: what is available offline, conversion for openai-whisper.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Models usable offline and where they are cached."""
+    from pipeline.models import DOWNLOADABLE, list_models
+
+    settings = get_settings()
+    typer.echo(f"cache: {settings.model_cache}")
+    for row in list_models(settings.model_cache):
+        typer.echo(f"  {row['name']:12} {row['kind']:4} {row['status']}")
+    typer.echo(f"with --allow-download: {', '.join(DOWNLOADABLE)}")
+
+
+@models_app.command("convert")
+def models_convert(
+    out: Path = typer.Option(..., "--out", help="Where to write the openai-whisper .pt checkpoint."),
+    model: str = typer.Option("base", help="The CTranslate2 model to convert (base, or a float16/float32 folder)."),
+) -> None:
+    """Convert a CTranslate2 model into an openai-whisper checkpoint with the same weights."""
+    from pipeline.errors import CallreviewError
+    from pipeline.models import convert_ct2_to_openai, resolve_model
+
+    settings = get_settings()
+    try:
+        resolved = resolve_model(model, settings.model_cache, settings.allow_download)
+        if resolved.kind != "ct2":
+            raise typer.BadParameter(f"{model} is already a .pt checkpoint")
+        path = convert_ct2_to_openai(resolved.path, out)
+    except CallreviewError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB); use it with --engine openai-whisper --model {path}")
+
+
 # --- database, ingest and processing (pipeline/ingest.py) -------------------
 
 def _settings(**overrides):

@@ -309,6 +309,9 @@ class Transcriber:
 
     def __init__(self, options: TranscribeOptions | None = None):
         self.options = opts = options or TranscribeOptions()
+        fw_log = logging.getLogger("faster_whisper")
+        if fw_log.level == logging.NOTSET:  # its per-call INFO lines drown ours
+            fw_log.setLevel(logging.WARNING)
         cache = opts.model_cache
         if cache is None:
             from .config import get_settings
