@@ -240,7 +240,7 @@ def make_listening_copy(src: str | os.PathLike, dest_path: str | os.PathLike, bi
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ogg", dir=dest.parent)
     os.close(fd)
-    out_kwargs = dict(format="ogg", acodec="libopus", ac=n, ar=48000, application="voip", vbr="on")
+    out_kwargs = dict(format="ogg", acodec="libopus", ac=n, ar=48000, application="voip", vbr="constrained")
     out_kwargs["b:a"] = f"{kbps}k"
     if info.channels > 2:
         out_kwargs["af"] = "pan=stereo|c0=c0|c1=c1"
@@ -249,6 +249,9 @@ def make_listening_copy(src: str | os.PathLike, dest_path: str | os.PathLike, bi
         proc = subprocess.run(stream.compile(cmd=ffmpeg_exe()), capture_output=True)
         if proc.returncode != 0 or os.path.getsize(tmp) == 0:
             raise AudioError(f"{src.name}: cannot make a listening copy ({_last_line(proc.stderr)})")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the app may run as another user
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

@@ -97,3 +97,49 @@ def settings(tmp_path, db_url):
     from pipeline.config import Settings
 
     return Settings(data_dir=tmp_path / "data", database_url=db_url)
+
+
+# --- audio and transcription (tests/test_audio.py, test_transcribe.py, test_models.py) ---
+# One Whisper model per test session: loading it is the slow part.
+
+import sys as _sys
+
+
+@pytest.fixture(scope="session")
+def synth():
+    """data/synthesize.py as a module (festival speech, calls, telephone line)."""
+    _sys.path.insert(0, str(REPO / "data"))
+    import synthesize
+
+    return synthesize
+
+
+@pytest.fixture(scope="session")
+def model_cache() -> Path:
+    """The real model cache (CALLREVIEW_MODEL_CACHE or ~/.cache/callreview/models):
+    the base model is reassembled there once, not per test run."""
+    from pipeline.config import Settings
+
+    return Settings().model_cache
+
+
+@pytest.fixture(scope="session")
+def transcriber(model_cache):
+    """The shared Transcriber (bundled base model, int8 on the CPU)."""
+    from pipeline.transcribe import TranscribeOptions, get_transcriber
+
+    return get_transcriber(TranscribeOptions(model_cache=str(model_cache), device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def short_call(synth, tmp_path_factory):
+    """A short stereo call (operator left, client right) and its reference turns."""
+    turns = [
+        ("operator", "Здравствуйте, магазин бытовой техники, меня зовут Анна, чем могу помочь?"),
+        ("client", "Добрый день, я хотел узнать про доставку холодильника."),
+        ("operator", "Доставка завтра, она бесплатная."),
+        ("client", "Хорошо, спасибо."),
+    ]
+    audio, ref = synth.build_call(turns, seed=3)
+    path = synth.write_call(tmp_path_factory.mktemp("call") / "short.wav", audio, synth.CALL_SR)
+    return path, audio, ref
