@@ -200,6 +200,37 @@ def process(
 
 
 @app.command()
+def analyze(
+    inputs: list[Path] = typer.Argument(..., help="Recordings, transcript JSON files (the `transcribe` output) or chat logs (CSV/JSON with time, author, text)."),
+    checklist: Path = typer.Option(..., "--checklist", help="Script YAML to align with (see checklists/)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for one JSON per input (format: docs/output-format.md)."),
+    operator: str = typer.Option(None, "--operator", help="In chat logs: the author name of the operator (else guessed from names like 'Оператор')."),
+    operator_channel: str = _OPERATOR_CHANNEL,
+    model: str = _MODEL,
+) -> None:
+    """Align each input with the script and write JSON; nothing is stored (exit 1 if any input failed)."""
+    from pipeline.analyze import analyze_files
+    from pipeline.checklist import load_checklist
+    from pipeline.errors import CallreviewError
+
+    settings = _settings(operator_channel=operator_channel, model=model)
+    try:
+        script = load_checklist(checklist)
+        failed = 0
+        for r in analyze_files(inputs, script, out, settings, operator=operator):
+            if r.error:
+                failed += 1
+                typer.echo(f"failed: {r.error}", err=True)
+            else:
+                found = sum(s["status"] == "found" for s in r.result["steps"])
+                typer.echo(f"{r.output}: {found}/{len(r.result['steps'])} steps, {len(r.result['off_script'])} off-script")
+    except CallreviewError as exc:
+        _fail(exc)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def status() -> None:
     """Recordings by status, and every failure with its reason."""
     from sqlalchemy import func, select

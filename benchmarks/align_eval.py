@@ -1,0 +1,270 @@
+"""Script alignment quality on the labelled dialogues in tests/data/align/.
+
+Each dialogue is a text file: ``O <label>: text`` for an operator turn (label =
+step id, several joined by ``+``, ``off_script`` or ``none`` for a backchannel)
+and ``C: text`` for a client turn; ``# checklist:`` and ``# split:`` headers.
+Turn times are synthetic (0.33 s per word), or come from the ASR transcripts
+cached in tests/data/align/asr/ (made by ``--make-asr``).
+
+Prints per-step precision/recall/F1 (per operator utterance), off-script
+recall/precision, utterance accuracy and step-presence F1 (per call).
+
+    python benchmarks/align_eval.py                     # reference text, all splits
+    python benchmarks/align_eval.py --asr               # cached ASR transcripts
+    python benchmarks/align_eval.py --models use+e5+tfidf --compare-greedy
+    python benchmarks/align_eval.py --make-asr          # synthesize + Whisper (slow)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.align import OFF_SCRIPT, AlignParams, align_many  # noqa: E402
+from pipeline.checklist import Checklist, load_checklist  # noqa: E402
+from pipeline.embed import get_scorer  # noqa: E402
+from pipeline.transcript import CLIENT, OPERATOR, Transcript, Utterance  # noqa: E402
+
+DATA = ROOT / "tests" / "data" / "align"
+DIALOGUES = DATA / "dialogues"
+ASR_DIR = DATA / "asr"
+CHECKLISTS = ROOT / "checklists"
+NONE = "none"
+_LINE = re.compile(r"^(?P<who>[OC])(?:\s+(?P<label>[\w+]+))?\s*:\s*(?P<text>.+)$")
+
+
+@dataclass
+class Dialogue:
+    id: str
+    checklist_id: str
+    split: str
+    transcript: Transcript
+    labels: dict[int, frozenset[str]] = field(default_factory=dict)  # operator utterance -> labels
+
+
+def load_dialogue(path: Path) -> Dialogue:
+    meta: dict[str, str] = {}
+    utts: list[Utterance] = []
+    labels: dict[int, frozenset[str]] = {}
+    t = 0.5
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            if ":" in line:
+                key, value = line[1:].split(":", 1)
+                meta[key.strip()] = value.strip()
+            continue
+        m = _LINE.match(line)
+        if not m:
+            raise ValueError(f"{path}:{n}: expected 'O label: text' or 'C: text'")
+        text = m["text"].strip()
+        dur = 0.6 + 0.33 * len(text.split())
+        speaker = OPERATOR if m["who"] == "O" else CLIENT
+        if speaker == OPERATOR:
+            if not m["label"]:
+                raise ValueError(f"{path}:{n}: operator turn without a label")
+            labels[len(utts)] = frozenset(m["label"].split("+"))
+        utts.append(Utterance(speaker=speaker, start=round(t, 2), end=round(t + dur, 2), text=text, channel=0 if speaker == OPERATOR else 1))
+        t += dur + 0.4
+    transcript = Transcript(utterances=utts, duration=round(t, 2), language="ru", model="reference")
+    return Dialogue(path.stem, meta["checklist"], meta.get("split", "dev"), transcript, labels)
+
+
+def load_dialogues(split: str | None = None) -> list[Dialogue]:
+    out = [load_dialogue(p) for p in sorted(DIALOGUES.glob("*.txt"))]
+    return [d for d in out if split in (None, "all", d.split)]
+
+
+def checklist_for(dialogue: Dialogue) -> Checklist:
+    return load_checklist(CHECKLISTS / f"{dialogue.checklist_id}.yaml")
+
+
+# --- ASR transcripts ----------------------------------------------------------
+
+
+def asr_dialogue(ref: Dialogue) -> Dialogue | None:
+    """The cached Whisper transcript of the synthesized dialogue, labels moved
+    onto ASR utterances by time overlap with the reference turns."""
+    path = ASR_DIR / f"{ref.id}.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    transcript = Transcript.from_dict(data["transcript"])
+    turns = data["turns"]  # reference turns as synthesized: start, end, speaker
+    labels: dict[int, frozenset[str]] = {}
+    for i, u in enumerate(transcript.utterances):
+        if u.speaker != OPERATOR:
+            continue
+        best, best_ov = None, 0.0
+        for j, turn in enumerate(turns):
+            ov = min(u.end, turn["end"]) - max(u.start, turn["start"])
+            if ov > best_ov and j in ref.labels:
+                best, best_ov = j, ov
+        if best is not None:
+            labels[i] = ref.labels[best]
+    return Dialogue(ref.id, ref.checklist_id, ref.split, transcript, labels)
+
+
+# --- metrics ---------------------------------------------------------------------
+
+
+def predicted_labels(alignment, index: int) -> frozenset[str]:
+    steps = alignment.utterance_steps.get(index, [])
+    if steps:
+        return frozenset(steps)
+    if any(o.utterance == index for o in alignment.off_script):
+        return frozenset([OFF_SCRIPT])
+    return frozenset([NONE])
+
+
+def evaluate(dialogues: list[Dialogue], alignments: list) -> dict:
+    tp: dict[str, int] = defaultdict(int)
+    fp: dict[str, int] = defaultdict(int)
+    fn: dict[str, int] = defaultdict(int)
+    correct = total = 0
+    pres_tp = pres_fp = pres_fn = 0
+    for d, a in zip(dialogues, alignments):
+        for i, gold in d.labels.items():
+            pred = predicted_labels(a, i)
+            total += 1
+            correct += pred == gold
+            for lab in pred | gold:
+                if lab == NONE:
+                    continue
+                if lab in pred and lab in gold:
+                    tp[lab] += 1
+                elif lab in pred:
+                    fp[lab] += 1
+                else:
+                    fn[lab] += 1
+        gold_steps = {lab for labs in d.labels.values() for lab in labs} - {OFF_SCRIPT, NONE}
+        found = {s.id for s in a.steps if s.status == "found"}
+        pres_tp += len(found & gold_steps)
+        pres_fp += len(found - gold_steps)
+        pres_fn += len(gold_steps - found)
+
+    def prf(t: int, p: int, n: int) -> tuple[float, float, float]:
+        prec = t / (t + p) if t + p else 1.0
+        rec = t / (t + n) if t + n else 1.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        return prec, rec, f1
+
+    per_step = {lab: prf(tp[lab], fp[lab], fn[lab]) for lab in sorted(set(tp) | set(fp) | set(fn)) if lab != OFF_SCRIPT}
+    step_tp = sum(tp[k] for k in per_step)
+    step_fp = sum(fp[k] for k in per_step)
+    step_fn = sum(fn[k] for k in per_step)
+    off = prf(tp[OFF_SCRIPT], fp[OFF_SCRIPT], fn[OFF_SCRIPT])
+    return {
+        "utterances": total,
+        "accuracy": correct / total if total else 0.0,
+        "per_step": per_step,
+        "support": {lab: tp[lab] + fn[lab] for lab in per_step},
+        "step_micro": prf(step_tp, step_fp, step_fn),
+        "step_macro_f1": sum(v[2] for v in per_step.values()) / len(per_step) if per_step else 0.0,
+        "off_script": off,
+        "off_script_support": tp[OFF_SCRIPT] + fn[OFF_SCRIPT],
+        "presence": prf(pres_tp, pres_fp, pres_fn),
+    }
+
+
+def run(dialogues: list[Dialogue], models: str | None = None, params: AlignParams = AlignParams(), extra=None):
+    scorer = get_scorer(models)
+    by_checklist: dict[str, list[int]] = defaultdict(list)
+    for i, d in enumerate(dialogues):
+        by_checklist[d.checklist_id].append(i)
+    alignments: list = [None] * len(dialogues)
+    for cid, idx in by_checklist.items():
+        checklist = checklist_for(dialogues[idx[0]])
+        for i, a in zip(idx, align_many([dialogues[i].transcript for i in idx], checklist, scorer, extra, params)):
+            alignments[i] = a
+    return alignments
+
+
+def report(title: str, m: dict) -> str:
+    lines = [f"### {title}", "", f"{m['utterances']} labelled operator utterances; utterance accuracy {m['accuracy']:.3f}", ""]
+    lines.append("| step | precision | recall | F1 | support |")
+    lines.append("|---|---|---|---|---|")
+    for lab, (p, r, f) in m["per_step"].items():
+        lines.append(f"| {lab} | {p:.2f} | {r:.2f} | {f:.2f} | {m['support'][lab]} |")
+    p, r, f = m["step_micro"]
+    lines.append(f"| **all steps (micro)** | {p:.3f} | {r:.3f} | **{f:.3f}** | |")
+    lines.append(f"| all steps (macro F1) | | | {m['step_macro_f1']:.3f} | |")
+    p, r, f = m["off_script"]
+    lines.append(f"| **off-script** | {p:.3f} | **{r:.3f}** | {f:.3f} | {m['off_script_support']} |")
+    p, r, f = m["presence"]
+    lines.append(f"| step presence per call | {p:.3f} | {r:.3f} | {f:.3f} | |")
+    return "\n".join(lines)
+
+
+# --- synthesized audio -> Whisper -> cached JSON --------------------------------------------
+
+
+def make_asr(dialogues: list[Dialogue]) -> None:
+    """Synthesize each dialogue as a two-channel call, transcribe it with the
+    real model, and cache transcript + turn times in tests/data/align/asr/."""
+    import tempfile
+
+    from data.synthesize import build_call, write_call  # another stage's tool
+    from pipeline.audio import decode
+    from pipeline.config import get_settings
+    from pipeline.transcribe import TranscribeOptions, get_transcriber
+
+    ASR_DIR.mkdir(parents=True, exist_ok=True)
+    transcriber = get_transcriber(TranscribeOptions.from_settings(get_settings()))
+    for d in dialogues:
+        turns = [(u.speaker, u.text) for u in d.transcript.utterances]
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / f"{d.id}.wav"
+            call = build_call(turns)
+            write_call(call, wav)
+            started = time.perf_counter()
+            transcript = transcriber.transcribe(decode(wav, operator_channel="left"))
+            seconds = time.perf_counter() - started
+        timed = [{"speaker": t.speaker, "start": t.start, "end": t.end} for t in call.turns]
+        out = {"dialogue": d.id, "made_by": "benchmarks/align_eval.py --make-asr", "seconds": round(seconds, 1),
+               "turns": timed, "transcript": transcript.to_dict()}
+        (ASR_DIR / f"{d.id}.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+        print(f"{d.id}: {len(transcript.utterances)} utterances in {seconds:.1f} s", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", default="all", choices=["dev", "test", "all"])
+    ap.add_argument("--models", default=None, help="use+tfidf (default), use+e5+tfidf, e5+tfidf, ...")
+    ap.add_argument("--asr", action="store_true", help="evaluate on the cached ASR transcripts")
+    ap.add_argument("--make-asr", action="store_true", help="synthesize and transcribe the dialogues first")
+    ap.add_argument("--compare-greedy", action="store_true", help="also score each utterance on its own (no Viterbi)")
+    args = ap.parse_args()
+
+    dialogues = load_dialogues(args.split)
+    if args.make_asr:
+        make_asr(dialogues)
+    if args.asr:
+        dialogues = [a for a in (asr_dialogue(d) for d in dialogues) if a is not None]
+        if not dialogues:
+            sys.exit("no cached ASR transcripts; run with --make-asr first")
+    started = time.perf_counter()
+    alignments = run(dialogues, args.models)
+    seconds = time.perf_counter() - started
+    text = "ASR text" if args.asr else "reference text"
+    name = alignments[0].scorer if alignments else args.models
+    print(report(f"{text}, {args.split} split, {len(dialogues)} dialogues, scorer {name}, Viterbi", evaluate(dialogues, alignments)))
+    print(f"\n({seconds:.1f} s including model loading)\n")
+    if args.compare_greedy:
+        greedy = AlignParams(skip_penalty=0.0, back_penalty=0.0)
+        print(report(f"{text}, {args.split} split, each utterance alone (no order)", evaluate(dialogues, run(dialogues, args.models, greedy))))
+
+
+if __name__ == "__main__":
+    main()

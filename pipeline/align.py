@@ -1,0 +1,436 @@
+"""Align a transcript with the steps of a sales script.
+
+Operator utterances are split into sentences; every sentence gets a score per
+step (``pipeline.embed``), and an order-aware Viterbi picks for each sentence
+one step or "off-script" so that the whole call reads best: the script order
+is free, skipping ahead and going back cost a penalty, steps marked
+``anywhere`` (objection handling) cost nothing wherever they are, and
+off-script is an option of its own with a fixed score. Decoding the call as a
+whole beats matching each sentence alone (see docs/benchmarks.md).
+
+Sentences too short to be an item for the owner ("Да.", "Секунду.") may still
+match a step ("До свидания!") but never become off-script candidates.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .checklist import Checklist, store_checklist_version  # noqa: F401  (re-exported for the stored path)
+from .embed import Scorer, get_scorer
+from .transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
+
+OFF_SCRIPT = "off_script"
+FOUND, MISSING = "found", "missing"
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    """Decoder settings, tuned on tests/data/align (benchmarks/align_eval.py)."""
+
+    off_score: float = 1.6  # a step must score above this to beat "off-script"
+    skip_penalty: float = 0.6  # jumping over one or more steps of the script
+    back_penalty: float = 1.5  # returning to an earlier step
+    anywhere_penalty: float = 0.5  # a step allowed anywhere (objection), wherever it is
+    # decoder state after a step: "last" = that step (going back re-opens the script
+    # from there), "furthest" = the furthest step done so far
+    state: str = "last"
+    # "threshold": a sentence is off-script when no step scores above off_score, and
+    # the order only decides between steps; "joint": off-script competes inside the
+    # Viterbi, so order penalties can push a sentence off-script
+    off_mode: str = "joint"
+    cue_weight: float = 0.5  # how much a client cue before a sentence counts (steps with client_cues)
+    cue_offset: float = 2.5  # client turns score ~2 against cues on average; above that is a cue
+    cue_clip: tuple[float, float] = (-1.0, 2.0)
+    min_words: int = 3  # shorter sentences are never off-script candidates
+    slope: float = 2.0  # confidence = sigmoid(slope * (score - off_score))
+
+
+@dataclass
+class Unit:
+    """A sentence of a candidate utterance: what the decoder labels."""
+
+    utterance: int
+    text: str
+    start: float
+    end: float
+    words: int
+    cue: int | None = None  # the client utterance just before, if any
+
+
+@dataclass
+class StepResult:
+    id: str
+    title: str
+    status: str  # found | missing
+    utterances: list[int] = field(default_factory=list)
+    start: float | None = None
+    end: float | None = None
+    confidence: float = 0.0  # found: that it was done here; missing: that it was not done
+    quote: str = ""  # the best-matching sentence, for the listener's checklist
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("start", "end"):
+            if d[key] is not None:
+                d[key] = round(d[key], 2)
+        d["confidence"] = round(d["confidence"], 3)
+        return d
+
+
+@dataclass
+class OffScript:
+    utterance: int
+    start: float
+    end: float
+    text: str
+    confidence: float = 0.0  # that the sentence(s) match no step
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "utterance": self.utterance,
+            "start": round(self.start, 2),
+            "end": round(self.end, 2),
+            "text": self.text,
+            "confidence": round(self.confidence, 3),
+        }
+
+
+@dataclass
+class Alignment:
+    checklist: dict[str, Any]  # id, version, sha256
+    scorer: str
+    steps: list[StepResult]
+    off_script: list[OffScript]
+    # per candidate utterance index: the step ids found in it, in order
+    utterance_steps: dict[int, list[str]] = field(default_factory=dict)
+
+    def step(self, step_id: str) -> StepResult:
+        return next(s for s in self.steps if s.id == step_id)
+
+    @property
+    def missing(self) -> list[str]:
+        return [s.id for s in self.steps if s.status == MISSING]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``steps`` and ``off_script`` parts of the analyze JSON."""
+        return {
+            "steps": [s.to_dict() for s in self.steps],
+            "off_script": [o.to_dict() for o in self.off_script],
+        }
+
+
+# --- sentences ----------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split at sentence punctuation and line breaks; keeps the punctuation."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text.strip())]
+    return [p for p in parts if _WORD.search(p)]
+
+
+def candidate_indices(transcript: Transcript) -> list[int]:
+    """Operator utterances; when no speaker is known (mono, no diarisation), all of them."""
+    ops = [i for i, u in enumerate(transcript.utterances) if u.speaker == OPERATOR]
+    if ops:
+        return ops
+    return [i for i, u in enumerate(transcript.utterances) if u.speaker == UNKNOWN]
+
+
+def _units(i: int, utt: Utterance) -> list[Unit]:
+    sentences = split_sentences(utt.text)
+    if not sentences:
+        return []
+    counts = [len(_WORD.findall(s)) for s in sentences]
+    total = sum(counts) or 1
+    words = [w for w in utt.words if _WORD.search(w.text)]
+    units, done = [], 0
+    for s, c in zip(sentences, counts):
+        if len(words) == total and c:
+            # word timestamps line up with the text: exact sentence times
+            start, end = words[done].start, words[done + c - 1].end
+        else:
+            span = utt.end - utt.start
+            start = utt.start + span * done / total
+            end = utt.start + span * (done + c) / total
+        units.append(Unit(i, s, float(start), float(end), c))
+        done += c
+    return units
+
+
+def transcript_units(transcript: Transcript) -> list[Unit]:
+    units: list[Unit] = []
+    candidates = candidate_indices(transcript)
+    for i in candidates:
+        cue = i - 1 if i > 0 and transcript.utterances[i - 1].speaker == CLIENT else None
+        for unit in _units(i, transcript.utterances[i]):
+            unit.cue = cue
+            units.append(unit)
+    return units
+
+
+# --- decoding -----------------------------------------------------------------
+
+
+def decode(
+    scores: np.ndarray,
+    order: Sequence[int | None],
+    params: AlignParams = AlignParams(),
+    off_scores: np.ndarray | None = None,
+    short: np.ndarray | None = None,
+) -> list[int]:
+    """Best label per unit: a step index, or -1 for off-script.
+
+    ``order[k]`` is the 1-based position of step k in the script, or None for a
+    step that may occur anywhere. The state is the script position of the
+    last step done (or the furthest, see ``AlignParams.state``)."""
+    n, k = scores.shape
+    m = max((p for p in order if p is not None), default=0)
+    off = np.full(n, params.off_score, np.float32)
+    if off_scores is not None:
+        off = np.maximum(off, off_scores)
+    if params.off_mode == "threshold" and n:
+        # a constant per unit does not change the best path, only forbids or forces "off"
+        in_script = scores.max(axis=1) > off
+        off = np.where(in_script, -1e6, 1e6).astype(np.float64)
+    neg = -1e9
+    best = np.full(m + 1, neg)
+    best[0] = 0.0
+    back: list[np.ndarray] = []  # per unit: (state -> (previous state, label))
+    states = np.arange(m + 1)
+    for t in range(n):
+        new = np.full(m + 1, neg)
+        arg = np.zeros((m + 1, 2), dtype=np.int64)
+        # off-script (or filler): state unchanged
+        cand = best + off[t]
+        better = cand > new
+        new[better], arg[better] = cand[better], np.stack([states[better], np.full(better.sum(), -1)], 1)
+        for s in range(k):
+            p = order[s]
+            e = float(scores[t, s])
+            if p is None:
+                cand = best + e - params.anywhere_penalty
+                nxt = states
+            else:
+                # from state j: p <= j goes back (p == j repeats), p > j moves on
+                cost = np.where(
+                    states == p,
+                    0.0,
+                    np.where(states == p - 1, 0.0, np.where(states > p, params.back_penalty, params.skip_penalty)),
+                )
+                cand = best + e - cost
+                nxt = np.full(m + 1, p) if params.state == "last" else np.maximum(states, p)
+            for j in range(m + 1):
+                if cand[j] > new[nxt[j]]:
+                    new[nxt[j]] = cand[j]
+                    arg[nxt[j]] = (j, s)
+        best = new
+        back.append(arg)
+    labels = [0] * n
+    state = int(np.argmax(best))
+    for t in range(n - 1, -1, -1):
+        prev, label = back[t][state]
+        labels[t] = int(label)
+        state = int(prev)
+    return labels
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _assemble(
+    transcript: Transcript,
+    checklist: Checklist,
+    units: list[Unit],
+    scores: np.ndarray,
+    off_scores: np.ndarray | None,
+    params: AlignParams,
+    scorer_name: str,
+) -> Alignment:
+    order: list[int | None] = []
+    pos = 0
+    for step in checklist.steps:
+        if step.anywhere:
+            order.append(None)
+        else:
+            pos += 1
+            order.append(pos)
+    labels = decode(scores, order, params, off_scores) if units else []
+
+    def conf(t: int, s: int) -> float:
+        return _sigmoid(params.slope * (float(scores[t, s]) - params.off_score))
+
+    steps: list[StepResult] = []
+    for s, step in enumerate(checklist.steps):
+        hits = [t for t, lab in enumerate(labels) if lab == s]
+        if hits:
+            utts = sorted({units[t].utterance for t in hits})
+            top = max(hits, key=lambda t: scores[t, s])
+            steps.append(
+                StepResult(
+                    id=step.id,
+                    title=step.title,
+                    status=FOUND,
+                    utterances=utts,
+                    start=min(transcript.utterances[i].start for i in utts),
+                    end=max(transcript.utterances[i].end for i in utts),
+                    confidence=conf(top, s),
+                    quote=units[top].text,
+                )
+            )
+        else:
+            closest = max((conf(t, s) for t in range(len(units))), default=0.0)
+            steps.append(StepResult(id=step.id, title=step.title, status=MISSING, confidence=1.0 - closest))
+
+    per_utt: dict[int, list[str]] = {}
+    off_units: dict[int, list[int]] = {}
+    for t, lab in enumerate(labels):
+        u = units[t].utterance
+        per_utt.setdefault(u, [])
+        if lab >= 0:
+            sid = checklist.steps[lab].id
+            if sid not in per_utt[u]:
+                per_utt[u].append(sid)
+        elif units[t].words >= params.min_words:
+            off_units.setdefault(u, []).append(t)
+    off_script = []
+    for u, ts in off_units.items():
+        best_step = max(float(scores[t].max()) for t in ts)
+        off_script.append(
+            OffScript(
+                utterance=u,
+                start=units[ts[0]].start,
+                end=units[ts[-1]].end,
+                text=" ".join(units[t].text for t in ts),
+                confidence=1.0 - _sigmoid(params.slope * (best_step - params.off_score)),
+            )
+        )
+    off_script.sort(key=lambda o: (o.start, o.utterance))
+    return Alignment(checklist.ref(), scorer_name, steps, off_script, per_utt)
+
+
+def align_many(
+    transcripts: Sequence[Transcript],
+    checklist: Checklist,
+    scorer: Scorer | None = None,
+    extra_examples: dict[str, list[str]] | None = None,
+    params: AlignParams = AlignParams(),
+) -> list[Alignment]:
+    """Align many calls with one batched scoring pass (the fast path for batches)."""
+    scorer = scorer or get_scorer()
+    space = scorer.space(checklist, extra_examples)
+    per_call = [transcript_units(t) for t in transcripts]
+    flat = [u.text for units in per_call for u in units]
+    scores = scorer.score(flat, space.steps)
+    off_scores = scorer.score(flat, space.off_script)[:, 0] if space.off_script else None
+    if space.cues is not None and params.cue_weight:
+        # client turns right before operator sentences; no client turn, no cue either way
+        cue_texts = [t.utterances[u.cue].text for t, units in zip(transcripts, per_call) for u in units if u.cue is not None]
+        has_cue = np.array([u.cue is not None for units in per_call for u in units], dtype=bool)
+        cue_scores = np.zeros((len(flat), len(space.cues.names)), np.float32)
+        if cue_texts:
+            cue_scores[has_cue] = np.clip(scorer.score(cue_texts, space.cues) - params.cue_offset, *params.cue_clip)
+        cols = [space.step_ids.index(name) for name in space.cues.names]
+        scores[:, cols] += params.cue_weight * cue_scores
+    out, at = [], 0
+    for transcript, units in zip(transcripts, per_call):
+        sl = slice(at, at + len(units))
+        at += len(units)
+        out.append(
+            _assemble(
+                transcript,
+                checklist,
+                units,
+                scores[sl],
+                off_scores[sl] if off_scores is not None else None,
+                params,
+                scorer.name,
+            )
+        )
+    return out
+
+
+def align(
+    transcript: Transcript,
+    checklist: Checklist,
+    scorer: Scorer | None = None,
+    extra_examples: dict[str, list[str]] | None = None,
+    params: AlignParams = AlignParams(),
+) -> Alignment:
+    """Align one call with its script. ``extra_examples`` maps a step id (or
+    ``OFF_SCRIPT``) to listener-confirmed phrasings (see ``reviewed_examples``)."""
+    return align_many([transcript], checklist, scorer, extra_examples, params)[0]
+
+
+def analysis_json(file_name: str, transcript: Transcript, checklist: Checklist, alignment: Alignment) -> dict[str, Any]:
+    """The full ``callreview analyze`` JSON for one input (docs/output-format.md)."""
+    return {
+        "file": file_name,
+        "checklist": checklist.ref(),
+        "scorer": alignment.scorer,
+        "duration": round(transcript.duration, 2),
+        "utterances": [
+            {"i": i, "speaker": u.speaker, "start": round(u.start, 2), "end": round(u.end, 2), "text": u.text}
+            for i, u in enumerate(transcript.utterances)
+        ],
+        **alignment.to_json(),
+    }
+
+
+alignment_to_dict = Alignment.to_json
+
+
+# --- learning from reviews -------------------------------------------------------
+
+
+def reviewed_examples(session, checklist_version_id: int) -> dict[str, list[str]]:
+    """Listener-confirmed phrasings for one script version, for ``align(extra_examples=...)``.
+
+    A step marked ``correct`` in a submitted review adds the text of the
+    utterances the alignment attached to that step; off-script moments add
+    their text (or their utterance's) under ``OFF_SCRIPT``."""
+    from sqlalchemy import select
+
+    from .store import AlignmentRow, OffScriptMoment, Review, StepMark
+
+    out: dict[str, list[str]] = {}
+
+    def add(key: str, text: str) -> None:
+        text = (text or "").strip()
+        if text and text not in out.setdefault(key, []):
+            out[key].append(text)
+
+    reviews = session.scalars(
+        select(Review)
+        .join(AlignmentRow, Review.alignment_id == AlignmentRow.id)
+        .where(AlignmentRow.checklist_version_id == checklist_version_id, Review.status == "submitted")
+        .order_by(Review.id)
+    ).all()
+    for review in reviews:
+        result = session.get(AlignmentRow, review.alignment_id).result or {}
+        texts = {u["i"]: u["text"] for u in result.get("utterances", [])}
+        steps = {s["id"]: s for s in result.get("steps", [])}
+        for mark in review.marks:
+            step = steps.get(mark.step_id)
+            if mark.mark == "correct" and step and step.get("status") == FOUND:
+                # the quote is the sentence that matched; whole utterances may mix steps
+                add(mark.step_id, step.get("quote") or " ".join(texts.get(i, "") for i in step.get("utterances", [])))
+        for moment in review.moments:
+            add(OFF_SCRIPT, moment.text or texts.get(moment.utterance_idx, ""))
+    # drop texts that listeners confirmed both as a step and as off-script
+    off = set(out.get(OFF_SCRIPT, []))
+    for key in [k for k in out if k != OFF_SCRIPT]:
+        clash = off.intersection(out[key])
+        out[key] = [t for t in out[key] if t not in clash]
+        if OFF_SCRIPT in out:
+            out[OFF_SCRIPT] = [t for t in out[OFF_SCRIPT] if t not in clash]
+    return {k: v for k, v in out.items() if v}
