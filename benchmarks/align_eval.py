@@ -223,15 +223,15 @@ def make_asr(dialogues: list[Dialogue]) -> None:
     ASR_DIR.mkdir(parents=True, exist_ok=True)
     transcriber = get_transcriber(TranscribeOptions.from_settings(get_settings()))
     for d in dialogues:
-        turns = [(u.speaker, u.text) for u in d.transcript.utterances]
+        turns = [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
         with tempfile.TemporaryDirectory() as tmp:
             wav = Path(tmp) / f"{d.id}.wav"
-            call = build_call(turns)
-            write_call(call, wav)
+            audio, refs = build_call(turns, seed=sum(map(ord, d.id)))
+            write_call(wav, audio)
             started = time.perf_counter()
             transcript = transcriber.transcribe(decode(wav, operator_channel="left"))
             seconds = time.perf_counter() - started
-        timed = [{"speaker": t.speaker, "start": t.start, "end": t.end} for t in call.turns]
+        timed = [{"speaker": r["speaker"], "start": r["start"], "end": r["end"]} for r in refs]
         out = {"dialogue": d.id, "made_by": "benchmarks/align_eval.py --make-asr", "seconds": round(seconds, 1),
                "turns": timed, "transcript": transcript.to_dict()}
         (ASR_DIR / f"{d.id}.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
