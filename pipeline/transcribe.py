@@ -154,16 +154,30 @@ class _Packed:
     audio: np.ndarray
     pieces: list[tuple[float, float, float]]  # (packed start, original start, length) in seconds
 
-    def to_original(self, t: float) -> float:
-        best = None
-        for ps, os_, ln in self.pieces:
+    def _piece(self, t: float) -> int:
+        """Index of the piece holding packed time ``t`` (in a gap: the nearer piece)."""
+        for k, (ps, _, ln) in enumerate(self.pieces):
             if t < ps:
-                # in the gap before this piece: snap to its start
-                return os_ if best is None or (ps - t) < (t - best[0] - best[2]) else best[1] + best[2]
+                if k and t - (self.pieces[k - 1][0] + self.pieces[k - 1][2]) < ps - t:
+                    return k - 1
+                return k
             if t <= ps + ln:
-                return os_ + (t - ps)
-            best = (ps, os_, ln)
-        return best[1] + best[2] if best else t
+                return k
+        return len(self.pieces) - 1
+
+    def to_original(self, t: float, piece: int | None = None) -> float:
+        """Packed time -> call time, clamped into ``piece`` (default: the one holding t)."""
+        if not self.pieces:
+            return t
+        ps, os_, ln = self.pieces[self._piece(t) if piece is None else piece]
+        return os_ + min(max(t - ps, 0.0), ln)
+
+    def span_to_original(self, start: float, end: float) -> tuple[float, float]:
+        """A word's span in call time. Whisper stretches words over the short packed
+        gaps (the first word after a gap often starts before it): the word belongs
+        to the piece holding its middle."""
+        k = self._piece((start + end) / 2)
+        return self.to_original(start, k), self.to_original(end, k)
 
 
 def pack_regions(channel: np.ndarray, regions: list[tuple[float, float]]) -> _Packed:
@@ -393,7 +407,9 @@ class Transcriber:
 
     def _run_one(self, audio: np.ndarray) -> tuple[list[_Seg], str]:
         if self.options.engine == "faster-whisper":
-            segments, info = self.model.transcribe(audio, vad_filter=False, temperature=0.0, **self._fw_kwargs())
+            # The temperature fallback costs time only where greedy decoding loops;
+            # without it a looping window loses its real words too.
+            segments, info = self.model.transcribe(audio, vad_filter=False, **self._fw_kwargs())
             return self._from_fw(segments), info.language
         res = self.model.transcribe(
             audio,
@@ -402,7 +418,6 @@ class Transcriber:
             word_timestamps=True,
             condition_on_previous_text=False,
             fp16=self.device == "cuda",
-            temperature=0.0,
         )
         segs = [
             _Seg(
@@ -428,7 +443,7 @@ class Transcriber:
                 log.debug("channel %d: dropped %r (%s)", ch.index, seg.text, why)
                 continue
             for w in seg.words:
-                s, e = ch.packed.to_original(w.start), ch.packed.to_original(w.end)
+                s, e = ch.packed.span_to_original(w.start, w.end)
                 words.append(Word(round(s, 3), round(max(e, s), 3), w.text, round(w.probability, 3)))
         words.sort(key=lambda w: w.start)
         utts = split_turns(_dedupe_repeats(words), ch.speaker, ch.index)
