@@ -120,6 +120,11 @@ def run_local(
     if not jobs:
         return
     workers = max(1, min(workers or available_cores(), len(jobs)))
+    if workers == 1:  # one file: a pool would only add a process start and a model load
+        worker = worker_name()
+        for job in jobs:
+            yield work_on(settings, job, checklist, worker)
+        return
     wsettings = _worker_settings(settings, available_cores() // workers)
     # spawn, not fork: the parent holds database connections and maybe threads.
     context = multiprocessing.get_context("spawn")

@@ -127,12 +127,9 @@ def test_local_process_pool(settings, short_calls, tmp_path):
 
 
 @pytest.mark.slow
-def test_fsspec_url_input(tmp_path, short_calls):
+def test_fsspec_url_input(settings, tmp_path, short_calls):
     """A URL (here file://; s3:// works the same through fsspec) is hashed as it
     streams and copied to a temp file only while a worker decodes it."""
-    from pipeline.config import Settings
-
-    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
     folder = copy_calls(short_calls[:1], tmp_path / "bucket")[0].parent
     url = f"file://{folder}/"
     assert ingest.expand_paths([url]) == [f"file://{folder / short_calls[0].name}"]
