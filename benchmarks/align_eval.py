@@ -4,10 +4,13 @@ Each dialogue is a text file: ``O <label>: text`` for an operator turn (label =
 step id, several joined by ``+``, ``off_script`` or ``none`` for a backchannel)
 and ``C: text`` for a client turn; ``# checklist:`` and ``# split:`` headers.
 Turn times are synthetic (0.33 s per word), or come from the ASR transcripts
-cached in tests/data/align/asr/ (made by ``--make-asr``).
+cached in tests/data/align/asr/ (made by ``--make-asr``: the dialogues spoken
+by festival over a simulated phone line, transcribed by Whisper base).
 
-Prints per-step precision/recall/F1 (per operator utterance), off-script
-recall/precision, utterance accuracy and step-presence F1 (per call).
+Scored per labelled operator turn: the labels of the aligned sentences whose
+middle lies within the turn's time (so it works on ASR turns that are cut and
+merged differently). Prints per-step precision/recall/F1, off-script
+recall/precision, turn accuracy and step-presence F1 (per call).
 
     python benchmarks/align_eval.py                     # reference text, all splits
     python benchmarks/align_eval.py --asr               # cached ASR transcripts
@@ -48,7 +51,8 @@ class Dialogue:
     checklist_id: str
     split: str
     transcript: Transcript
-    labels: dict[int, frozenset[str]] = field(default_factory=dict)  # operator utterance -> labels
+    labels: dict[int, frozenset[str]] = field(default_factory=dict)  # operator turn -> labels
+    spans: dict[int, tuple[float, float]] = field(default_factory=dict)  # operator turn -> its time
 
 
 def load_dialogue(path: Path) -> Dialogue:
@@ -78,7 +82,8 @@ def load_dialogue(path: Path) -> Dialogue:
         utts.append(Utterance(speaker=speaker, start=round(t, 2), end=round(t + dur, 2), text=text, channel=0 if speaker == OPERATOR else 1))
         t += dur + 0.4
     transcript = Transcript(utterances=utts, duration=round(t, 2), language="ru", model="reference")
-    return Dialogue(path.stem, meta["checklist"], meta.get("split", "dev"), transcript, labels)
+    spans = {i: (utts[i].start, utts[i].end) for i in labels}
+    return Dialogue(path.stem, meta["checklist"], meta.get("split", "dev"), transcript, labels, spans)
 
 
 def load_dialogues(split: str | None = None) -> list[Dialogue]:
@@ -94,36 +99,30 @@ def checklist_for(dialogue: Dialogue) -> Checklist:
 
 
 def asr_dialogue(ref: Dialogue) -> Dialogue | None:
-    """The cached Whisper transcript of the synthesized dialogue, labels moved
-    onto ASR utterances by time overlap with the reference turns."""
+    """The cached Whisper transcript of the synthesized dialogue; labels stay on
+    the reference turns, whose times come from the synthesis."""
     path = ASR_DIR / f"{ref.id}.json"
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
     transcript = Transcript.from_dict(data["transcript"])
-    turns = data["turns"]  # reference turns as synthesized: start, end, speaker
-    labels: dict[int, frozenset[str]] = {}
-    for i, u in enumerate(transcript.utterances):
-        if u.speaker != OPERATOR:
-            continue
-        best, best_ov = None, 0.0
-        for j, turn in enumerate(turns):
-            ov = min(u.end, turn["end"]) - max(u.start, turn["start"])
-            if ov > best_ov and j in ref.labels:
-                best, best_ov = j, ov
-        if best is not None:
-            labels[i] = ref.labels[best]
-    return Dialogue(ref.id, ref.checklist_id, ref.split, transcript, labels)
+    turns = data["turns"]  # reference turns as synthesized: speaker, start, end
+    spans = {i: (turns[i]["start"], turns[i]["end"]) for i in ref.labels}
+    return Dialogue(ref.id, ref.checklist_id, ref.split, transcript, ref.labels, spans)
 
 
 # --- metrics ---------------------------------------------------------------------
 
 
-def predicted_labels(alignment, index: int) -> frozenset[str]:
-    steps = alignment.utterance_steps.get(index, [])
+def predicted_labels(alignment, span: tuple[float, float]) -> frozenset[str]:
+    """What the aligner said about the sentences whose middle lies in a turn's
+    time span (ASR cuts and merges turns differently from the reference)."""
+    start, end = span
+    inside = [lab for u, lab in alignment.units if start - 0.25 <= (u.start + u.end) / 2 <= end + 0.25]
+    steps = {lab for lab in inside if lab not in (OFF_SCRIPT, "filler")}
     if steps:
         return frozenset(steps)
-    if any(o.utterance == index for o in alignment.off_script):
+    if OFF_SCRIPT in inside:
         return frozenset([OFF_SCRIPT])
     return frozenset([NONE])
 
@@ -136,7 +135,7 @@ def evaluate(dialogues: list[Dialogue], alignments: list) -> dict:
     pres_tp = pres_fp = pres_fn = 0
     for d, a in zip(dialogues, alignments):
         for i, gold in d.labels.items():
-            pred = predicted_labels(a, i)
+            pred = predicted_labels(a, d.spans[i])
             total += 1
             correct += pred == gold
             for lab in pred | gold:

@@ -37,16 +37,16 @@ class AlignParams:
     skip_penalty: float = 0.6  # jumping over one or more steps of the script
     back_penalty: float = 1.5  # returning to an earlier step
     anywhere_penalty: float = 0.5  # a step allowed anywhere (objection), wherever it is
-    # decoder state after a step: "last" = that step (going back re-opens the script
-    # from there), "furthest" = the furthest step done so far
-    state: str = "last"
     # "threshold": a sentence is off-script when no step scores above off_score, and
     # the order only decides between steps; "joint": off-script competes inside the
     # Viterbi, so order penalties can push a sentence off-script
     off_mode: str = "joint"
-    cue_weight: float = 0.5  # how much a client cue before a sentence counts (steps with client_cues)
-    cue_offset: float = 2.5  # client turns score ~2 against cues on average; above that is a cue
+    cue_weight: float = 0.3  # how much a client cue before a sentence counts (steps with client_cues)
+    cue_offset: float = 3.0  # ordinary client turns score up to ~3 against the cues; above that is a cue
     cue_clip: tuple[float, float] = (-1.0, 2.0)
+    # share of a sentence's score taken from its whole utterance: speech recognisers
+    # cut one sales phrase into short "sentences" that alone match nothing well
+    context: float = 0.0
     min_words: int = 3  # shorter sentences are never off-script candidates
     slope: float = 2.0  # confidence = sigmoid(slope * (score - off_score))
 
@@ -109,6 +109,8 @@ class Alignment:
     off_script: list[OffScript]
     # per candidate utterance index: the step ids found in it, in order
     utterance_steps: dict[int, list[str]] = field(default_factory=dict)
+    # every sentence the decoder labelled: (unit, step id | OFF_SCRIPT | "filler")
+    units: list[tuple[Unit, str]] = field(default_factory=list)
 
     def step(self, step_id: str) -> StepResult:
         return next(s for s in self.steps if s.id == step_id)
@@ -185,61 +187,71 @@ def decode(
     order: Sequence[int | None],
     params: AlignParams = AlignParams(),
     off_scores: np.ndarray | None = None,
-    short: np.ndarray | None = None,
 ) -> list[int]:
     """Best label per unit: a step index, or -1 for off-script.
 
     ``order[k]`` is the 1-based position of step k in the script, or None for a
-    step that may occur anywhere. The state is the script position of the
-    last step done (or the furthest, see ``AlignParams.state``)."""
+    step that may occur anywhere. The state is the script position of the last
+    ordered step done (0 before any): the next step or a repeat is free,
+    jumping ahead costs ``skip_penalty``, going back ``back_penalty``; steps
+    allowed anywhere and off-script leave the state as it is."""
     n, k = scores.shape
-    m = max((p for p in order if p is not None), default=0)
-    off = np.full(n, params.off_score, np.float32)
+    ordered = [s for s in range(k) if order[s] is not None]
+    anywhere = [s for s in range(k) if order[s] is None]
+    m = len(ordered)
+    pos = np.array([order[s] for s in ordered], dtype=np.int64)  # 1..m
+    states = np.arange(m + 1)[:, None]
+    # cost[j, i]: from state j to ordered step i
+    cost = np.where(
+        (pos[None, :] == states) | (pos[None, :] == states + 1),
+        0.0,
+        np.where(pos[None, :] > states, params.skip_penalty, params.back_penalty),
+    )
+    off = np.full(n, params.off_score, np.float64)
     if off_scores is not None:
         off = np.maximum(off, off_scores)
     if params.off_mode == "threshold" and n:
-        # a constant per unit does not change the best path, only forbids or forces "off"
         in_script = scores.max(axis=1) > off
-        off = np.where(in_script, -1e6, 1e6).astype(np.float64)
-    neg = -1e9
-    best = np.full(m + 1, neg)
+        off = np.where(in_script, -1e6, 1e6)
+    if anywhere:
+        any_scores = scores[:, anywhere] - params.anywhere_penalty
+        any_best = any_scores.max(axis=1)
+        any_arg = np.array(anywhere)[any_scores.argmax(axis=1)]
+    best = np.full(m + 1, -1e18)
     best[0] = 0.0
-    back: list[np.ndarray] = []  # per unit: (state -> (previous state, label))
-    states = np.arange(m + 1)
+    # per unit and new state: previous state and label
+    back_prev = np.zeros((n, m + 1), dtype=np.int64)
+    back_label = np.zeros((n, m + 1), dtype=np.int64)
     for t in range(n):
-        new = np.full(m + 1, neg)
-        arg = np.zeros((m + 1, 2), dtype=np.int64)
-        # off-script (or filler): state unchanged
-        cand = best + off[t]
-        better = cand > new
-        new[better], arg[better] = cand[better], np.stack([states[better], np.full(better.sum(), -1)], 1)
-        for s in range(k):
-            p = order[s]
-            e = float(scores[t, s])
-            if p is None:
-                cand = best + e - params.anywhere_penalty
-                nxt = states
-            else:
-                # from state j: p <= j goes back (p == j repeats), p > j moves on
-                cost = np.where(
-                    states == p,
-                    0.0,
-                    np.where(states == p - 1, 0.0, np.where(states > p, params.back_penalty, params.skip_penalty)),
-                )
-                cand = best + e - cost
-                nxt = np.full(m + 1, p) if params.state == "last" else np.maximum(states, p)
-            for j in range(m + 1):
-                if cand[j] > new[nxt[j]]:
-                    new[nxt[j]] = cand[j]
-                    arg[nxt[j]] = (j, s)
+        # staying: off-script, or a step allowed anywhere
+        stay_label = np.full(m + 1, -1)
+        stay = best + off[t]
+        if anywhere and any_best[t] > off[t]:
+            stay = best + any_best[t]
+            stay_label[:] = any_arg[t]
+        new = stay
+        prev = np.arange(m + 1)
+        label = stay_label
+        if m:
+            moved = best[:, None] - cost  # (m+1, m)
+            j_best = moved.argmax(axis=0)
+            val = moved[j_best, np.arange(m)] + scores[t, ordered]
+            target = pos  # new state of each ordered step
+            better = val > new[target]
+            new = new.copy()
+            new[target[better]] = val[better]
+            prev = prev.copy()
+            prev[target[better]] = j_best[better]
+            label = label.copy()
+            label[target[better]] = np.array(ordered)[better]
         best = new
-        back.append(arg)
+        back_prev[t] = prev
+        back_label[t] = label
     labels = [0] * n
     state = int(np.argmax(best))
     for t in range(n - 1, -1, -1):
-        prev, label = back[t][state]
-        labels[t] = int(label)
-        state = int(prev)
+        labels[t] = int(back_label[t, state])
+        state = int(back_prev[t, state])
     return labels
 
 
@@ -315,7 +327,11 @@ def _assemble(
             )
         )
     off_script.sort(key=lambda o: (o.start, o.utterance))
-    return Alignment(checklist.ref(), scorer_name, steps, off_script, per_utt)
+    labelled = [
+        (u, checklist.steps[lab].id if lab >= 0 else OFF_SCRIPT if u.words >= params.min_words else "filler")
+        for u, lab in zip(units, labels)
+    ]
+    return Alignment(checklist.ref(), scorer_name, steps, off_script, per_utt, labelled)
 
 
 def align_many(
@@ -341,6 +357,13 @@ def align_many(
             cue_scores[has_cue] = np.clip(scorer.score(cue_texts, space.cues) - params.cue_offset, *params.cue_clip)
         cols = [space.step_ids.index(name) for name in space.cues.names]
         scores[:, cols] += params.cue_weight * cue_scores
+    if params.context and len(flat):
+        owner = np.array([hash((c, u.utterance)) for c, units in enumerate(per_call) for u in units])
+        _, group = np.unique(owner, return_inverse=True)
+        sums = np.zeros((group.max() + 1, scores.shape[1]), np.float32)
+        np.add.at(sums, group, scores)
+        means = sums / np.bincount(group)[:, None]
+        scores = (1 - params.context) * scores + params.context * means[group]
     out, at = [], 0
     for transcript, units in zip(transcripts, per_call):
         sl = slice(at, at + len(units))

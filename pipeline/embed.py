@@ -206,17 +206,19 @@ class Scorer:
         )
         off = self._class_set([OFF_SCRIPT], [list(extra[OFF_SCRIPT])]) if OFF_SCRIPT in extra else None
         cued = [s for s in checklist.steps if s.client_cues]
-        cues = self._class_set([s.id for s in cued], [s.client_cues for s in cued]) if cued else None
+        # client cues are short stock phrases ("дорого"): character n-grams match them
+        # well, and skipping the embedding keeps client turns off the slow path
+        cues = self._class_set([s.id for s in cued], [s.client_cues for s in cued], ("tfidf",)) if cued else None
         space = StepSpace(steps, off, cues)
         with self._lock:
             self._spaces[key] = space
         return space
 
-    def _class_set(self, names: list[str], examples: list[list[str]]) -> ClassSet:
+    def _class_set(self, names: list[str], examples: list[list[str]], models: Sequence[str] | None = None) -> ClassSet:
         flat = [e for ex in examples for e in ex]
         owner = np.array([k for k, ex in enumerate(examples) for _ in ex])
         parts = {}
-        for model in self.models:
+        for model in models or self.models:
             if model == "tfidf":
                 vec = _fit_tfidf(flat + BACKGROUND_RU)
                 ex_m = _tfidf_rows(vec, flat)
@@ -241,13 +243,12 @@ class Scorer:
         total = np.zeros((n, k), np.float32)
         if n == 0:
             return total
-        for model in self.models:
-            ex_m, owner, bg_mean, scale, encode = classes.parts[model]
+        for ex_m, owner, bg_mean, scale, encode in classes.parts.values():
             raw = _raw(encode(list(sentences)), ex_m, owner, k)
             # with a single class there is no "mean over steps" to centre on
             row_mean = raw.mean(axis=1, keepdims=True) if k > 1 else bg_mean[None, :]
             total += (raw - 0.5 * row_mean - 0.5 * bg_mean) / scale
-        return total / len(self.models)
+        return total / len(classes.parts)
 
 
 def _as_dense(m) -> np.ndarray:
