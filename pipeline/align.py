@@ -213,6 +213,7 @@ def decode(
     if params.off_mode == "threshold" and n:
         in_script = scores.max(axis=1) > off
         off = np.where(in_script, -1e6, 1e6)
+
     if anywhere:
         any_scores = scores[:, anywhere] - params.anywhere_penalty
         any_best = any_scores.max(axis=1)
