@@ -125,3 +125,19 @@ def test_analyze_reports_a_bad_checklist(tmp_path):
     result = CliRunner().invoke(app, ["analyze", str(chat), "--checklist", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "bad.yaml, line 4: field steps" in result.output
+
+
+@pytest.mark.slow
+def test_analyze_a_recording(short_call, tmp_path):
+    """The audio path: decode + Whisper + alignment, on a short synthesized call."""
+    from pipeline.analyze import analyze_files
+
+    path, _, _ = short_call
+    [r] = list(analyze_files([path], load_checklist(ROOT / "checklists" / "appliances-inbound.yaml"), tmp_path))
+    assert r.error is None and r.output == tmp_path / "short.json"
+    data = json.loads(r.output.read_text(encoding="utf-8"))
+    assert data["file"] == "short.wav" and data["duration"] > 5
+    assert {u["speaker"] for u in data["utterances"]} == {"operator", "client"}
+    steps = {s["id"]: s for s in data["steps"]}
+    assert steps["greeting"]["status"] == "found"
+    assert steps["greeting"]["start"] < 2.0
