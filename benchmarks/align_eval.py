@@ -233,7 +233,7 @@ def make_asr(dialogues: list[Dialogue]) -> None:
         timed = [{"speaker": r["speaker"], "start": r["start"], "end": r["end"]} for r in refs]
         out = {"dialogue": d.id, "made_by": "benchmarks/align_eval.py --make-asr", "seconds": round(seconds, 1),
                "turns": timed, "transcript": transcript.to_dict()}
-        (ASR_DIR / f"{d.id}.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+        (ASR_DIR / f"{d.id}.json").write_text(json.dumps(out, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
         print(f"{d.id}: {len(transcript.utterances)} utterances in {seconds:.1f} s", flush=True)
 
 

@@ -44,9 +44,6 @@ class AlignParams:
     cue_weight: float = 0.3  # how much a client cue before a sentence counts (steps with client_cues)
     cue_offset: float = 3.0  # ordinary client turns score up to ~3 against the cues; above that is a cue
     cue_clip: tuple[float, float] = (-1.0, 2.0)
-    # share of a sentence's score taken from its whole utterance: speech recognisers
-    # cut one sales phrase into short "sentences" that alone match nothing well
-    context: float = 0.0
     min_words: int = 3  # shorter sentences are never off-script candidates
     slope: float = 2.0  # confidence = sigmoid(slope * (score - off_score))
 
@@ -358,13 +355,6 @@ def align_many(
             cue_scores[has_cue] = np.clip(scorer.score(cue_texts, space.cues) - params.cue_offset, *params.cue_clip)
         cols = [space.step_ids.index(name) for name in space.cues.names]
         scores[:, cols] += params.cue_weight * cue_scores
-    if params.context and len(flat):
-        owner = np.array([hash((c, u.utterance)) for c, units in enumerate(per_call) for u in units])
-        _, group = np.unique(owner, return_inverse=True)
-        sums = np.zeros((group.max() + 1, scores.shape[1]), np.float32)
-        np.add.at(sums, group, scores)
-        means = sums / np.bincount(group)[:, None]
-        scores = (1 - params.context) * scores + params.context * means[group]
     out, at = [], 0
     for transcript, units in zip(transcripts, per_call):
         sl = slice(at, at + len(units))
