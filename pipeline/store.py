@@ -264,10 +264,11 @@ def upgrade(url: str) -> None:
     """Bring the schema to the newest Alembic revision (creates it when empty)."""
     import logging
 
+    # Alembic logs per plugin and revision at import and run: noise in CLI output.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # per-revision chatter hides real output
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     cfg.attributes["connection_url"] = url

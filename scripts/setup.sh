@@ -10,7 +10,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # ffmpeg decodes; festival+festvox-ru and espeak-ng synthesize test speech;
 # postgresql and chromium serve the PostgreSQL and browser tests.
-PKGS="ffmpeg sox festival festvox-ru espeak-ng postgresql chromium python3-venv"
+PKGS="ffmpeg sox festival festvox-ru espeak-ng postgresql chromium fonts-noto-color-emoji python3-venv"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

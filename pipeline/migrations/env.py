@@ -1,16 +1,15 @@
 """Alembic environment: the URL comes from the caller (``store.upgrade``) or settings."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
 
 from pipeline.config import get_settings
-from pipeline.store import Base
+from pipeline.store import Base, get_engine
 
 config = context.config
 url = config.attributes.get("connection_url") or get_settings().db_url
 
-connectable = engine_from_config({"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool)
-with connectable.connect() as connection:
+# The app's own engine: it creates the SQLite folder and sets the same pragmas.
+with get_engine(url).connect() as connection:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
