@@ -34,8 +34,11 @@ class Step(BaseModel):
     # the aligner charges no order penalty for it.
     anywhere: bool = False
     examples: list[str] = Field(min_length=1)
+    # What a client says that calls for this step ("дорого", "я подумаю"):
+    # an operator sentence right after such a turn is more likely this step.
+    client_cues: list[str] = Field(default_factory=list)
 
-    @field_validator("examples")
+    @field_validator("examples", "client_cues")
     @classmethod
     def _examples_not_blank(cls, value: list[str]) -> list[str]:
         cleaned = [e.strip() for e in value]
