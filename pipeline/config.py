@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     compute_type: str = "auto"
     cpu_threads: int = 0
     beam_size: int = 5
+    # Alignment: sentence scorers, "use+tfidf" (default) or "use+e5+tfidf"
+    align_models: str = "use+tfidf"
     # Audio
     operator_channel: Literal["left", "right"] = "left"
     max_duration_s: float = 4 * 3600.0
