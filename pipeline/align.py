@@ -46,6 +46,18 @@ class AlignParams:
     cue_clip: tuple[float, float] = (-1.0, 2.0)
     min_words: int = 3  # shorter sentences are never off-script candidates
     slope: float = 2.0  # confidence = sigmoid(slope * (score - off_score))
+    # an unclear sentence (shorter than min_words, or heard below min_prob) takes
+    # in its neighbours' scores in the same utterance: it counts with weight
+    # words * ASR word probability, its neighbours with context_weight times
+    # theirs, so garbled fragments (Whisper cuts a long offer into several)
+    # lean on the sentences around them
+    context_weight: float = 0.3
+    # ASR word probability (mean over the sentence's words; 1 for typed text)
+    # below which a sentence is "unclear": never reported as off-script
+    min_prob: float = 0.7
+    # off-script gets this much harder to pick per unit of missing word probability
+    # (a sentence heard at probability 0.6 needs 0.4 * unclear_shift less to be a step)
+    unclear_shift: float = 1.0
 
 
 @dataclass
@@ -58,6 +70,7 @@ class Unit:
     end: float
     words: int
     cue: int | None = None  # the client utterance just before, if any
+    prob: float = 1.0  # mean ASR word probability (1.0 when the transcript has none)
 
 
 @dataclass
@@ -156,13 +169,39 @@ def _units(i: int, utt: Utterance) -> list[Unit]:
         if len(words) == total and c:
             # word timestamps line up with the text: exact sentence times
             start, end = words[done].start, words[done + c - 1].end
+            mine = words[done : done + c]
         else:
             span = utt.end - utt.start
             start = utt.start + span * done / total
             end = utt.start + span * (done + c) / total
-        units.append(Unit(i, s, float(start), float(end), c))
+            mine = [w for w in words if start <= (w.start + w.end) / 2 <= end]
+        prob = sum(w.probability for w in mine) / len(mine) if mine else 1.0
+        units.append(Unit(i, s, float(start), float(end), c, prob=float(prob)))
         done += c
     return units
+
+
+def smooth_scores(
+    scores: np.ndarray, units: Sequence[Unit], weight: float, min_words: int = 0, min_prob: float = 0.0
+) -> np.ndarray:
+    """Mix the scores of each unclear sentence (shorter than ``min_words`` or heard
+    below ``min_prob``) with its neighbours' in the same utterance, weighting every
+    sentence by words x ASR word probability (see AlignParams)."""
+    if not weight or len(units) < 2:
+        return scores
+    w = np.array([max(u.words, 1) * u.prob for u in units], np.float32)
+    out = scores.copy()
+    for t in range(len(units)):
+        if units[t].words >= min_words and units[t].prob >= min_prob:
+            continue  # a clear sentence of its own speaks for itself
+        num = w[t] * scores[t]
+        den = w[t]
+        for j in (t - 1, t + 1):
+            if 0 <= j < len(units) and units[j].utterance == units[t].utterance:
+                num = num + weight * w[j] * scores[j]
+                den += weight * w[j]
+        out[t] = num / den
+    return out
 
 
 def transcript_units(transcript: Transcript) -> list[Unit]:
@@ -184,6 +223,7 @@ def decode(
     order: Sequence[int | None],
     params: AlignParams = AlignParams(),
     off_scores: np.ndarray | None = None,
+    off_shift: np.ndarray | None = None,
 ) -> list[int]:
     """Best label per unit: a step index, or -1 for off-script.
 
@@ -205,6 +245,8 @@ def decode(
         np.where(pos[None, :] > states, params.skip_penalty, params.back_penalty),
     )
     off = np.full(n, params.off_score, np.float64)
+    if off_shift is not None:
+        off = off - off_shift
     if off_scores is not None:
         off = np.maximum(off, off_scores)
     if params.off_mode == "threshold" and n:
@@ -257,6 +299,12 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+def _off_candidate(unit: Unit, params: AlignParams) -> bool:
+    """Long enough to be an item for the owner, and heard clearly enough to be sure
+    it is not a scripted sentence the recogniser mangled."""
+    return unit.words >= params.min_words and unit.prob >= params.min_prob
+
+
 def _assemble(
     transcript: Transcript,
     checklist: Checklist,
@@ -274,7 +322,9 @@ def _assemble(
         else:
             pos += 1
             order.append(pos)
-    labels = decode(scores, order, params, off_scores) if units else []
+    scores = smooth_scores(scores, units, params.context_weight, params.min_words, params.min_prob)
+    shift = np.array([params.unclear_shift * (1.0 - u.prob) for u in units]) if params.unclear_shift else None
+    labels = decode(scores, order, params, off_scores, shift) if units else []
 
     def conf(t: int, s: int) -> float:
         return _sigmoid(params.slope * (float(scores[t, s]) - params.off_score))
@@ -310,7 +360,7 @@ def _assemble(
             sid = checklist.steps[lab].id
             if sid not in per_utt[u]:
                 per_utt[u].append(sid)
-        elif units[t].words >= params.min_words:
+        elif _off_candidate(units[t], params):
             off_units.setdefault(u, []).append(t)
     off_script = []
     for u, ts in off_units.items():
@@ -326,7 +376,7 @@ def _assemble(
         )
     off_script.sort(key=lambda o: (o.start, o.utterance))
     labelled = [
-        (u, checklist.steps[lab].id if lab >= 0 else OFF_SCRIPT if u.words >= params.min_words else "filler")
+        (u, checklist.steps[lab].id if lab >= 0 else OFF_SCRIPT if _off_candidate(u, params) else "filler")
         for u, lab in zip(units, labels)
     ]
     return Alignment(checklist.ref(), scorer_name, steps, off_script, per_utt, labelled)

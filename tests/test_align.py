@@ -178,9 +178,15 @@ def reference_metrics():
 def test_labelled_set_reaches_targets_on_reference_text(reference_metrics):
     m = reference_metrics
     assert m["utterances"] >= 150
-    assert m["step_micro"][2] >= 0.90, ev.report("reference", m)
+    assert m["step_micro"][2] >= 0.92, ev.report("reference", m)
     assert m["off_script"][1] >= 0.80, ev.report("reference", m)
     assert m["presence"][2] >= 0.95
+
+
+def test_held_out_split_reaches_the_reference_target():
+    dialogues = ev.load_dialogues("test")
+    m = ev.evaluate(dialogues, ev.run(dialogues))
+    assert m["step_micro"][2] >= 0.90, ev.report("reference, test split", m)
 
 
 def test_labelled_set_reaches_targets_on_cached_asr_text():
@@ -188,7 +194,19 @@ def test_labelled_set_reaches_targets_on_cached_asr_text():
     if not dialogues:
         pytest.skip("no cached ASR transcripts (benchmarks/align_eval.py --make-asr)")
     m = ev.evaluate(dialogues, ev.run(dialogues))
-    assert m["step_micro"][2] >= 0.80, ev.report("ASR", m)
+    assert m["step_micro"][2] >= 0.84, ev.report("ASR", m)
+    assert m["off_script"][0] >= 0.50, ev.report("ASR", m)  # was 0.38 before unclear fragments stopped counting
+
+
+def test_unclear_asr_fragment_is_not_off_script(checklist):
+    # the same remark heard clearly is off-script; heard at low word probability it is
+    # more likely a scripted sentence the recogniser mangled, so it is not reported
+    text = "Кстати, мой кот вчера заболел."
+    def remark(prob: float) -> Transcript:
+        words = [Word(i * 0.5, i * 0.5 + 0.4, w, probability=prob) for i, w in enumerate(text.split())]
+        return Transcript([Utterance(OPERATOR, 0.0, 2.5, text, words=words)], 3.0, "ru", "test")
+    assert len(align(remark(0.95), checklist).off_script) == 1
+    assert align(remark(0.4), checklist).off_script == []
 
 
 # --- learning from reviews -------------------------------------------------------
