@@ -22,7 +22,6 @@ once per process and cached by text.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -304,11 +303,11 @@ def _scorer_for(models: tuple[str, ...], threads: int) -> Scorer:
 
 def get_scorer(models: Iterable[str] | str | None = None, threads: int = 1) -> Scorer:
     """The process-wide scorer, so models load once (``"use+tfidf"`` by default;
-    ``CALLREVIEW_ALIGN_MODELS`` or the settings field ``align_models`` override it)."""
+    ``CALLREVIEW_ALIGN_MODELS``, the setting ``align_models``, overrides it)."""
     if models is None:
         from .config import get_settings
 
-        models = getattr(get_settings(), "align_models", None) or os.environ.get("CALLREVIEW_ALIGN_MODELS") or DEFAULT_MODELS
+        models = get_settings().align_models or DEFAULT_MODELS
     if isinstance(models, str):
         models = [m.strip() for m in models.replace(",", "+").split("+") if m.strip()]
     return _scorer_for(tuple(models), threads)

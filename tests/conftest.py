@@ -21,6 +21,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    """Settings are cached per process; clear them around each test so an
+    environment a test sets (monkeypatch) is read, and never leaks into the next."""
+    from pipeline.config import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 # --- databases --------------------------------------------------------------
 
 

@@ -70,19 +70,14 @@ def test_signed_tokens_expire_and_keep_their_purpose(tmp_path):
 
 def test_users_cli(tmp_path, monkeypatch):
     from pipeline import cli
-    from pipeline.config import get_settings
 
     monkeypatch.setenv("CALLREVIEW_DATA_DIR", str(tmp_path))
-    get_settings.cache_clear()
-    try:
-        runner = CliRunner()
-        res = runner.invoke(cli.app, ["users", "add", "boss", "--role", "owner", "--password", "secret-pass"])
-        assert res.exit_code == 0, res.output
-        res = runner.invoke(cli.app, ["users", "add", "anna"], input="secret-pass\nsecret-pass\n")
-        assert res.exit_code == 0, res.output
-        res = runner.invoke(cli.app, ["users", "list"])
-        assert "boss" in res.output and "owner" in res.output and "anna" in res.output
-        res = runner.invoke(cli.app, ["users", "add", "anna", "--password", "secret-pass"])
-        assert res.exit_code == 2 and "already exists" in res.output
-    finally:
-        get_settings.cache_clear()
+    runner = CliRunner()
+    res = runner.invoke(cli.app, ["users", "add", "boss", "--role", "owner", "--password", "secret-pass"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli.app, ["users", "add", "anna"], input="secret-pass\nsecret-pass\n")
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli.app, ["users", "list"])
+    assert "boss" in res.output and "owner" in res.output and "anna" in res.output
+    res = runner.invoke(cli.app, ["users", "add", "anna", "--password", "secret-pass"])
+    assert res.exit_code == 2 and "already exists" in res.output
