@@ -33,7 +33,6 @@ from pipeline.store import (
     AlignmentRow,
     Assignment,
     ChecklistVersion,
-    OffScriptMoment,
     Outcome,
     Recording,
     Review,

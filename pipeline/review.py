@@ -12,12 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
 from pipeline.masking import Masker
@@ -32,7 +31,7 @@ from pipeline.store import (
     StepMark,
     User,
     UtteranceRow,
-    get_engine,
+    session_scope,
     utcnow,
 )
 
@@ -64,21 +63,9 @@ class IncompleteReview(ReviewError):
         super().__init__("Not every step is marked: " + ", ".join(missing))
 
 
-@contextmanager
-def write_session(url: str) -> Iterator[Session]:
-    """A transaction for writes: commit on success, roll back on error."""
-    engine = get_engine(url)
-    session = sessionmaker(engine, expire_on_commit=False)()
-    try:
-        if engine.dialect.name == "sqlite":
-            session.execute(text("BEGIN IMMEDIATE"))
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+def write_session(url: str):
+    """A write transaction (SQLite's lock taken up front): see ``store.session_scope``."""
+    return session_scope(url, write=True)
 
 
 def _insert(session: Session):

@@ -27,6 +27,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
@@ -247,10 +248,16 @@ def get_engine(url: str) -> Engine:
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A transaction: commit on success, roll back on any error."""
-    session = sessionmaker(get_engine(url), expire_on_commit=False)()
+def session_scope(url: str, write: bool = False) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on any error.
+
+    ``write=True`` takes SQLite's write lock up front (BEGIN IMMEDIATE), so a
+    read-then-write transaction cannot deadlock against another writer."""
+    engine = get_engine(url)
+    session = sessionmaker(engine, expire_on_commit=False)()
     try:
+        if write and engine.dialect.name == "sqlite":
+            session.execute(text("BEGIN IMMEDIATE"))
         yield session
         session.commit()
     except BaseException:

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select, update
 
 from pipeline import ingest, store
-from pipeline.ingest import BUSY, CLAIMED, DONE, Job, process_paths, register, try_claim
+from pipeline.ingest import BUSY, CLAIMED, DONE, process_paths, register, try_claim
 from pipeline.store import PROCESSING, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -1,7 +1,6 @@
 """Script steps: rates with 95% intervals, the drop-off funnel, versions side by side."""
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from pipeline import reports
