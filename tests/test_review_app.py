@@ -33,8 +33,9 @@ def navigation_mode(monkeypatch):
 
 
 @pytest.fixture
-def world(tmp_path, monkeypatch):
-    w = build_world(tmp_path, calls=2, listeners=2)
+def world(tmp_path, monkeypatch, db_url):
+    """Every app test runs on a SQLite file and on PostgreSQL (``db_url``)."""
+    w = build_world(tmp_path, url=db_url, calls=2, listeners=2)
     monkeypatch.setenv("CALLREVIEW_DATABASE_URL", w.url)
     monkeypatch.setenv("CALLREVIEW_DATA_DIR", str(w.data_dir))
     monkeypatch.setenv("CALLREVIEW_SECRET_KEY", "test-secret")
