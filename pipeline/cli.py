@@ -459,5 +459,5 @@ def serve(
     upgrade(get_settings().db_url)
     server = Path(__file__).resolve().parent.parent / "review_app" / "server.py"
     args = [sys.executable, "-m", "streamlit", "run", str(server), "--server.address", host, "--server.port", str(port),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     os.execv(sys.executable, args)
