@@ -89,17 +89,28 @@ def _new_pg_database(server_url: str) -> str:
     return f"{server_url}/{name}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
-    """An empty, migrated database: each test that takes this runs on both backends."""
+def _new_database(request, folder: Path) -> str:
+    """An empty, migrated database of the backend named by ``request.param``."""
     from pipeline.store import upgrade
 
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'callreview.db'}"
+        url = f"sqlite:///{folder / 'callreview.db'}"
     else:
         url = _new_pg_database(request.getfixturevalue("pg_server"))
     upgrade(url)
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """An empty, migrated database: each test that takes this runs on both backends."""
+    return _new_database(request, tmp_path)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(request, tmp_path_factory) -> str:
+    """Like ``db_url``, shared by a module's tests (for an expensive seed)."""
+    return _new_database(request, tmp_path_factory.mktemp("db"))
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ r4 is an overlap call reviewed by max (first) and lena.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 from pipeline.store import (
     AlignmentRow,
@@ -31,19 +30,12 @@ from pipeline.store import (
     User,
     UtteranceRow,
     session_scope,
-    upgrade,
 )
 
 V1 = ["greet", "needs", "offer", "close"]
 V2 = ["greet", "needs", "offer", "delivery", "close"]
 TITLES = {"greet": "Greeting", "needs": "Needs", "offer": "Offer", "delivery": "Delivery", "close": "Close"}
 UTC = dt.timezone.utc
-
-
-def make_db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'reports.db'}"
-    upgrade(url)
-    return url
 
 
 def _t(day: int) -> dt.datetime:

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from pipeline import outcomes
 from pipeline.errors import InputError
 from pipeline.store import Outcome, session_scope
-from seed_reports import CRM_CSV, make_db, seed
+from seed_reports import CRM_CSV, seed
 
 MAPPING = outcomes.ColumnMapping(call="Файл", outcome="Результат", operator="Менеджер", time="Дата", amount="Сумма")
 
@@ -34,8 +34,8 @@ def test_read_csv_semicolon_and_columns():
         outcomes.read_crm_csv(CRM_CSV, outcomes.ColumnMapping(call="Call", outcome="Результат"))
 
 
-def test_import_matches_by_name_stem_and_id(tmp_path):
-    url = make_db(tmp_path)
+def test_import_matches_by_name_stem_and_id(tmp_path, db_url):
+    url = db_url
     ids = seed(url)
     path = tmp_path / "crm.csv"
     path.write_bytes(CRM_CSV.encode("cp1251"))  # as Russian Excel saves it

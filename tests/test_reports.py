@@ -10,12 +10,12 @@ import pytest
 from pipeline import reports, stats
 from pipeline.reports import categorize
 from pipeline.store import session_scope
-from seed_reports import CRM_CSV, make_db, seed
+from seed_reports import CRM_CSV, seed
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    url = make_db(tmp_path_factory.mktemp("reports"))
+def db(module_db_url):
+    url = module_db_url
     ids = seed(url)
     from pipeline import outcomes
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from pipeline import sampling
 from pipeline.sampling import Candidate, PriorityRules
 from pipeline.store import Assignment, session_scope
-from seed_reports import make_db, seed
+from seed_reports import seed
 
 
 def test_sample_size_cochran():
@@ -61,8 +61,8 @@ def test_plan_assignments_overlap_and_gold():
         sampling.plan_assignments([1], [])
 
 
-def test_sample_and_assign_writes_rows(tmp_path):
-    url = make_db(tmp_path)
+def test_sample_and_assign_writes_rows(db_url):
+    url = db_url
     ids = seed(url)
     with session_scope(url) as s:
         # r6 is the only call in nobody's queue; r1 is the owner's gold call

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline import situations
 from pipeline.store import Assignment, OffScriptMoment, Review, StepMark, session_scope
-from seed_reports import make_db, seed
+from seed_reports import seed
 
 # Four situations, written the way different listeners would describe them.
 PARAPHRASES = [
@@ -62,8 +62,8 @@ def _add_review(url, recording_id, listener_id, alignment_id, moment):
         s.add(OffScriptMoment(review_id=r.id, time=30.0, text="скидка постоянным покупателям бывает?", description=moment))
 
 
-def test_situations_report_and_covered_loop(tmp_path):
-    url = make_db(tmp_path)
+def test_situations_report_and_covered_loop(db_url):
+    url = db_url
     ids = seed(url)
     with session_scope(url) as s:
         sits = situations.situations(s)
