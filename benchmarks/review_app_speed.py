@@ -17,14 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from test_review_data import SCRIPT_CALL, STEP_IDS, add_call, make_opus  # noqa: E402
-from test_browser import ARGS, CHROMIUM, _free_port  # noqa: E402
+from test_browser import ARGS, CHROMIUM, login, start_app  # noqa: E402
 
 
 def build(tmp: Path, minutes: float):
@@ -58,30 +57,14 @@ def main() -> None:
     expect.set_options(timeout=60000)
     tmp = Path(tempfile.mkdtemp(prefix="callreview-bench-"))
     url, data, aid, n_utt = build(tmp, args.minutes)
-    port = _free_port()
-    env = dict(os.environ, CALLREVIEW_DATABASE_URL=url, CALLREVIEW_DATA_DIR=str(data), CALLREVIEW_SECRET_KEY="bench")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "review_app" / "server.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    env = {"CALLREVIEW_DATABASE_URL": url, "CALLREVIEW_DATA_DIR": str(data), "CALLREVIEW_SECRET_KEY": "bench"}
+    server, base = start_app(env, subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.25)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60000)
-            page.goto(base)
-            page.get_by_label("Имя пользователя").fill("anna")
-            page.get_by_label("Пароль").fill("secret-pass")
-            page.get_by_role("button", name="Войти").click()
-            expect(page.get_by_role("heading", name="Мои звонки")).to_be_visible()
+            login(page, base, "anna")
             page.wait_for_timeout(500)
 
             ready = []

@@ -457,7 +457,13 @@ def serve(
     from pipeline.store import upgrade
 
     upgrade(get_settings().db_url)
+    os.execv(sys.executable, serve_command(host, port))
+
+
+def serve_command(host: str, port: int) -> list[str]:
+    """The command line that serves the review app (also used by its browser tests)."""
+    import sys
+
     server = Path(__file__).resolve().parent.parent / "review_app" / "server.py"
-    args = [sys.executable, "-m", "streamlit", "run", str(server), "--server.address", host, "--server.port", str(port),
+    return [sys.executable, "-m", "streamlit", "run", str(server), "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
-    os.execv(sys.executable, args)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,33 +33,49 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_app(env_overrides: dict[str, str], log) -> tuple[subprocess.Popen, str]:
+    """Serve the review app as `callreview serve` does, on a free port; wait until it answers."""
+    from pipeline.cli import serve_command
+
+    port = _free_port()
+    proc = subprocess.Popen(serve_command("127.0.0.1", port), env=dict(os.environ, **env_overrides), cwd=REPO,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(base + "/_stcore/health", timeout=1)
+            return proc, base
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.25)
+    proc.terminate()
+    raise RuntimeError(f"the review app did not start on {base}")
+
+
+def login(page, base: str, name: str, password: str = "secret-pass") -> None:
+    from playwright.sync_api import expect
+
+    page.goto(base)
+    page.get_by_label("Имя пользователя").fill(name)
+    page.get_by_label("Пароль").fill(password)
+    page.get_by_role("button", name="Войти").click()
+    expect(page.get_by_role("heading", name="Мои звонки")).to_be_visible()
+
+
 @pytest.fixture
 def served(tmp_path):
     world = build_world(tmp_path, calls=2, listeners=1)
-    port = _free_port()
-    env = dict(os.environ, CALLREVIEW_DATABASE_URL=world.url, CALLREVIEW_DATA_DIR=str(world.data_dir),
-               CALLREVIEW_SECRET_KEY="browser-test")
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "review_app" / "server.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(base + "/_stcore/health", timeout=1)
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.25)
-        else:
-            pytest.fail("server did not start: " + (tmp_path / "server.log").read_text())
-        yield world, base
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    env = {"CALLREVIEW_DATABASE_URL": world.url, "CALLREVIEW_DATA_DIR": str(world.data_dir),
+           "CALLREVIEW_SECRET_KEY": "browser-test"}
+    with open(tmp_path / "server.log", "w") as log:
+        try:
+            proc, base = start_app(env, log)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}: " + (tmp_path / "server.log").read_text())
+        try:
+            yield world, base
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 def test_listener_reviews_a_call_in_chromium(served):
@@ -72,11 +87,7 @@ def test_listener_reviews_a_call_in_chromium(served):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(20000)
-        page.goto(base)
-        page.get_by_label("Имя пользователя").fill("anna")
-        page.get_by_label("Пароль").fill("secret-pass")
-        page.get_by_role("button", name="Войти").click()
-        expect(page.get_by_role("heading", name="Мои звонки")).to_be_visible()
+        login(page, base, "anna")
 
         # The login cookie keeps the listener in after a reload.
         page.wait_for_timeout(500)
