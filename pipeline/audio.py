@@ -63,10 +63,15 @@ class DecodedAudio:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in blocks (recordings can be large)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+        return stream_sha256(f)
+
+
+def stream_sha256(f) -> str:  # noqa: ANN001 - any binary file object (local or fsspec)
+    """Hex sha256 of an open binary file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
     return h.hexdigest()
 
 

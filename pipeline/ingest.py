@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
-import hashlib
 import logging
 import os
 import shutil
@@ -31,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import select, update
 
 from pipeline import store
-from pipeline.audio import decode, file_sha256, make_listening_copy, probe
+from pipeline.audio import decode, file_sha256, make_listening_copy, probe, stream_sha256
 from pipeline.config import Settings
 from pipeline.errors import AudioError, CallreviewError
 from pipeline.store import ALIGNED, FAILED, NEW, PROCESSING, TRANSCRIBED, Recording, session_scope
@@ -110,11 +109,8 @@ def _expand_url(url: str) -> list[str]:
 def _url_sha256(url: str) -> str:
     import fsspec
 
-    h = hashlib.sha256()
     with fsspec.open(url, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return stream_sha256(f)
 
 
 @contextlib.contextmanager
@@ -212,8 +208,8 @@ def _holder_is_dead(claimed_by: str | None, live_addresses: Collection[str] | No
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except PermissionError:
-        return False
+    except PermissionError:  # alive, owned by another user
+        pass
     return False
 
 
@@ -274,12 +270,6 @@ def try_claim(
             .execution_options(synchronize_session=False)
         )
         return CLAIMED
-
-
-def claim(settings: Settings, recording_id: int, worker: str, checklist_sha: str | None = None) -> bool:
-    """Atomically mark a recording as ours; False when another live worker has it
-    or nothing is left to do."""
-    return try_claim(settings, recording_id, worker, checklist_sha) == CLAIMED
 
 
 def _needs_work(settings: Settings, recording_id: int, checklist_sha: str | None) -> bool:
@@ -365,7 +355,7 @@ def process_one(settings: Settings, recording_id: int, checklist=None, worker: s
         if checklist is not None:
             stage, started = "align", time.perf_counter()
             run_id = _start_run(settings, recording_id, stage, worker)
-            align_stored(settings, recording_id, checklist, worker, started, run_id)
+            align_stored(settings, recording_id, checklist, started, run_id)
         return ProcessResult(source, "done", recording_id)
     except Exception as exc:  # the batch goes on; the reason is stored and shown
         message = str(exc) if isinstance(exc, CallreviewError) else f"{name}: unexpected {type(exc).__name__}: {exc}"
@@ -380,15 +370,12 @@ def process_one(settings: Settings, recording_id: int, checklist=None, worker: s
         return ProcessResult(source, "failed", recording_id, message)
 
 
-def align_stored(
-    settings: Settings, recording_id: int, checklist, worker: str, started: float, run_id: int | None = None
-) -> None:
-    """Align a stored transcript with ``checklist`` and store the result (replacing an older one for the same version)."""
+def align_stored(settings: Settings, recording_id: int, checklist, started: float, run_id: int) -> None:
+    """Align a stored transcript with ``checklist`` and store the result (replacing an
+    older one for the same version), closing the open ``run_id``."""
     from pipeline.align import align, analysis_json, store_checklist_version
     from pipeline.store import AlignmentRow
 
-    if run_id is None:
-        run_id = _start_run(settings, recording_id, "align", worker)
     with session_scope(settings.db_url) as session:
         rec = session.get(Recording, recording_id)
         transcript = store.load_transcript(session, recording_id)
@@ -449,7 +436,6 @@ def plan(
     Registration is cheap (hash + probe) and happens where the batch was started;
     the jobs are what a runner spreads over processes or a cluster."""
     metadata = read_metadata(metadata_csv)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
     store.upgrade(settings.db_url)
     seen: set[int] = set()
     for path in expand_paths(paths):
