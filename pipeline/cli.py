@@ -125,7 +125,7 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
 
     from pipeline.errors import CallreviewError
     from pipeline.ingest import source_name, expand_paths, iter_process
-    from pipeline.runner import available_cores
+    from pipeline.config import available_cores
 
     settings = _settings(model=model, engine=engine)
     files = expand_paths(paths)

@@ -17,24 +17,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
-from pipeline.config import Settings
-from pipeline.ingest import FAILED, Job, ProcessResult, work_on, worker_name
+from pipeline.config import Settings, available_cores
+from pipeline.ingest import FAILED, Job, ProcessResult, source_name, work_on, worker_name
 
 log = logging.getLogger(__name__)
 
 # How many times a batch restarts a local pool whose worker died (OOM killer,
 # a crash in a native library) before it gives the remaining files up.
 POOL_RESTARTS = 2
-
-
-def available_cores() -> int:
-    """Cores this process may run on (a container's limit, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _worker_settings(settings: Settings, threads: int) -> Settings:
@@ -141,7 +132,7 @@ def run_local(
                     except BrokenProcessPool:
                         pending.append(job)
                     except Exception as exc:  # noqa: BLE001 - e.g. the database went away
-                        yield _give_up(settings, job, f"{Path(job.path).name}: the worker failed: {type(exc).__name__}: {exc}")
+                        yield _give_up(settings, job, f"{source_name(job.path)}: the worker failed: {type(exc).__name__}: {exc}")
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
@@ -149,7 +140,7 @@ def run_local(
             restarts += 1
             if restarts > POOL_RESTARTS:
                 for job in pending:
-                    yield _give_up(settings, job, f"{Path(job.path).name}: the worker processing it died {restarts} times (out of memory?)")
+                    yield _give_up(settings, job, f"{source_name(job.path)}: the worker processing it died {restarts} times (out of memory?)")
                 return
             log.warning("a worker process died; restarting the pool for %d remaining file(s)", len(pending))
 
@@ -205,6 +196,6 @@ def run_dask(
             try:
                 yield future.result()
             except (KilledWorker, FutureCancelledError) as exc:
-                yield _give_up(settings, job, f"{Path(job.path).name}: the Dask workers processing it kept dying ({type(exc).__name__})")
+                yield _give_up(settings, job, f"{source_name(job.path)}: the Dask workers processing it kept dying ({type(exc).__name__})")
             except Exception as exc:  # noqa: BLE001 - e.g. a worker without the package
-                yield _give_up(settings, job, f"{Path(job.path).name}: the Dask task failed: {type(exc).__name__}: {exc}")
+                yield _give_up(settings, job, f"{source_name(job.path)}: the Dask task failed: {type(exc).__name__}: {exc}")

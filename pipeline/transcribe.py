@@ -16,7 +16,6 @@ subtitle credits) are dropped.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import zlib
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .audio import SAMPLE_RATE, DecodedAudio
+from .config import available_cores, get_settings
 from .errors import ModelError
 from .models import ResolvedModel, load_openai_checkpoint, resolve_model
 from .transcript import Transcript, Utterance, Word
@@ -302,13 +302,6 @@ def _snap_start(word_start: float, db: np.ndarray, floor: float) -> float:
 # --- engines ---------------------------------------------------------------------
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
 @dataclass
 class _Channel:
     audio: np.ndarray
@@ -328,13 +321,11 @@ class Transcriber:
             fw_log.setLevel(logging.WARNING)
         cache = opts.model_cache
         if cache is None:
-            from .config import get_settings
-
             cache = str(get_settings().model_cache)
         self.device = opts.device
         if self.device == "auto":
             self.device = "cuda" if _cuda_available() else "cpu"
-        self.cores = opts.cpu_threads or _cores()
+        self.cores = opts.cpu_threads or available_cores()
         if opts.engine == "faster-whisper":
             self.resolved: ResolvedModel = resolve_model(opts.model, cache, opts.allow_download)
             if self.resolved.kind == "pt":
