@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.config import get_settings
+from pipeline.config import available_cores, get_settings
 
 app = typer.Typer(
     help="callreview: offline call review. Transcribe call recordings with Whisper, "
@@ -124,8 +124,7 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
     from tqdm import tqdm
 
     from pipeline.errors import CallreviewError
-    from pipeline.ingest import source_name, expand_paths, iter_process
-    from pipeline.config import available_cores
+    from pipeline.ingest import expand_paths, iter_process, source_name
 
     settings = _settings(model=model, engine=engine)
     files = expand_paths(paths)
@@ -145,10 +144,7 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
                     bar.write(f"{result.status}: {result.message}")
                 bar.set_postfix_str(source_name(result.path))
                 bar.update(1)
-    except CallreviewError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except OSError as exc:  # e.g. the Dask scheduler cannot be reached
+    except (CallreviewError, OSError) as exc:  # OSError: e.g. the Dask scheduler cannot be reached
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())))
