@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = "auto"
     cpu_threads: int = 0
-    beam_size: int = 5
+    beam_size: int = Field(default=1, description="beam of the batched decoder; failed windows are redone with beam 5")
+    window_s: float = Field(default=20.0, description="seconds of packed speech per decoded window (30 is Whisper's own, slower)")
     # Alignment: sentence scorers, "use+tfidf" (default) or "use+e5+tfidf"
     align_models: str = "use+tfidf"
     # Audio

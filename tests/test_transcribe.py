@@ -174,8 +174,40 @@ def test_packing_maps_times_back():
     second = 2.0 + T.PACK_GAP_S
     assert packed.to_original(second + 0.2) == pytest.approx(10.2)
     # a word stretched over the gap belongs to the piece holding its middle
-    s, e = packed.span_to_original(1.9, second + 0.5)
-    assert (s, e) == (pytest.approx(10.0), pytest.approx(10.5))
+    s, e, owner = packed.span_to_original(1.9, second + 0.5)
+    assert (s, e, owner) == (pytest.approx(10.0), pytest.approx(10.5), 0)
+
+
+def test_windows_cover_all_speech_in_time_order():
+    """Regions of both channels share windows in time order; none is longer
+    than a window; every second of speech lands in exactly one piece."""
+    fs = T.FRAME / 16000
+    db = [np.full(int(120 / fs), -30.0, dtype=np.float32) for _ in range(2)]
+    db[0][int(50.0 / fs)] = -90.0  # one quiet frame (a pause between words) inside the long operator turn
+    regions = [[(1.0, 9.0), (40.0, 70.0)], [(8.5, 20.0), (21.0, 33.0)]]
+    plan = T.plan_windows(regions, db, length=20.0)
+    for w in plan:
+        assert sum(e - s for _, s, e in w) + T.PACK_GAP_S * (len(w) - 1) <= 20.0 + 1e-6
+    pieces = [p for w in plan for p in w]
+    assert [p[1] for p in pieces] == sorted(p[1] for p in pieces)
+    for k, rs in enumerate(regions):
+        for s, e in rs:
+            mine = sorted((ps, pe) for pk, ps, pe in pieces if pk == k and s <= ps < e)
+            assert mine[0][0] == s and mine[-1][1] == pytest.approx(e)
+            assert all(a[1] == pytest.approx(b[0]) for a, b in zip(mine, mine[1:]))  # no gap, no overlap
+    # the 30 s turn is cut at its quiet frame, not at an arbitrary point
+    cuts = [pe for pk, ps, pe in pieces if pk == 0 and 40.0 <= ps and pe < 70.0]
+    assert any(abs(c - 50.0) < 0.05 for c in cuts), cuts
+
+
+def test_window_maps_words_to_their_channel():
+    x = [np.zeros(16000 * 30, dtype=np.float32) for _ in range(2)]
+    plan = T.plan_windows([[(2.0, 4.0)], [(5.0, 6.0)]], [T._frame_db(c) for c in x])
+    assert plan == [[(0, 2.0, 4.0), (1, 5.0, 6.0)]]
+    w = T._pack([(T._cut(x[k], s, e), s, k) for k, s, e in plan[0]])
+    second = 2.0 + T.PACK_GAP_S
+    assert w.span_to_original(0.5, 1.0) == (pytest.approx(2.5), pytest.approx(3.0), 0)
+    assert w.span_to_original(second + 0.1, second + 0.4) == (pytest.approx(5.1), pytest.approx(5.4), 1)
 
 
 def test_repeated_phrases_are_cut():
@@ -190,3 +222,20 @@ def test_hallucination_filter():
     assert T._is_hallucination(credit) == "known phrase"
     unsure = T._Seg(0, 2, "Добрый день", ok.words, -1.1, 0.8, 1.1)
     assert T._is_hallucination(unsure) == "no speech"
+
+
+def test_window_segments_judge_the_decoding():
+    """A decoded window becomes one segment per piece; a loop or an unsure text
+    sends it back; a long piece with no word is reported as left out."""
+    x = np.zeros(16000 * 40, dtype=np.float32)
+    w = T._pack([(T._cut(x, 1.0, 4.0), 1.0, 0), (T._cut(x, 10.0, 13.0), 10.0, 1)])
+    second = 3.0 + T.PACK_GAP_S
+    words = [{"word": " Добрый", "start": 0.2, "end": 0.6, "probability": 0.9}, {"word": " день.", "start": 0.7, "end": 1.1, "probability": 0.8}]
+    segs, left_out = T._window_segments(w, "Добрый день.", words, -0.3, 0.01)
+    assert [s.text for s in segs] == ["Добрый день."] and left_out == [1]
+    both = words + [{"word": " Алло", "start": second + 0.5, "end": second + 0.9, "probability": 0.9}]
+    segs, left_out = T._window_segments(w, "Добрый день. Алло", both, -0.3, 0.01)
+    assert [s.words[0].text for s in segs] == ["Добрый", "Алло"] and left_out == []
+    assert T._window_segments(w, "Игры пойдут плавно. " * 12, words, -0.3, 0.01) is None
+    assert T._window_segments(w, "Добрый день.", words, -1.2, 0.1) is None
+    assert T._window_segments(w, "Добрый день.", words, -1.2, 0.9) == ([], [])
