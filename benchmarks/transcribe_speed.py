@@ -14,7 +14,11 @@ subprocess (so peak RSS is its own):
   callreview       pipeline.transcribe as shipped (speech of both channels
                    packed into 20 s windows, each encoded alone, decoded in one
                    greedy batch per core, word times by batched alignment,
-                   failed windows redone; --beam/--window change it)
+                   failed windows redone; --beam/--window change it),
+                   one call at a time as `callreview process` runs it
+  callreview-batch the same, the calls in batches of 8 as `callreview
+                   transcribe FILE... --out DIR` runs them (the windows of
+                   several calls share the decoding batches)
 
 RTF is transcription seconds per second of (stereo) call, model load and file
 decoding excluded; WER is jiwer over lower-cased text without punctuation, digits
@@ -41,7 +45,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "data"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ENGINES = ("openai-whisper", "faster-whisper", "callreview")
+ENGINES = ("openai-whisper", "faster-whisper", "callreview", "callreview-batch")
 AUDIO_EXT = (".wav", ".mp3", ".ogg", ".m4a", ".amr", ".flac", ".opus")
 
 
@@ -83,12 +87,25 @@ def worker(engine: str, calls: list[Path], device: str, pt: Path, beam: int, win
 
         tr = Transcriber(TranscribeOptions(model_cache=str(cache), device=device, beam_size=beam, window_s=window))
 
-        def run(audio):
-            t = tr.transcribe(audio)
+        def channel_texts(t, audio):
             return [" ".join(u.text for u in t.utterances if u.channel == i) for i in range(len(audio.channels))]
+
+        def run(audio):
+            return channel_texts(tr.transcribe(audio), audio)
     load_s = time.perf_counter() - t0
     run(type(decoded[0])(decoded[0].info, [warm], ["unknown"]))  # warm-up, not timed
     rows = []
+    if engine == "callreview-batch":
+        from pipeline.transcribe import BATCH_CALLS
+
+        for k in range(0, len(calls), BATCH_CALLS):
+            t = time.perf_counter()
+            done = tr.transcribe_many(decoded[k : k + BATCH_CALLS])
+            spent = time.perf_counter() - t
+            batch_s = sum(a.duration for a in decoded[k : k + BATCH_CALLS])
+            for path, audio, tx in zip(calls[k:], decoded[k:], done):  # the batch's time shared by duration
+                rows.append({"call": path.name, "duration": audio.duration, "seconds": spent * audio.duration / batch_s, "texts": channel_texts(tx, audio), "speakers": audio.speakers})
+        return {"engine": engine, "load_s": load_s, "calls": rows, "peak_rss_mb": peak_rss_mb()}
     for path, audio in zip(calls, decoded):
         t = time.perf_counter()
         texts = run(audio)
@@ -153,7 +170,8 @@ def machine() -> str:
 SETTINGS = {
     "openai-whisper": "each channel whole; openai-whisper defaults (greedy + temperature fallback, float32)",
     "faster-whisper": "each channel whole; faster-whisper defaults (beam 5, no VAD)",
-    "callreview": "pipeline: speech of both channels packed into {window:g} s windows, encoded one by one, decoded in one batch per core (beam {beam}), word timestamps",
+    "callreview": "pipeline, one call at a time (`process`): speech of both channels packed into {window:g} s windows, encoded one by one, decoded in one batch per core (beam {beam}), word timestamps",
+    "callreview-batch": "the same, 8 calls per batch (`transcribe FILE...`)",
 }
 
 
@@ -181,7 +199,7 @@ def write_section(md: Path, scores: list[dict], args, header: str, device: str) 
         "Each engine ran in its own process, one after another; other work on the machine inflates wall time.",
         "",
     ]
-    section = "\n".join(lines)
+    section = "\n".join(lines) + "\n"
     text = md.read_text(encoding="utf-8") if md.exists() else "# Benchmarks\n\n"
     if "## Transcription" in text:
         start = text.index("## Transcription")

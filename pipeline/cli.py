@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.config import available_cores, get_settings
+from pipeline.config import default_workers, get_settings
 
 app = typer.Typer(
     help="callreview: offline call review. Transcribe call recordings with Whisper, "
@@ -35,35 +35,49 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def transcribe(
-    audio_file: Path = typer.Argument(..., help="A call recording (wav, mp3, ogg, m4a, amr, ...)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Write the transcript JSON here (default: print it)."),
+    audio_files: list[Path] = typer.Argument(..., help="Call recordings (wav, mp3, ogg, m4a, amr, ...)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for one <name>.json per recording (default: print, one file only)."),
     model: str = typer.Option(None, help="base (bundled), a model folder, a .pt checkpoint, or a name with --allow-download."),
     engine: str = typer.Option(None, help="faster-whisper (default) or openai-whisper (needs a .pt checkpoint)."),
     operator_channel: str = typer.Option(None, help="Which stereo channel is the operator: left or right."),
     language: str = typer.Option(None, help="Language code, or auto to detect (default ru)."),
     allow_download: bool = typer.Option(None, "--allow-download", help="Allow downloading a named model from the Hugging Face hub."),
-    text: bool = typer.Option(False, "--text", help="Print readable turns instead of JSON."),
+    text: bool = typer.Option(False, "--text", help="Readable turns instead of JSON."),
 ) -> None:
-    """Transcribe one recording: speaker turns with word timestamps, as JSON."""
+    """Transcribe recordings without a database: speaker turns with word
+    timestamps. Several files are transcribed in one batch (faster per call);
+    a file that cannot be read is reported and the others go on."""
     import json
 
     from pipeline.errors import CallreviewError
-    from pipeline.transcribe import TranscribeOptions, transcribe_file
+    from pipeline.transcribe import TranscribeOptions, transcribe_files
 
+    if out is None and len(audio_files) > 1:
+        raise typer.BadParameter("more than one recording: give --out FOLDER for their transcripts", param_hint="--out")
     settings = _settings(model=model, engine=engine, operator_channel=operator_channel, language=language, allow_download=allow_download)
-    try:
-        tr = transcribe_file(audio_file, TranscribeOptions.from_settings(settings), settings.operator_channel, settings.max_duration_s)
-    except CallreviewError as exc:
-        _fail(exc)
-    if text:
-        body = "\n".join(f"[{u.start:7.2f}-{u.end:7.2f}] {u.speaker:8} {u.text}" for u in tr.utterances)
-    else:
-        body = json.dumps(tr.to_dict(), ensure_ascii=False, indent=1)
     if out:
-        out.write_text(body + "\n", encoding="utf-8")
-        typer.echo(f"{audio_file.name}: {len(tr.utterances)} utterances, {tr.duration:.1f} s -> {out}")
-    else:
-        typer.echo(body)
+        out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    try:
+        for path, tr in transcribe_files(audio_files, TranscribeOptions.from_settings(settings), settings.operator_channel, settings.max_duration_s):
+            if isinstance(tr, CallreviewError):
+                failed += 1
+                typer.echo(f"{path}: {tr}", err=True)
+                continue
+            if text:
+                body = "\n".join(f"[{u.start:7.2f}-{u.end:7.2f}] {u.speaker:8} {u.text}" for u in tr.utterances)
+            else:
+                body = json.dumps(tr.to_dict(), ensure_ascii=False, indent=1)
+            if out is None:
+                typer.echo(body)
+                continue
+            dest = out / (path.stem + (".txt" if text else ".json"))
+            dest.write_text(body + "\n", encoding="utf-8")
+            typer.echo(f"{path.name}: {len(tr.utterances)} utterances, {tr.duration:.1f} s -> {dest}")
+    except CallreviewError as exc:  # the model itself: nothing can be transcribed
+        _fail(exc)
+    if failed:
+        raise typer.Exit(1)
 
 
 models_app = typer.Typer(help="Whisper weights: what is available offline, conversion for openai-whisper.", no_args_is_help=True)
@@ -130,7 +144,7 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
     files = expand_paths(paths)
     if not files:
         raise typer.BadParameter("no audio files found in the given paths")
-    workers = workers or available_cores()
+    workers = workers or default_workers()
     if workers < 1:
         raise typer.BadParameter("--workers must be 1 or more")
     tally: dict[str, int] = {}
@@ -152,7 +166,7 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
         raise typer.Exit(1)
 
 
-_WORKERS = typer.Option(None, "--workers", "-j", help="Local processes working in parallel, each with the model loaded once (default: one per core).")
+_WORKERS = typer.Option(None, "--workers", "-j", help="Local processes working in parallel, each with the model loaded once (default: one per two cores; each runs two transcription streams).")
 _SCHEDULER = typer.Option(None, "--scheduler", help="Run on a Dask cluster instead: the scheduler's address, e.g. tcp://10.0.0.5:8786. Workers need the package, the audio (same path or an s3:// URL) and the database (DATABASE_URL, PostgreSQL).")
 _OPERATOR_CHANNEL = typer.Option(None, "--operator-channel", help="Which stereo channel is the operator: left or right (default: left, or CALLREVIEW_OPERATOR_CHANNEL).")
 _MODEL = typer.Option(None, "--model", help="Whisper model: base (bundled), a CTranslate2 folder, a .pt checkpoint, or a name to download with --allow-download.")

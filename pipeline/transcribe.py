@@ -27,6 +27,7 @@ import re
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +94,7 @@ class TranscribeOptions:
         )
 
     def key(self) -> tuple:
-        return (self.engine, self.model, self.device, self.compute_type, self.cpu_threads, self.allow_download, self.model_cache)
+        return dataclasses.astuple(self)
 
 
 # --- finding speech ------------------------------------------------------------
@@ -628,13 +629,14 @@ class Transcriber:
     def _prepare(self, audio: np.ndarray, other: np.ndarray | None, speaker: str, index: int) -> _Channel:
         return _Channel(audio, speaker, index, speech_regions(audio, other, self.options.vad_threshold), _frame_db(audio))
 
-    def _windows(self, chans: list[_Channel]) -> list[_Packed]:
-        """The speech of all channels packed into windows (openai-whisper: one
-        stream per channel, its own loop slides through it)."""
+    def _windows(self, chans: list[_Channel], first: int = 0) -> list[_Packed]:
+        """The speech of one call's channels packed into windows, pieces owned by
+        stream ``first + channel`` (openai-whisper: one stream per channel, its
+        own loop slides through it)."""
         if self.options.engine == "openai-whisper":
-            return [pack_regions(c.audio, c.regions, k) for k, c in enumerate(chans) if c.regions]
+            return [pack_regions(c.audio, c.regions, first + k) for k, c in enumerate(chans) if c.regions]
         plan = plan_windows([c.regions for c in chans], [c.db for c in chans], self.options.window_s)
-        return [_pack([(_cut(chans[k].audio, s, e), s, k) for k, s, e in w]) for w in plan]
+        return [_pack([(_cut(chans[k].audio, s, e), s, first + k) for k, s, e in w]) for w in plan]
 
     def _words(self, decoded: list[tuple[_Packed, list[_Seg]]], n: int) -> list[list[Word]]:
         """Each channel's words in call time, hallucinated segments dropped."""
@@ -662,11 +664,18 @@ class Transcriber:
 
     def transcribe(self, audio: DecodedAudio) -> Transcript:
         """Transcribe every channel's speech and merge the turns by start time."""
-        chans = audio.channels
-        jobs = [(chans[i], chans[1 - i] if len(chans) == 2 else None, audio.speakers[i], i) for i in range(len(chans))]
-        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:  # Silero runs on one core per call
+        return self.transcribe_many([audio])[0]
+
+    def transcribe_many(self, audios: list[DecodedAudio]) -> list[Transcript]:
+        """Several calls at once: their windows (never mixed between calls)
+        share the decoding batches, and fuller batches cost less per call."""
+        if len(audios) > 1 and (self.language is None or self.options.engine != "faster-whisper"):
+            return [self.transcribe(a) for a in audios]  # one language per batch; openai-whisper has no batches
+        jobs = [(a.channels[i], a.channels[1 - i] if len(a.channels) == 2 else None, a.speakers[i], i) for a in audios for i in range(len(a.channels))]
+        with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), self.cores))) as pool:  # Silero runs on one core per call
             prepared = list(pool.map(lambda j: self._prepare(*j), jobs))
-        wins = self._windows(prepared)
+        firsts = np.cumsum([0] + [len(a.channels) for a in audios]).tolist()
+        wins = [w for a, first in zip(audios, firsts) for w in self._windows(prepared[first : first + len(a.channels)], first)]
         with self._lock:
             if self.options.engine == "faster-whisper":
                 decoded, language = self._run_windows(wins)
@@ -675,9 +684,13 @@ class Transcriber:
                 decoded = [(w, segs) for w, (segs, _) in zip(wins, done)]
                 language = (done[0][1] if done else "") or self.language or ""
         words = self._words(decoded, len(prepared))
-        utterances = [u for ch, ws in zip(prepared, words) for u in self._finish(ch, ws)]
-        utterances.sort(key=lambda u: (u.start, u.channel))
-        return Transcript(utterances=utterances, duration=round(audio.duration, 3), language=language or "", model=self.model_name)
+        out = []
+        for a, first in zip(audios, firsts):
+            streams = range(first, first + len(a.channels))
+            utterances = [u for k in streams for u in self._finish(prepared[k], words[k])]
+            utterances.sort(key=lambda u: (u.start, u.channel))
+            out.append(Transcript(utterances=utterances, duration=round(a.duration, 3), language=language or "", model=self.model_name))
+        return out
 
 
 def _cuda_available() -> bool:
@@ -703,9 +716,32 @@ def get_transcriber(options: TranscribeOptions | None = None) -> Transcriber:
         return t
 
 
-def transcribe_file(path, options: TranscribeOptions | None = None, operator_channel: str = "left", max_duration_s: float | None = None) -> Transcript:
-    """Decode a recording and transcribe it with the shared model."""
-    from .audio import DEFAULT_MAX_DURATION_S, decode
+BATCH_CALLS = 8  # calls decoded together by transcribe_files
+BATCH_AUDIO_S = 3600.0  # ...and no more audio than this in memory at once
 
-    audio = decode(path, operator_channel=operator_channel, max_duration_s=max_duration_s or DEFAULT_MAX_DURATION_S)
-    return get_transcriber(options).transcribe(audio)
+
+def transcribe_files(paths, options: TranscribeOptions | None = None, operator_channel: str = "left", max_duration_s: float | None = None):
+    """Decode recordings and transcribe them with the shared model, several
+    calls per batch. Yields (path, Transcript or the error that stopped that
+    file), in order; a bad file does not stop the others."""
+    from .audio import DEFAULT_MAX_DURATION_S, decode
+    from .errors import CallreviewError
+
+    batch: list = []
+
+    def flush():
+        if batch:
+            audios = [a for _, a in batch]
+            yield from zip([p for p, _ in batch], get_transcriber(options).transcribe_many(audios))
+            batch.clear()
+
+    for path in paths:
+        try:
+            audio = decode(path, operator_channel=operator_channel, max_duration_s=max_duration_s or DEFAULT_MAX_DURATION_S)
+        except CallreviewError as exc:
+            yield path, exc
+            continue
+        if batch and (len(batch) >= BATCH_CALLS or sum(a.duration for _, a in batch) + audio.duration > BATCH_AUDIO_S):
+            yield from flush()
+        batch.append((path, audio))
+    yield from flush()

@@ -239,3 +239,37 @@ def test_window_segments_judge_the_decoding():
     assert T._window_segments(w, "Игры пойдут плавно. " * 12, words, -0.3, 0.01) is None
     assert T._window_segments(w, "Добрый день.", words, -1.2, 0.1) is None
     assert T._window_segments(w, "Добрый день.", words, -1.2, 0.9) == ([], [])
+
+
+def test_transcribe_many_keeps_calls_apart(transcriber, short_call, synth, tmp_path):
+    """Windows of several calls share the decoding batches; each call gets only its own words."""
+    path, audio, ref = short_call
+    mono = decode(_write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7))
+    stereo = decode(path)
+    many = transcriber.transcribe_many([stereo, mono])
+    assert [t.duration for t in many] == [round(stereo.duration, 3), round(mono.duration, 3)]
+    assert [u.channel for u in many[0].utterances] == [0, 1, 0, 1]
+    _assert_turns_match(many[0], ref)
+    assert many[1].utterances and {u.speaker for u in many[1].utterances} == {"unknown"}
+    assert "доставк" in " ".join(u.text for u in many[1].utterances).lower()
+
+
+def test_cli_transcribes_a_batch_and_reports_bad_files(transcriber, short_call, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipeline import cli
+
+    monkeypatch.setenv("CALLREVIEW_MODEL_CACHE", transcriber.options.model_cache)
+    monkeypatch.setenv("CALLREVIEW_DEVICE", "cpu")
+    path, _, ref = short_call
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio", encoding="utf-8")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli.app, ["transcribe", str(path), str(bad), "--out", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "notes.wav" in res.output
+    data = json.loads((out / "short.json").read_text(encoding="utf-8"))
+    assert [u["speaker"] for u in data["utterances"]] == [t["speaker"] for t in ref]
+    assert data["model"] == "base" and data["utterances"][0]["words"]
+    assert not (out / "notes.json").exists()
+    assert T.get_transcriber(T.TranscribeOptions.from_settings(cli.get_settings())) is transcriber  # the CLI shared the loaded model
