@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 
-from pipeline.config import Settings, available_cores
+from pipeline.config import Settings, available_cores, default_workers
 from pipeline.ingest import FAILED, Job, ProcessResult, source_name, work_on, worker_name
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def _pool_work(job: Job) -> ProcessResult:
 def run_local(
     items: Iterable[ProcessResult | Job], settings: Settings, checklist=None, workers: int | None = None
 ) -> Iterator[ProcessResult]:
-    """Process jobs on ``workers`` local processes (default: one per core); yields
+    """Process jobs on ``workers`` local processes (default: one per two cores); yields
     results as they finish. Registration results pass straight through."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -110,7 +110,7 @@ def run_local(
     yield from done
     if not jobs:
         return
-    workers = max(1, min(workers or available_cores(), len(jobs)))
+    workers = max(1, min(workers or default_workers(), len(jobs)))
     if workers == 1:  # one file: a pool would only add a process start and a model load
         worker = worker_name()
         for job in jobs:
