@@ -4,18 +4,20 @@ Why it is fast (see docs/benchmarks.md): only speech is decoded. The speech
 regions of all channels are cut out and packed, in time order, into windows
 of WINDOW_S seconds (a region that does not fit is split at its quietest
 moment); every word maps back to its channel and call time through the
-window's piece table. Each window is encoded alone and only as long as it is
-(Whisper's encoder costs grow with the square of its input: a 20 s window
-costs half of a padded 30 s one per second of speech, and one window per call
-beats a batch, which spills the CPU caches); the windows are then decoded
-together in one batch per core, and their word times come from one batched
-cross-attention alignment. Two streams of windows run at once, each
-CTranslate2 call on one core (one core per call scales better than two).
+window's piece table. Whisper's encoder costs grow with the square of its
+input, so a 20 s window costs 60% of a 30 s one per second of speech; each
+window is encoded in a call of its own (a batch is slower on a CPU: it spills
+the caches). Each core's windows are then decoded in one greedy batch, and
+their word times come from one batched cross-attention alignment. Two such
+streams run at once, each CTranslate2 call on one core (one core per call
+scales better than two). Several calls at once (``transcribe_many``) fill
+the batches better still.
 
 Why it does not invent text: a channel with no speech is never decoded; a
-window whose decoding looks wrong (repetitive, unsure, or silent over a long
-speech region) is decoded again the careful way (padded 30 s window, beam 5,
-temperature fallback); pieces that look like Whisper hallucinations (high
+window whose decoding looks wrong (a loop, an unsure text) is decoded again
+with beam 5, then sampled at rising temperature, then by faster-whisper's own
+loop on the padded window; speech a window left out is decoded again in a
+window of its own; pieces that look like Whisper hallucinations (high
 no-speech probability with low confidence, high compression ratio, repeated
 phrases, the well-known subtitle credits) are dropped.
 """
@@ -54,7 +56,7 @@ WINDOW_S = 20.0  # packed speech per decoded window (the encoder sees only this 
 SPLIT_DB = 12.0  # a region is split between windows only at a frame this close to the noise floor
 MAX_TOKENS = 224  # per window, as Whisper's own sample_len
 TOKENS_PER_S = 8  # more tokens than this per second of window is a loop (speech gives 3-5)
-REDO_UNHEARD_S = 2.0  # a piece this long that got no word sends its window to the careful decoder
+REDO_UNHEARD_S = 2.0  # a piece this long that got no word is decoded again in a window of its own
 FRAME = 512  # Silero's window at 16 kHz (32 ms)
 
 _HALLUCINATIONS = re.compile(
@@ -264,14 +266,14 @@ def plan_windows(regions: list[list[tuple[float, float]]], dbs: list[np.ndarray]
 def _fill(parts: list[tuple[np.ndarray, float, int]], length: float) -> list[_Packed]:
     """Pack (audio, original start, owner) parts, in order, into windows of at most ``length`` seconds."""
     groups: list[list[tuple[np.ndarray, float, int]]] = []
-    used = length + 1
+    used = 0.0
     for part in parts:
-        add = len(part[0]) / SAMPLE_RATE + PACK_GAP_S
-        if used + add > length + PACK_GAP_S:
+        add = len(part[0]) / SAMPLE_RATE
+        if not groups or used + PACK_GAP_S + add > length:
             groups.append([])
-            used = 0.0
+            used = -PACK_GAP_S
         groups[-1].append(part)
-        used += add
+        used += PACK_GAP_S + add
     return [_pack(g) for g in groups]
 
 

@@ -273,3 +273,10 @@ def test_cli_transcribes_a_batch_and_reports_bad_files(transcriber, short_call, 
     assert data["model"] == "base" and data["utterances"][0]["words"]
     assert not (out / "notes.json").exists()
     assert T.get_transcriber(T.TranscribeOptions.from_settings(cli.get_settings())) is transcriber  # the CLI shared the loaded model
+
+
+def test_left_out_pieces_fill_new_windows():
+    parts = [(np.zeros(16000 * n, dtype=np.float32), float(10 * i), i % 2) for i, n in enumerate([8, 8, 3, 12])]
+    wins = T._fill(parts, 20.0)
+    assert [len(w.pieces) for w in wins] == [3, 1]  # 8 + 8 + 3 and two gaps fit in 20 s; 12 more does not
+    assert wins[0].owners == [0, 1, 0] and wins[1].pieces[0][1] == 30.0
