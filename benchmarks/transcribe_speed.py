@@ -15,10 +15,11 @@ subprocess (so peak RSS is its own):
                    packed into 20 s windows, each encoded alone, decoded in one
                    greedy batch per core, word times by batched alignment,
                    failed windows redone; --beam/--window change it),
-                   one call at a time as `callreview process` runs it
+                   one call at a time
   callreview-batch the same, the calls in batches of 8 as `callreview
-                   transcribe FILE... --out DIR` runs them (the windows of
-                   several calls share the decoding batches)
+                   transcribe FILE... --out DIR` and a single `process` worker
+                   run them (the windows of several calls share the decoding
+                   batches)
 
 RTF is transcription seconds per second of (stereo) call, model load and file
 decoding excluded; WER is jiwer over lower-cased text without punctuation, digits
@@ -170,8 +171,8 @@ def machine() -> str:
 SETTINGS = {
     "openai-whisper": "each channel whole; openai-whisper defaults (greedy + temperature fallback, float32)",
     "faster-whisper": "each channel whole; faster-whisper defaults (beam 5, no VAD)",
-    "callreview": "pipeline, one call at a time (`process`): speech of both channels packed into {window:g} s windows, encoded one by one, decoded in one batch per core (beam {beam}), word timestamps",
-    "callreview-batch": "the same, 8 calls per batch (`transcribe FILE...`)",
+    "callreview": "pipeline, one call at a time (`Transcriber.transcribe`; each of several `process` workers): speech of both channels packed into {window:g} s windows, encoded one by one, decoded in one batch per core (beam {beam}), word timestamps",
+    "callreview-batch": "the same, 8 calls per batch (`transcribe FILE...`, and `process` in one worker process, its default on 2 cores)",
 }
 
 

@@ -59,7 +59,8 @@ def transcribe(
         out.mkdir(parents=True, exist_ok=True)
     failed = 0
     try:
-        for path, tr in transcribe_files(audio_files, TranscribeOptions.from_settings(settings), settings.operator_channel, settings.max_duration_s):
+        items = [(p, settings.operator_channel) for p in audio_files]
+        for path, _, tr in transcribe_files(items, TranscribeOptions.from_settings(settings), settings.max_duration_s):
             if isinstance(tr, CallreviewError):
                 failed += 1
                 typer.echo(f"{path}: {tr}", err=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import itertools
 import logging
 import os
 import shutil
@@ -30,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import select, update
 
 from pipeline import store
-from pipeline.audio import decode, file_sha256, make_listening_copy, probe, stream_sha256
+from pipeline.audio import file_sha256, make_listening_copy, probe, stream_sha256
 from pipeline.config import Settings
 from pipeline.errors import AudioError, CallreviewError
 from pipeline.store import ALIGNED, FAILED, NEW, PROCESSING, TRANSCRIBED, Recording, session_scope
@@ -328,46 +329,82 @@ def _finish_run(session, run_id: int, started: float, error: str | None) -> None
 
 def process_one(settings: Settings, recording_id: int, checklist=None, worker: str | None = None) -> ProcessResult:
     """Transcribe (if not yet) and align (if a checklist is given) one claimed recording."""
-    from pipeline.transcribe import TranscribeOptions, get_transcriber
+    return process_many(settings, [recording_id], checklist, worker)[0]
+
+
+def process_many(settings: Settings, recording_ids: list[int], checklist=None, worker: str | None = None) -> list[ProcessResult]:
+    """Transcribe (if not yet) and align (if a checklist is given) claimed
+    recordings. Their transcription runs in batches (``transcribe_files``:
+    fuller decoding batches cost less per call); each recording keeps its own
+    run rows, its own transaction and its own error, so one bad file fails
+    alone and a killed batch loses only what was not yet stored."""
+    from pipeline.transcribe import TranscribeOptions, transcribe_files
 
     worker = worker or worker_name()
     with session_scope(settings.db_url) as session:
-        rec = session.get(Recording, recording_id)
-        source, name, transcribed = rec.source_path, rec.original_name, rec.model is not None
-        operator_channel, sha = rec.operator_channel, rec.sha256
-    stage, started = "transcribe", time.perf_counter()
-    run_id = None
-    try:
-        if not transcribed:
-            run_id = _start_run(settings, recording_id, stage, worker)
-            with local_copy(source) as path:
-                audio = decode(path, operator_channel=operator_channel, max_duration_s=settings.max_duration_s)
-                transcript = get_transcriber(TranscribeOptions.from_settings(settings)).transcribe(audio)
-                listen_path = make_listening_copy(path, settings.audio_dir / f"{sha}.ogg")
-            with session_scope(settings.db_url) as session:
-                rec = session.get(Recording, recording_id)
-                store.save_transcript(session, rec, transcript)
-                rec.duration, rec.channels = audio.info.duration, audio.info.channels
-                rec.sample_rate, rec.listen_path = audio.info.sample_rate, str(listen_path.resolve())
-                if checklist is None:  # else it stays claimed until aligned
-                    rec.status, rec.claimed_by = TRANSCRIBED, None
-                _finish_run(session, run_id, started, None)
-        if checklist is not None:
-            stage, started = "align", time.perf_counter()
-            run_id = _start_run(settings, recording_id, stage, worker)
-            align_stored(settings, recording_id, checklist, started, run_id)
-        return ProcessResult(source, "done", recording_id)
-    except Exception as exc:  # the batch goes on; the reason is stored and shown
+        facts = {}
+        for rid in recording_ids:
+            rec = session.get(Recording, rid)
+            facts[rid] = (rec.source_path, rec.original_name, rec.model is not None, rec.operator_channel, rec.sha256)
+    results: dict[int, ProcessResult] = {}
+
+    def failed(rid: int, stage: str, run: tuple[int, float], exc: Exception) -> None:
+        source, name = facts[rid][:2]
         message = str(exc) if isinstance(exc, CallreviewError) else f"{name}: unexpected {type(exc).__name__}: {exc}"
         if not isinstance(exc, CallreviewError):
-            log.exception("processing %s failed", name)
-        if run_id is None:
-            run_id = _start_run(settings, recording_id, stage, worker)
+            log.error("processing %s failed", name, exc_info=exc)
         with session_scope(settings.db_url) as session:
-            rec = session.get(Recording, recording_id)
+            rec = session.get(Recording, rid)
             rec.status, rec.error, rec.claimed_by = FAILED, message, None
-            _finish_run(session, run_id, started, message)
-        return ProcessResult(source, "failed", recording_id, message)
+            _finish_run(session, run[0], run[1], message)
+        results[rid] = ProcessResult(source, "failed", rid, message)
+
+    todo = [rid for rid in recording_ids if not facts[rid][2]]
+    runs = {rid: (_start_run(settings, rid, "transcribe", worker), time.perf_counter()) for rid in todo}
+    with contextlib.ExitStack() as stack:
+        paths: dict[int, Path] = {}
+        for rid in todo:
+            try:
+                paths[rid] = stack.enter_context(local_copy(facts[rid][0]))
+            except Exception as exc:
+                failed(rid, "transcribe", runs[rid], exc)
+        ready = [rid for rid in todo if rid in paths]
+        heard = transcribe_files([(paths[rid], facts[rid][3]) for rid in ready], TranscribeOptions.from_settings(settings), settings.max_duration_s)
+        broken: Exception | None = None  # the batch itself failed: every file left shares its error
+        for rid in ready:
+            try:
+                if broken is None:
+                    try:
+                        _, audio, transcript = next(heard)
+                    except Exception as exc:
+                        broken = exc
+                if broken is not None:
+                    raise broken
+                if isinstance(transcript, Exception):
+                    raise transcript
+                listen_path = make_listening_copy(paths[rid], settings.audio_dir / f"{facts[rid][4]}.ogg")
+                with session_scope(settings.db_url) as session:
+                    rec = session.get(Recording, rid)
+                    store.save_transcript(session, rec, transcript)
+                    rec.duration, rec.channels = audio.info.duration, audio.info.channels
+                    rec.sample_rate, rec.listen_path = audio.info.sample_rate, str(listen_path.resolve())
+                    if checklist is None:  # else it stays claimed until aligned
+                        rec.status, rec.claimed_by = TRANSCRIBED, None
+                    _finish_run(session, runs[rid][0], runs[rid][1], None)
+            except Exception as exc:  # the batch goes on; the reason is stored and shown
+                failed(rid, "transcribe", runs[rid], exc)
+    for rid in recording_ids:
+        if rid in results:
+            continue
+        if checklist is not None:
+            run = (_start_run(settings, rid, "align", worker), time.perf_counter())
+            try:
+                align_stored(settings, rid, checklist, run[1], run[0])
+            except Exception as exc:
+                failed(rid, "align", run, exc)
+                continue
+        results[rid] = ProcessResult(facts[rid][0], "done", rid)
+    return [results[rid] for rid in recording_ids]
 
 
 def align_stored(settings: Settings, recording_id: int, checklist, started: float, run_id: int) -> None:
@@ -402,13 +439,31 @@ def work_on(
     live_addresses: Collection[str] | Callable[[], Collection[str]] | None = None,
 ) -> ProcessResult:
     """Claim then process one registered recording: what every runner's worker does."""
+    return work_on_many(settings, [job], checklist, worker, live_addresses)[0]
+
+
+def work_on_many(
+    settings: Settings,
+    jobs: list[Job],
+    checklist=None,
+    worker: str | None = None,
+    live_addresses: Collection[str] | Callable[[], Collection[str]] | None = None,
+) -> list[ProcessResult]:
+    """Claim registered recordings, then process the claimed ones together."""
     worker = worker or worker_name()
-    outcome = try_claim(settings, job.recording_id, worker, checklist.sha256 if checklist else None, live_addresses)
-    if outcome == BUSY:
-        return ProcessResult(job.path, "busy", job.recording_id, f"{source_name(job.path)}: another worker is processing it")
-    if outcome == DONE:
-        return ProcessResult(job.path, "skipped", job.recording_id, "already processed")
-    return process_one(settings, job.recording_id, checklist, worker)
+    results: dict[int, ProcessResult] = {}
+    claimed = []
+    for k, job in enumerate(jobs):
+        outcome = try_claim(settings, job.recording_id, worker, checklist.sha256 if checklist else None, live_addresses)
+        if outcome == BUSY:
+            results[k] = ProcessResult(job.path, "busy", job.recording_id, f"{source_name(job.path)}: another worker is processing it")
+        elif outcome == DONE:
+            results[k] = ProcessResult(job.path, "skipped", job.recording_id, "already processed")
+        else:
+            claimed.append(k)
+    done = process_many(settings, [jobs[k].recording_id for k in claimed], checklist, worker)
+    results.update(zip(claimed, done))
+    return [results[k] for k in range(len(jobs))]
 
 
 # --- batches ----------------------------------------------------------------
@@ -486,9 +541,18 @@ def iter_process(
 
         yield from run_local(items, settings, checklist, workers)
         return
+    from pipeline.transcribe import BATCH_CALLS
+
     worker = worker_name()
-    for item in items:
-        yield work_on(settings, item, checklist, worker) if isinstance(item, Job) else item
+    held: list[ProcessResult | Job] = []  # up to a batch of jobs, and the results between them, in order
+    for item in itertools.chain(items, [None]):  # None: the end, flush what is held
+        if item is not None:
+            held.append(item)
+        jobs = [h for h in held if isinstance(h, Job)]
+        if item is None or len(jobs) >= BATCH_CALLS:
+            done = iter(work_on_many(settings, jobs, checklist, worker))
+            yield from (next(done) if isinstance(h, Job) else h for h in held)
+            held = []
 
 
 def process_paths(

@@ -722,28 +722,28 @@ BATCH_CALLS = 8  # calls decoded together by transcribe_files
 BATCH_AUDIO_S = 3600.0  # ...and no more audio than this in memory at once
 
 
-def transcribe_files(paths, options: TranscribeOptions | None = None, operator_channel: str = "left", max_duration_s: float | None = None):
-    """Decode recordings and transcribe them with the shared model, several
-    calls per batch. Yields (path, Transcript or the error that stopped that
-    file), in order; a bad file does not stop the others."""
+def transcribe_files(items, options: TranscribeOptions | None = None, max_duration_s: float | None = None):
+    """Decode recordings, given as (path, operator channel) pairs, and
+    transcribe them with the shared model, several calls per batch. Yields
+    (path, decoded audio or None, Transcript or the error that stopped that
+    file), in order; a file that cannot be decoded does not stop the others."""
     from .audio import DEFAULT_MAX_DURATION_S, decode
     from .errors import CallreviewError
 
-    batch: list = []
+    batch: list = []  # (path, audio, None) or (path, None, error), in input order
 
     def flush():
-        if batch:
-            audios = [a for _, a in batch]
-            yield from zip([p for p, _ in batch], get_transcriber(options).transcribe_many(audios))
-            batch.clear()
+        audios = [a for _, a, _ in batch if a is not None]
+        done = iter(get_transcriber(options).transcribe_many(audios) if audios else [])
+        yield from ((path, audio, next(done) if audio is not None else error) for path, audio, error in batch)
+        batch.clear()
 
-    for path in paths:
+    for path, operator_channel in items:
         try:
-            audio = decode(path, operator_channel=operator_channel, max_duration_s=max_duration_s or DEFAULT_MAX_DURATION_S)
+            batch.append((path, decode(path, operator_channel=operator_channel, max_duration_s=max_duration_s or DEFAULT_MAX_DURATION_S), None))
         except CallreviewError as exc:
-            yield path, exc
-            continue
-        if batch and (len(batch) >= BATCH_CALLS or sum(a.duration for _, a in batch) + audio.duration > BATCH_AUDIO_S):
+            batch.append((path, None, exc))
+        decoded = [a for _, a, _ in batch if a is not None]
+        if len(decoded) >= BATCH_CALLS or sum(a.duration for a in decoded) > BATCH_AUDIO_S:
             yield from flush()
-        batch.append((path, audio))
     yield from flush()

@@ -112,6 +112,30 @@ def _db_state(url: str) -> tuple[int, int, list]:
 
 # Two CLI runs with two worker processes each are the slowest test here: SQLite
 # only (the default setup); the Dask test kills a worker on PostgreSQL.
+def test_calls_transcribed_in_one_batch_keep_their_own_words(settings, short_calls, tmp_path):
+    """process transcribes the claimed calls together (transcribe_many): each
+    recording must get its own words, in its own rows, with a bad file among
+    them failing alone and the results in input order."""
+    folder = tmp_path / "in"
+    files = copy_calls(short_calls[:3], folder)
+    bad = folder / "b_notes.wav"
+    bad.write_text("не звук\n" * 50, encoding="utf-8")
+    order = [files[0], bad, files[1], files[2]]
+    results = process_paths(order, settings)
+    assert [Path(r.path).name for r in results] == [p.name for p in order]
+    assert [r.status for r in results] == ["done", "failed", "done", "done"], results
+    key_words = {0: "ноутбук", 1: "для дома", 2: "город"}  # words of each call's client
+    with session_scope(settings.db_url) as s:
+        for k, path in zip((0, 1, 2), (files[0], files[1], files[2])):
+            rec = s.scalar(select(Recording).where(Recording.original_name == path.name))
+            text = " ".join(u.text for u in s.scalars(select(UtteranceRow).where(UtteranceRow.recording_id == rec.id))).lower()
+            assert key_words[k] in text, (path.name, text)
+            others = [w for j, w in key_words.items() if j != k]
+            assert not any(w in text for w in others), (path.name, text)
+            runs = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == rec.id)).all()
+            assert [(r.stage, r.ok) for r in runs] == [("transcribe", True)]
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_batch_killed_with_sigkill_resumes_without_duplicates(db_url, short_calls, tmp_path):
     """A real `callreview ingest` (two worker processes) is SIGKILLed midway;
