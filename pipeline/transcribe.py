@@ -127,20 +127,19 @@ def _vad_probs(x: np.ndarray) -> np.ndarray:
     return np.asarray(_vad_model(np.ascontiguousarray(x[: n * FRAME], dtype=np.float32)), dtype=np.float32).reshape(-1)[:n]
 
 
-def speech_regions(channel: np.ndarray, other: np.ndarray | None = None, vad_threshold: float = VAD_THRESHOLD) -> list[tuple[float, float]]:
+def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | None = None, vad_threshold: float = VAD_THRESHOLD) -> list[tuple[float, float]]:
     """Seconds (start, end) where a channel holds speech: Silero VAD at a low
-    threshold, or energy well above the channel's noise floor that is not the
-    other channel leaking in. Padded, and merged when close."""
-    db = _frame_db(channel)
+    threshold, or energy well above the channel's noise floor (``db``, its
+    frame levels) that is not the other channel (``other_db``) leaking in.
+    Padded, and merged when close."""
     if db.size == 0:
         return []
     probs = _vad_probs(channel)[: db.size]
     floor = float(np.percentile(db, 10))
     # Digital silence or a near-silent line: nothing can be speech below -60 dBFS.
     loud = (db > max(floor + ENERGY_MARGIN_DB, -60.0))
-    if other is not None and len(other) >= len(channel):
-        odb = _frame_db(other)[: db.size]
-        loud &= ~(odb > db + CROSSTALK_DB)
+    if other_db is not None and other_db.size >= db.size:
+        loud &= ~(other_db[: db.size] > db + CROSSTALK_DB)
     speech = (probs >= vad_threshold) & (db > -65.0) | loud
     fs = FRAME / SAMPLE_RATE
     regions: list[list[float]] = []
@@ -566,6 +565,7 @@ class Transcriber:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         tok = self._tokenizer(language)
+        suppress = get_suppressed_tokens(tok, [-1])
         enc, frames = self._encode(wins)
         out: list[tuple[list[_Seg], list[int]] | None] = [None] * len(wins)
         todo = list(range(len(wins)))
@@ -582,7 +582,7 @@ class Transcriber:
                 return_scores=True,
                 return_no_speech_prob=True,
                 suppress_blank=True,
-                suppress_tokens=get_suppressed_tokens(tok, [-1]),
+                suppress_tokens=suppress,
                 **sampling,
             )
             best = [max(range(len(r.scores)), key=lambda h: r.scores[h]) for r in results]
@@ -628,8 +628,8 @@ class Transcriber:
 
     # -- the pipeline -----------------------------------------------------------
 
-    def _prepare(self, audio: np.ndarray, other: np.ndarray | None, speaker: str, index: int) -> _Channel:
-        return _Channel(audio, speaker, index, speech_regions(audio, other, self.options.vad_threshold), _frame_db(audio))
+    def _prepare(self, audio: np.ndarray, db: np.ndarray, other_db: np.ndarray | None, speaker: str, index: int) -> _Channel:
+        return _Channel(audio, speaker, index, speech_regions(audio, db, other_db, self.options.vad_threshold), db)
 
     def _windows(self, chans: list[_Channel], first: int = 0) -> list[_Packed]:
         """The speech of one call's channels packed into windows, pieces owned by
@@ -673,7 +673,12 @@ class Transcriber:
         share the decoding batches, and fuller batches cost less per call."""
         if len(audios) > 1 and (self.language is None or self.options.engine != "faster-whisper"):
             return [self.transcribe(a) for a in audios]  # one language per batch; openai-whisper has no batches
-        jobs = [(a.channels[i], a.channels[1 - i] if len(a.channels) == 2 else None, a.speakers[i], i) for a in audios for i in range(len(a.channels))]
+        levels = [[_frame_db(c) for c in a.channels] for a in audios]  # once per channel: its own regions, the other's echo test, turn starts
+        jobs = [
+            (a.channels[i], dbs[i], dbs[1 - i] if len(dbs) == 2 else None, a.speakers[i], i)
+            for a, dbs in zip(audios, levels)
+            for i in range(len(a.channels))
+        ]
         with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), self.cores))) as pool:  # Silero runs on one core per call
             prepared = list(pool.map(lambda j: self._prepare(*j), jobs))
         firsts = np.cumsum([0] + [len(a.channels) for a in audios]).tolist()
