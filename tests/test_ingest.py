@@ -5,12 +5,14 @@ killed with SIGKILL resumes without duplicates, and ``status`` lists failures.""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import jiwer
 import pytest
 from sqlalchemy import select
 
@@ -19,7 +21,7 @@ from pipeline.ingest import process_paths
 from pipeline.store import FAILED, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
 
 sys.path.insert(0, str(Path(__file__).parent))
-from shortcalls import copy_calls, make_bad_files, make_short_calls, make_truncated  # noqa: E402
+from shortcalls import DIALOGUES, copy_calls, make_bad_files, make_short_calls, make_truncated  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -28,6 +30,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="session")
 def short_calls(tmp_path_factory) -> list[Path]:
     return make_short_calls(tmp_path_factory.getbasetemp() / "short-calls")
+
+
+def _plain(text: str) -> str:
+    """Lower case, punctuation out: what WER is scored on."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower().replace("ё", "е")).split())
 
 
 def _snapshot(url: str) -> dict:
@@ -124,14 +131,15 @@ def test_calls_transcribed_in_one_batch_keep_their_own_words(settings, short_cal
     results = process_paths(order, settings)
     assert [Path(r.path).name for r in results] == [p.name for p in order]
     assert [r.status for r in results] == ["done", "failed", "done", "done"], results
-    key_words = {0: "ноутбук", 1: "для дома", 2: "город"}  # words of each call's client
+    # Recognised words differ between CPUs (CTranslate2 picks int8 kernels by
+    # ISA), so each call is matched to its own dialogue by WER, never by a word.
+    refs = [_plain(" ".join(text for _, text in DIALOGUES[k])) for k in range(3)]
     with session_scope(settings.db_url) as s:
-        for k, path in zip((0, 1, 2), (files[0], files[1], files[2])):
+        for k, path in enumerate(files):
             rec = s.scalar(select(Recording).where(Recording.original_name == path.name))
-            text = " ".join(u.text for u in s.scalars(select(UtteranceRow).where(UtteranceRow.recording_id == rec.id))).lower()
-            assert key_words[k] in text, (path.name, text)
-            others = [w for j, w in key_words.items() if j != k]
-            assert not any(w in text for w in others), (path.name, text)
+            text = _plain(" ".join(u.text for u in s.scalars(select(UtteranceRow).where(UtteranceRow.recording_id == rec.id))))
+            wers = [jiwer.wer(ref, text) for ref in refs]
+            assert wers[k] <= 0.5 and wers[k] == min(wers), (path.name, text, wers)
             runs = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == rec.id)).all()
             assert [(r.stage, r.ok) for r in runs] == [("transcribe", True)]
 
