@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.align import OFF_SCRIPT, AlignParams, align_many  # noqa: E402
 from pipeline.checklist import Checklist, load_checklist  # noqa: E402
 from pipeline.embed import get_scorer  # noqa: E402
-from pipeline.transcript import CLIENT, OPERATOR, Transcript, Utterance  # noqa: E402
+from pipeline.speech.transcript import CLIENT, OPERATOR, Transcript, Utterance  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "align"
 DIALOGUES = DATA / "dialogues"
@@ -215,9 +215,9 @@ def make_asr(dialogues: list[Dialogue]) -> None:
     import tempfile
 
     from data.synthesize import build_call, write_call  # another stage's tool
-    from pipeline.audio import decode
     from pipeline.config import get_settings
-    from pipeline.transcribe import TranscribeOptions, get_transcriber
+    from pipeline.speech.audio import decode
+    from pipeline.speech.transcribe import TranscribeOptions, get_transcriber
 
     ASR_DIR.mkdir(parents=True, exist_ok=True)
     transcriber = get_transcriber(TranscribeOptions.from_settings(get_settings()))

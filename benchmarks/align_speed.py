@@ -29,7 +29,7 @@ NAMES = ["Анна", "Иван", "Ольга", "Пётр", "Мария", "Сер
 def make_calls(n: int, utterances: int = 30, seed: int = 0) -> list:
     from align_eval import load_dialogues
 
-    from pipeline.transcript import Transcript, Utterance
+    from pipeline.speech.transcript import Transcript, Utterance
 
     rng = random.Random(seed)
     pool = [d for d in load_dialogues("all") if d.checklist_id == "appliances-inbound"]

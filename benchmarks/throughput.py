@@ -42,7 +42,7 @@ def _fresh_db(base_url: str | None, tmp: Path, tag: str) -> str:
 
 
 def _audio_seconds(files: list[Path]) -> float:
-    from pipeline.audio import probe
+    from pipeline.speech.audio import probe
 
     return sum(probe(f).duration for f in files)
 

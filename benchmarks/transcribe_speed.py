@@ -11,7 +11,7 @@ subprocess (so peak RSS is its own):
   openai-whisper   each channel transcribed whole, default settings, from the
                    checkpoint converted out of the bundled CTranslate2 model
   faster-whisper   each channel transcribed whole, default settings (beam 5)
-  callreview       pipeline.transcribe as shipped (speech of both channels
+  callreview       pipeline.speech.transcribe as shipped (speech of both channels
                    packed into 20 s windows, each encoded alone, decoded in one
                    greedy batch per core, word times by batched alignment,
                    failed windows redone; --beam/--window change it),
@@ -58,9 +58,9 @@ def find_calls(folder: Path) -> list[Path]:
 
 
 def worker(engine: str, calls: list[Path], device: str, pt: Path, beam: int, window: float) -> dict:
-    from pipeline.audio import decode
     from pipeline.config import Settings
-    from pipeline.models import load_openai_checkpoint, resolve_model
+    from pipeline.speech.audio import decode
+    from pipeline.speech.models import load_openai_checkpoint, resolve_model
 
     cache = Settings().model_cache
     decoded = [decode(p) for p in calls]
@@ -84,7 +84,7 @@ def worker(engine: str, calls: list[Path], device: str, pt: Path, beam: int, win
         def run(audio):
             return ["".join(s.text for s in model.transcribe(ch, language="ru")[0]) for ch in audio.channels]
     else:
-        from pipeline.transcribe import TranscribeOptions, Transcriber
+        from pipeline.speech.transcribe import TranscribeOptions, Transcriber
 
         tr = Transcriber(TranscribeOptions(model_cache=str(cache), device=device, beam_size=beam, window_s=window))
 
@@ -97,7 +97,7 @@ def worker(engine: str, calls: list[Path], device: str, pt: Path, beam: int, win
     run(type(decoded[0])(decoded[0].info, [warm], ["unknown"]))  # warm-up, not timed
     rows = []
     if engine == "callreview-batch":
-        from pipeline.transcribe import BATCH_CALLS
+        from pipeline.speech.transcribe import BATCH_CALLS
 
         for k in range(0, len(calls), BATCH_CALLS):
             t = time.perf_counter()
@@ -243,7 +243,7 @@ def main() -> int:
         return 0
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if "openai-whisper" in engines and not pt.exists():
-        from pipeline.models import convert_ct2_to_openai, resolve_model
+        from pipeline.speech.models import convert_ct2_to_openai, resolve_model
 
         print(f"converting the bundled model for openai-whisper -> {pt}", flush=True)
         convert_ct2_to_openai(resolve_model("base", Settings().model_cache).path, pt)

@@ -1,5 +1,5 @@
 """Where Whisper base spends its time on this CPU: the measurements behind the
-window design of pipeline/transcribe.py (docs/benchmarks.md, "Transcription").
+window design of pipeline/speech/transcribe.py (docs/benchmarks.md, "Transcription").
 
 Run by hand (not a test; about a minute on 2 cores):
 
@@ -29,7 +29,7 @@ def main() -> None:
     from faster_whisper.tokenizer import Tokenizer
 
     from pipeline.config import Settings
-    from pipeline.models import resolve_model
+    from pipeline.speech.models import resolve_model
 
     path = str(resolve_model("base", Settings().model_cache).path)
     one = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=1, num_workers=2)
@@ -47,7 +47,7 @@ def main() -> None:
 
     tok = Tokenizer(one.hf_tokenizer, True, task="transcribe", language="ru")
     demo = Path(__file__).resolve().parent.parent / "data" / "demo" / "call_01_laptop_gift.m4a"
-    from pipeline.audio import decode
+    from pipeline.speech.audio import decode
 
     feats = one.feature_extractor(decode(demo).channels[0][: 16000 * 20])[:, :2000]
     enc = np.asarray(one.model.encode(ctranslate2.StorageView.from_array(feats[None].astype(np.float32)), to_cpu=True))

@@ -21,9 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .checklist import Checklist, store_checklist_version  # noqa: F401  (re-exported for the stored path)
-from .embed import Scorer, get_scorer
-from .transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
+from pipeline.checklist import Checklist, store_checklist_version  # noqa: F401  (re-exported for the stored path)
+from pipeline.embed import Scorer, get_scorer
+from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
 
 OFF_SCRIPT = "off_script"
 FOUND, MISSING = "found", "missing"
@@ -464,7 +464,7 @@ def reviewed_examples(session, checklist_version_id: int) -> dict[str, list[str]
     their text (or their utterance's) under ``OFF_SCRIPT``."""
     from sqlalchemy import select
 
-    from .store import AlignmentRow, Review
+    from pipeline.store import AlignmentRow, Review
 
     out: dict[str, list[str]] = {}
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .align import align_many, analysis_json
-from .chat import is_chat_json, load_chat, parse_chat
-from .checklist import Checklist
-from .errors import CallreviewError, InputError
-from .transcript import Transcript
+from pipeline.align import align_many, analysis_json
+from pipeline.checklist import Checklist
+from pipeline.errors import CallreviewError, InputError
+from pipeline.speech.chat import is_chat_json, load_chat, parse_chat
+from pipeline.speech.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def load_transcript_json(path: Path, data: Any) -> Transcript:
 def load_input(path: str | Path, settings=None, operator: str | None = None) -> tuple[str, Transcript]:
     """Read one input as a transcript; returns its kind (audio, transcript, chat) too.
 
-    ``operator`` names the operator's author in a chat log (see ``pipeline.chat``)."""
+    ``operator`` names the operator's author in a chat log (see ``pipeline.speech.chat``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
@@ -59,9 +59,9 @@ def load_input(path: str | Path, settings=None, operator: str | None = None) -> 
 
 
 def _transcribe(path: Path, settings) -> Transcript:
-    from .audio import decode
-    from .config import get_settings
-    from .transcribe import TranscribeOptions, get_transcriber
+    from pipeline.config import get_settings
+    from pipeline.speech.audio import decode
+    from pipeline.speech.transcribe import TranscribeOptions, get_transcriber
 
     settings = settings or get_settings()
     decoded = decode(path, operator_channel=settings.operator_channel, max_duration_s=settings.max_duration_s)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from .errors import ChecklistError
+from pipeline.errors import ChecklistError
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
 
@@ -200,7 +200,7 @@ def store_checklist_version(session, checklist: Checklist):
     """Get or create the ``ChecklistVersion`` row for this exact content."""
     from sqlalchemy import select
 
-    from .store import ChecklistVersion
+    from pipeline.store import ChecklistVersion
 
     sha = checklist.sha256
     row = session.scalar(

@@ -26,7 +26,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-# --- transcription and models (pipeline/transcribe.py, pipeline/models.py) ---
+# --- transcription and models (pipeline/speech/transcribe.py, pipeline/speech/models.py) ---
 
 def _fail(exc: Exception) -> None:
     typer.echo(f"error: {exc}", err=True)
@@ -50,7 +50,7 @@ def transcribe(
     import json
 
     from pipeline.errors import CallreviewError
-    from pipeline.transcribe import TranscribeOptions, transcribe_files
+    from pipeline.speech.transcribe import TranscribeOptions, transcribe_files
 
     if out is None and len(audio_files) > 1:
         raise typer.BadParameter("more than one recording: give --out FOLDER for their transcripts", param_hint="--out")
@@ -88,7 +88,7 @@ app.add_typer(models_app, name="models")
 @models_app.command("list")
 def models_list() -> None:
     """Models usable offline and where they are cached."""
-    from pipeline.models import DOWNLOADABLE, list_models
+    from pipeline.speech.models import DOWNLOADABLE, list_models
 
     settings = get_settings()
     typer.echo(f"cache: {settings.model_cache}")
@@ -104,7 +104,7 @@ def models_convert(
 ) -> None:
     """Convert a CTranslate2 model into an openai-whisper checkpoint with the same weights."""
     from pipeline.errors import CallreviewError
-    from pipeline.models import convert_ct2_to_openai, resolve_model
+    from pipeline.speech.models import convert_ct2_to_openai, resolve_model
 
     settings = get_settings()
     try:

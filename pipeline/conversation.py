@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from statistics import mean, median
 from typing import Protocol, Sequence
 
-from pipeline.transcript import CLIENT, OPERATOR
+from pipeline.speech.transcript import CLIENT, OPERATOR
 
 
 class Timed(Protocol):

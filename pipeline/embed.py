@@ -29,7 +29,7 @@ from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from .checklist import Checklist
+from pipeline.checklist import Checklist
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class Scorer:
 
     def space(self, checklist: Checklist, extra_examples: dict[str, list[str]] | None = None) -> StepSpace:
         """Embeds the checklist's examples once (cached per content + extra examples)."""
-        from .align import OFF_SCRIPT
+        from pipeline.align import OFF_SCRIPT
 
         extra = {k: tuple(dict.fromkeys(v)) for k, v in sorted((extra_examples or {}).items()) if v}
         key = (checklist.sha256, tuple(extra.items()))
@@ -305,7 +305,7 @@ def get_scorer(models: Iterable[str] | str | None = None, threads: int = 1) -> S
     """The process-wide scorer, so models load once (``"use+tfidf"`` by default;
     ``CALLREVIEW_ALIGN_MODELS``, the setting ``align_models``, overrides it)."""
     if models is None:
-        from .config import get_settings
+        from pipeline.config import get_settings
 
         models = get_settings().align_models or DEFAULT_MODELS
     if isinstance(models, str):

@@ -31,9 +31,9 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import select, update
 
 from pipeline import store
-from pipeline.audio import file_sha256, make_listening_copy, probe, stream_sha256
 from pipeline.config import Settings
 from pipeline.errors import AudioError, CallreviewError
+from pipeline.speech.audio import file_sha256, make_listening_copy, probe, stream_sha256
 from pipeline.store import ALIGNED, FAILED, NEW, PROCESSING, TRANSCRIBED, Recording, session_scope
 
 log = logging.getLogger(__name__)
@@ -338,7 +338,7 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
     fuller decoding batches cost less per call); each recording keeps its own
     run rows, its own transaction and its own error, so one bad file fails
     alone and a killed batch loses only what was not yet stored."""
-    from pipeline.transcribe import TranscribeOptions, transcribe_files
+    from pipeline.speech.transcribe import TranscribeOptions, transcribe_files
 
     worker = worker or worker_name()
     with session_scope(settings.db_url) as session:
@@ -541,7 +541,7 @@ def iter_process(
 
         yield from run_local(items, settings, checklist, workers)
         return
-    from pipeline.transcribe import BATCH_CALLS
+    from pipeline.speech.transcribe import BATCH_CALLS
 
     worker = worker_name()
     held: list[ProcessResult | Job] = []  # up to a batch of jobs, and the results between them, in order

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from pipeline import stats
 from pipeline.conversation import call_metrics
 from pipeline.errors import CallreviewError
-from pipeline.transcript import Utterance
+from pipeline.speech.transcript import Utterance
 from pipeline.store import (
     ORDER,
     AlignmentRow,

@@ -40,7 +40,7 @@ def _worker_settings(settings: Settings, threads: int) -> Settings:
 def _load_model(settings: Settings) -> None:
     """Load the model now, so the first file does not pay for it; an error is
     left for the first file to hit and record with its reason."""
-    from pipeline.transcribe import TranscribeOptions, get_transcriber
+    from pipeline.speech.transcribe import TranscribeOptions, get_transcriber
 
     try:
         get_transcriber(TranscribeOptions.from_settings(settings))
@@ -102,9 +102,9 @@ def run_local(
 ) -> Iterator[ProcessResult]:
     """Process jobs on ``workers`` local processes (default: one per two cores); yields
     results as they finish. Registration results pass straight through."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
-    import multiprocessing
 
     done, jobs = _split(items)
     yield from done

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 if TYPE_CHECKING:
-    from pipeline.transcript import Transcript
+    from pipeline.speech.transcript import Transcript
 
 
 def utcnow() -> dt.datetime:
@@ -322,7 +322,7 @@ def save_transcript(session: Session, recording: Recording, transcript: "Transcr
 def load_transcript(session: Session, recording_id: int) -> "Transcript":
     from sqlalchemy import select
 
-    from pipeline.transcript import Transcript, Utterance, Word
+    from pipeline.speech.transcript import Transcript, Utterance, Word
 
     recording = session.get(Recording, recording_id)
     if recording is None:

@@ -148,7 +148,7 @@ def model_cache() -> Path:
 @pytest.fixture(scope="session")
 def transcriber(model_cache):
     """The shared Transcriber (bundled base model, int8 on the CPU)."""
-    from pipeline.transcribe import TranscribeOptions, get_transcriber
+    from pipeline.speech.transcribe import TranscribeOptions, get_transcriber
 
     return get_transcriber(TranscribeOptions(model_cache=str(model_cache), device="cpu"))
 

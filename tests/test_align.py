@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.align import OFF_SCRIPT, align, align_many, analysis_json, reviewed_examples, split_sentences
 from pipeline.checklist import load_checklist, store_checklist_version
-from pipeline.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
+from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
 
 ROOT = Path(__file__).resolve().parent.parent
 APPLIANCES = ROOT / "checklists" / "appliances-inbound.yaml"
@@ -214,7 +214,15 @@ def test_unclear_asr_fragment_is_not_off_script(checklist):
 
 def test_listener_confirmed_examples_change_the_alignment(tmp_path, checklist):
     from pipeline.store import (
-        AlignmentRow, Assignment, OffScriptMoment, Recording, Review, StepMark, User, session_scope, upgrade,
+        AlignmentRow,
+        Assignment,
+        OffScriptMoment,
+        Recording,
+        Review,
+        StepMark,
+        User,
+        session_scope,
+        upgrade,
     )
 
     url = f"sqlite:///{tmp_path / 'reviews.db'}"

@@ -1,4 +1,4 @@
-"""pipeline/audio.py on real files made here: formats, channels, bad inputs."""
+"""pipeline/speech/audio.py on real files made here: formats, channels, bad inputs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from pipeline import audio
 from pipeline.errors import AudioError
+from pipeline.speech import audio
 
 
 @pytest.fixture(scope="module")

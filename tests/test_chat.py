@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.align import align
-from pipeline.chat import load_chat, parse_chat
 from pipeline.checklist import load_checklist
 from pipeline.cli import app
 from pipeline.errors import InputError
-from pipeline.transcript import CLIENT, OPERATOR, UNKNOWN
+from pipeline.speech.chat import load_chat, parse_chat
+from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOTHING = ROOT / "checklists" / "clothing-inbound.yaml"

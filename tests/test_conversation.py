@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.conversation import audio_metrics, call_metrics, chat_metrics
-from pipeline.transcript import Utterance
+from pipeline.speech.transcript import Utterance
 
 
 def U(speaker, start, end, channel=None):

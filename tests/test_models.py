@@ -1,4 +1,4 @@
-"""pipeline/models.py: the bundled model, opt-in downloads, CT2 -> openai-whisper."""
+"""pipeline/speech/models.py: the bundled model, opt-in downloads, CT2 -> openai-whisper."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from pipeline import models
 from pipeline.errors import ModelError
+from pipeline.speech import models
 
 
 def test_bundled_base_is_assembled_and_verified(model_cache):
@@ -115,7 +115,7 @@ def test_converted_checkpoint_transcribes_like_faster_whisper(converted, short_c
     """Same weights, same greedy decoding: the same words from both engines."""
     from faster_whisper import WhisperModel
 
-    from pipeline.audio import decode
+    from pipeline.speech.audio import decode
 
     ct2_dir, pt = converted
     x = decode(short_call[0]).channels[0][: 16000 * 6]

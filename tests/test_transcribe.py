@@ -1,4 +1,4 @@
-"""pipeline/transcribe.py with the real bundled model on real (synthesized) audio.
+"""pipeline/speech/transcribe.py with the real bundled model on real (synthesized) audio.
 
 One model is shared by the whole session (``transcriber`` in conftest.py); audio
 is kept short. Speech is festival's Russian voice through a telephone line
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import transcribe as T
-from pipeline.audio import decode
 from pipeline.errors import ModelError
-from pipeline.transcript import Transcript, Word
+from pipeline.speech import transcribe as T
+from pipeline.speech.audio import decode
+from pipeline.speech.transcript import Transcript, Word
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent

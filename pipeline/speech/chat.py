@@ -21,8 +21,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
+from pipeline.errors import InputError
+from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
 
 TIME_KEYS = ("time", "timestamp", "date", "datetime", "created_at", "ts", "время", "дата")
 AUTHOR_KEYS = ("author", "from", "sender", "user", "name", "автор", "отправитель")

@@ -24,22 +24,22 @@ phrases, the well-known subtitle credits) are dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, DecodedAudio
-from .config import available_cores, get_settings
-from .errors import ModelError
-from .models import ResolvedModel, load_openai_checkpoint, resolve_model
-from .transcript import Transcript, Utterance, Word
+from pipeline.config import available_cores, get_settings
+from pipeline.errors import ModelError
+from pipeline.speech.audio import SAMPLE_RATE, DecodedAudio
+from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
+from pipeline.speech.transcript import Transcript, Utterance, Word
 
 log = logging.getLogger(__name__)
 
@@ -732,8 +732,8 @@ def transcribe_files(items, options: TranscribeOptions | None = None, max_durati
     transcribe them with the shared model, several calls per batch. Yields
     (path, decoded audio or None, Transcript or the error that stopped that
     file), in order; a file that cannot be decoded does not stop the others."""
-    from .audio import DEFAULT_MAX_DURATION_S, decode
-    from .errors import CallreviewError
+    from pipeline.errors import CallreviewError
+    from pipeline.speech.audio import DEFAULT_MAX_DURATION_S, decode
 
     batch: list = []  # (path, audio, None) or (path, None, error), in input order
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
-from .errors import AudioError
-from .transcript import CLIENT, OPERATOR, UNKNOWN
+from pipeline.errors import AudioError
+from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def _download(name: str, cache: Path, allow_download: bool) -> Path:
 def resolve_model(spec: str = "base", cache: str | os.PathLike | None = None, allow_download: bool = False) -> ResolvedModel:
     """Turn a model spec (``base``, a folder, a ``.pt`` file or an opt-in name) into loadable weights."""
     if cache is None:
-        from .config import get_settings
+        from pipeline.config import get_settings
 
         cache = get_settings().model_cache
     cache = Path(cache).expanduser()
@@ -198,7 +198,7 @@ def resolve_model(spec: str = "base", cache: str | os.PathLike | None = None, al
 def list_models(cache: str | os.PathLike | None = None) -> list[dict]:
     """What can be used offline: the bundled base model and anything in the cache."""
     if cache is None:
-        from .config import get_settings
+        from pipeline.config import get_settings
 
         cache = get_settings().model_cache
     cache = Path(cache).expanduser()
