@@ -50,9 +50,9 @@ def make_calls(n: int, utterances: int = 30, seed: int = 0) -> list:
 def _work(args) -> tuple[int, float, float]:
     calls, models, threads = args
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    from pipeline.align import align_many
-    from pipeline.checklist import load_checklist
-    from pipeline.embed import get_scorer
+    from pipeline.script.align import align_many
+    from pipeline.script.checklist import load_checklist
+    from pipeline.script.embed import get_scorer
 
     started = time.perf_counter()
     scorer = get_scorer(models, threads=threads)

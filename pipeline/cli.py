@@ -220,9 +220,9 @@ def analyze(
     model: str = _MODEL,
 ) -> None:
     """Align each input with the script and write JSON; nothing is stored (exit 1 if any input failed)."""
-    from pipeline.analyze import analyze_files
-    from pipeline.checklist import load_checklist
     from pipeline.errors import CallreviewError
+    from pipeline.script.analyze import analyze_files
+    from pipeline.script.checklist import load_checklist
 
     settings = _settings(operator_channel=operator_channel, model=model)
     try:

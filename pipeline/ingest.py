@@ -410,7 +410,7 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
 def align_stored(settings: Settings, recording_id: int, checklist, started: float, run_id: int) -> None:
     """Align a stored transcript with ``checklist`` and store the result (replacing an
     older one for the same version), closing the open ``run_id``."""
-    from pipeline.align import align, analysis_json, store_checklist_version
+    from pipeline.script.align import align, analysis_json, store_checklist_version
     from pipeline.store import AlignmentRow
 
     with session_scope(settings.db_url) as session:
@@ -472,7 +472,7 @@ def work_on_many(
 def load_checklist_opt(checklist_path: Path | None):
     if checklist_path is None:
         return None
-    from pipeline.checklist import load_checklist
+    from pipeline.script.checklist import load_checklist
 
     return load_checklist(checklist_path)
 

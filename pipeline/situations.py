@@ -80,7 +80,7 @@ Encoder = Callable[[list[str]], np.ndarray]
 def _tfidf_encoder(texts: Sequence[str]) -> Encoder:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from pipeline.embed import BACKGROUND_RU
+    from pipeline.script.embed import BACKGROUND_RU
 
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
                           preprocessor=lambda t: t.lower().replace("ё", "е"))
@@ -91,7 +91,7 @@ def _tfidf_encoder(texts: Sequence[str]) -> Encoder:
 def default_encoders() -> dict[str, Encoder]:
     """The alignment's cached sentence models, when they load; else none (TF-IDF only)."""
     try:
-        from pipeline.embed import get_scorer
+        from pipeline.script.embed import get_scorer
 
         scorer = get_scorer()
     except Exception as exc:  # a missing optional model must not break the owner's report
@@ -104,7 +104,7 @@ def default_encoders() -> dict[str, Encoder]:
 def similarity(texts: Sequence[str], encoders: dict[str, Encoder] | None = None) -> np.ndarray:
     """Pairwise similarity of texts: per model, cosine standardised against the
     cosines of these texts with background shop talk, then averaged over models."""
-    from pipeline.embed import BACKGROUND_RU
+    from pipeline.script.embed import BACKGROUND_RU
 
     texts = list(texts)
     encoders = dict(default_encoders() if encoders is None else encoders)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.align import OFF_SCRIPT, align, align_many, analysis_json, reviewed_examples, split_sentences
-from pipeline.checklist import load_checklist, store_checklist_version
+from pipeline.script.align import OFF_SCRIPT, align, align_many, analysis_json, reviewed_examples, split_sentences
+from pipeline.script.checklist import load_checklist, store_checklist_version
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.align import align
-from pipeline.checklist import load_checklist
 from pipeline.cli import app
 from pipeline.errors import InputError
+from pipeline.script.align import align
+from pipeline.script.checklist import load_checklist
 from pipeline.speech.chat import load_chat, parse_chat
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN
 
@@ -130,7 +130,7 @@ def test_analyze_reports_a_bad_checklist(tmp_path):
 @pytest.mark.slow
 def test_analyze_a_recording(short_call, tmp_path):
     """The audio path: decode + Whisper + alignment, on a short synthesized call."""
-    from pipeline.analyze import analyze_files
+    from pipeline.script.analyze import analyze_files
 
     path, _, _ = short_call
     [r] = list(analyze_files([path], load_checklist(ROOT / "checklists" / "appliances-inbound.yaml"), tmp_path))

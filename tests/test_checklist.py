@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.checklist import load_checklist, parse_checklist, store_checklist_version
 from pipeline.errors import ChecklistError
+from pipeline.script.checklist import load_checklist, parse_checklist, store_checklist_version
 
 ROOT = Path(__file__).resolve().parent.parent
 APPLIANCES = ROOT / "checklists" / "appliances-inbound.yaml"

@@ -1,7 +1,7 @@
 """Align a transcript with the steps of a sales script.
 
 Operator utterances are split into sentences; every sentence gets a score per
-step (``pipeline.embed``), and an order-aware Viterbi picks for each sentence
+step (``pipeline.script.embed``), and an order-aware Viterbi picks for each sentence
 one step or "off-script" so that the whole call reads best: the script order
 is free, skipping ahead and going back cost a penalty, steps marked
 ``anywhere`` (objection handling) cost nothing wherever they are, and
@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipeline.checklist import Checklist, store_checklist_version  # noqa: F401  (re-exported for the stored path)
-from pipeline.embed import Scorer, get_scorer
+from pipeline.script.checklist import Checklist, store_checklist_version  # noqa: F401  (re-exported for the stored path)
+from pipeline.script.embed import Scorer, get_scorer
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
 
 OFF_SCRIPT = "off_script"

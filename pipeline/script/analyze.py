@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from pipeline.align import align_many, analysis_json
-from pipeline.checklist import Checklist
 from pipeline.errors import CallreviewError, InputError
+from pipeline.script.align import align_many, analysis_json
+from pipeline.script.checklist import Checklist
 from pipeline.speech.chat import is_chat_json, load_chat, parse_chat
 from pipeline.speech.transcript import Transcript
 
