@@ -22,14 +22,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from test_review_data import SCRIPT_CALL, STEP_IDS, add_call, make_opus  # noqa: E402
 from test_browser import ARGS, CHROMIUM, login, start_app  # noqa: E402
+from test_review_data import SCRIPT_CALL, STEP_IDS, add_call, make_opus  # noqa: E402
 
 
 def build(tmp: Path, minutes: float):
-    from pipeline import accounts, review
-    from pipeline.store import Assignment, session_scope, upgrade
     from sqlalchemy import select
+
+    from pipeline import accounts, review
+    from pipeline.storage.store import Assignment, session_scope, upgrade
 
     url = f"sqlite:///{tmp / 'callreview.db'}"
     upgrade(url)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from pipeline import signing
 from pipeline.errors import CallreviewError
-from pipeline.store import User
+from pipeline.storage.store import User
 
 OWNER, LISTENER = "owner", "listener"
 ROLES = (OWNER, LISTENER)

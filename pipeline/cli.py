@@ -117,7 +117,7 @@ def models_convert(
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB); use it with --engine openai-whisper --model {path}")
 
 
-# --- database, ingest and processing (pipeline/ingest.py) -------------------
+# --- database, ingest and processing (pipeline/storage/ingest.py) -------------------
 
 def _settings(**overrides):
     """Settings from the environment, with the flags the user gave on top."""
@@ -128,7 +128,7 @@ def _settings(**overrides):
 @app.command()
 def init() -> None:
     """Create or upgrade the database (SQLite in data/ unless DATABASE_URL is set)."""
-    from pipeline.store import upgrade
+    from pipeline.storage.store import upgrade
 
     settings = get_settings()
     upgrade(settings.db_url)
@@ -139,7 +139,7 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
     from tqdm import tqdm
 
     from pipeline.errors import CallreviewError
-    from pipeline.ingest import expand_paths, iter_process, source_name
+    from pipeline.storage.ingest import expand_paths, iter_process, source_name
 
     settings = _settings(model=model, engine=engine)
     files = expand_paths(paths)
@@ -246,7 +246,7 @@ def status() -> None:
     """Recordings by status, and every failure with its reason."""
     from sqlalchemy import func, select
 
-    from pipeline.store import FAILED, Recording, session_scope, upgrade
+    from pipeline.storage.store import FAILED, Recording, session_scope, upgrade
 
     settings = get_settings()
     upgrade(settings.db_url)
@@ -279,7 +279,7 @@ def report(
     """The owner's reports outside the app: the same tables as the report pages."""
     from pipeline import reports
     from pipeline.errors import CallreviewError
-    from pipeline.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope, upgrade
 
     settings = get_settings()
     upgrade(settings.db_url)
@@ -322,7 +322,7 @@ def sample(
 
     from pipeline import sampling
     from pipeline.errors import CallreviewError
-    from pipeline.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope, upgrade
 
     settings = get_settings()
     upgrade(settings.db_url)
@@ -362,7 +362,7 @@ def outcomes_import(
     """Import a CRM CSV, matching rows to recordings by call id or file name."""
     from pipeline import outcomes
     from pipeline.errors import CallreviewError
-    from pipeline.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope, upgrade
 
     values = {}
     for v in value:
@@ -401,7 +401,7 @@ def users_add(
 ) -> None:
     """Create an account (the password is stored as an argon2 hash)."""
     from pipeline import accounts
-    from pipeline.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope, upgrade
 
     settings = get_settings()
     upgrade(settings.db_url)
@@ -418,7 +418,7 @@ def users_add(
 def users_list() -> None:
     """Show all accounts."""
     from pipeline import accounts
-    from pipeline.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope, upgrade
 
     settings = get_settings()
     upgrade(settings.db_url)
@@ -438,7 +438,7 @@ def assign(
     """Put calls into listeners' queues."""
     from pipeline import accounts, review
     from pipeline.errors import CallreviewError
-    from pipeline.store import upgrade
+    from pipeline.storage.store import upgrade
 
     settings = get_settings()
     upgrade(settings.db_url)
@@ -465,7 +465,7 @@ def serve(
     import os
     import sys
 
-    from pipeline.store import upgrade
+    from pipeline.storage.store import upgrade
 
     upgrade(get_settings().db_url)
     os.execv(sys.executable, serve_command(host, port))

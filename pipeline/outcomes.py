@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import InputError
-from pipeline.store import CANCELLED, NO_ORDER, ORDER, OTHER_OUTCOME, Outcome, Recording
+from pipeline.storage.store import CANCELLED, NO_ORDER, ORDER, OTHER_OUTCOME, Outcome, Recording
 
 # Words CRMs (Russian and English) use for each outcome, compared lower-cased.
 OUTCOME_WORDS = {

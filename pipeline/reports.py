@@ -28,7 +28,7 @@ from pipeline import stats
 from pipeline.conversation import call_metrics
 from pipeline.errors import CallreviewError
 from pipeline.speech.transcript import Utterance
-from pipeline.store import (
+from pipeline.storage.store import (
     ORDER,
     AlignmentRow,
     Assignment,

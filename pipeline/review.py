@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
 from pipeline.masking import Masker
-from pipeline.store import (
+from pipeline.storage.store import (
     ALIGNED,
     AlignmentRow,
     Assignment,

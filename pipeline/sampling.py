@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from pipeline import stats
 from pipeline.errors import CallreviewError
-from pipeline.store import (
+from pipeline.storage.store import (
     ORDER,
     AlignmentRow,
     Assignment,

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
-from pipeline.store import (
+from pipeline.storage.store import (
     AlignmentRow,
     Assignment,
     ChecklistVersion,

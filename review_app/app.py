@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from pipeline import review
-from pipeline.store import session_scope
+from pipeline.storage.store import session_scope
 from review_app.session import current_user, db_url, emit_cookie_script, emit_logout_script, log_out
 
 HERE = Path(__file__).parent

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pipeline import reports
-from pipeline.store import session_scope
+from pipeline.storage.store import session_scope
 
 PERCENT_HINTS = ("correct", "incorrect", "not_in_script", "missing", "adherence", "conversion", "agreement", "percent",
                  "share", "margin_of_error", "lift")

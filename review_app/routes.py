@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from pipeline import accounts, review, signing
 from pipeline.config import Settings
-from pipeline.store import session_scope
+from pipeline.storage.store import session_scope
 
 log = logging.getLogger(__name__)
 

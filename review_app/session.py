@@ -16,7 +16,7 @@ import streamlit as st
 from pipeline import accounts, signing
 from pipeline.accounts import CurrentUser
 from pipeline.config import Settings
-from pipeline.store import session_scope, upgrade
+from pipeline.storage.store import session_scope, upgrade
 from review_app.routes import COOKIE
 
 _USER = "cr_user"

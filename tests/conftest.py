@@ -91,7 +91,7 @@ def _new_pg_database(server_url: str) -> str:
 
 def _new_database(request, folder: Path) -> str:
     """An empty, migrated database of the backend named by ``request.param``."""
-    from pipeline.store import upgrade
+    from pipeline.storage.store import upgrade
 
     if request.param == "sqlite":
         url = f"sqlite:///{folder / 'callreview.db'}"

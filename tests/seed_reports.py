@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline.store import (
+from pipeline.storage.store import (
     AlignmentRow,
     Assignment,
     ChecklistVersion,

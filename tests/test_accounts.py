@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from pipeline import accounts, signing
 from pipeline.config import Settings
-from pipeline.store import session_scope, upgrade
+from pipeline.storage.store import session_scope, upgrade
 
 
 @pytest.fixture

@@ -213,7 +213,7 @@ def test_unclear_asr_fragment_is_not_off_script(checklist):
 
 
 def test_listener_confirmed_examples_change_the_alignment(tmp_path, checklist):
-    from pipeline.store import (
+    from pipeline.storage.store import (
         AlignmentRow,
         Assignment,
         OffScriptMoment,

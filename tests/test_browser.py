@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-
-from pipeline.store import Review, StepMark, session_scope
 from test_review_data import SECRETS, STEP_IDS, build_world
+
+from pipeline.storage.store import Review, StepMark, session_scope
 
 pytestmark = pytest.mark.browser
 

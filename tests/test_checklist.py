@@ -115,7 +115,7 @@ def test_file_not_found(tmp_path):
 
 
 def test_store_checklist_version_get_or_create(tmp_path):
-    from pipeline.store import Base, ChecklistVersion, count, get_engine, session_scope
+    from pipeline.storage.store import Base, ChecklistVersion, count, get_engine, session_scope
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     Base.metadata.create_all(get_engine(url))

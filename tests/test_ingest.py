@@ -16,9 +16,9 @@ import jiwer
 import pytest
 from sqlalchemy import select
 
-from pipeline import store
-from pipeline.ingest import process_paths
-from pipeline.store import FAILED, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
+from pipeline.storage import store
+from pipeline.storage.ingest import process_paths
+from pipeline.storage.store import FAILED, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
 
 sys.path.insert(0, str(Path(__file__).parent))
 from shortcalls import DIALOGUES, copy_calls, make_bad_files, make_short_calls, make_truncated  # noqa: E402

@@ -1,12 +1,12 @@
 """CRM CSV import: column mapping, value parsing, matching to recordings, re-import."""
 
 import pytest
+from seed_reports import CRM_CSV, seed
 from sqlalchemy import select
 
 from pipeline import outcomes
 from pipeline.errors import InputError
-from pipeline.store import Outcome, session_scope
-from seed_reports import CRM_CSV, seed
+from pipeline.storage.store import Outcome, session_scope
 
 MAPPING = outcomes.ColumnMapping(call="Файл", outcome="Результат", operator="Менеджер", time="Дата", amount="Сумма")
 

@@ -6,11 +6,11 @@ import io
 import openpyxl
 import pandas as pd
 import pytest
+from seed_reports import CRM_CSV, seed
 
 from pipeline import reports, stats
 from pipeline.reports import categorize
-from pipeline.store import session_scope
-from seed_reports import CRM_CSV, seed
+from pipeline.storage.store import session_scope
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
-
-from pipeline.store import Review, StepMark, session_scope
 from test_review_data import OPERATOR_NAME, SECRETS, STEP_IDS, build_world
+
+from pipeline.storage.store import Review, StepMark, session_scope
 
 APP = str(Path(__file__).resolve().parent.parent / "review_app" / "app.py")
 

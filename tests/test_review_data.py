@@ -68,7 +68,7 @@ def _checklist_version(session):
 def add_call(session, name: str, operator: str = OPERATOR_NAME, listen_path: Path | None = None,
              repeat: int = 1, seconds_per_turn: float = 4.0) -> int:
     """A recording with transcript and alignment; ``repeat`` makes long calls."""
-    from pipeline.store import ALIGNED, AlignmentRow, Recording, UtteranceRow
+    from pipeline.storage.store import ALIGNED, AlignmentRow, Recording, UtteranceRow
 
     turns = SCRIPT_CALL * repeat
     duration = len(turns) * seconds_per_turn
@@ -113,7 +113,7 @@ class World:
 def build_world(tmp: Path, url: str | None = None, calls: int = 3, listeners: int = 2, with_audio: bool = True) -> World:
     """A migrated database with an owner, listeners ``anna``, ``boris``... and calls dealt to them."""
     from pipeline import accounts, review
-    from pipeline.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope, upgrade
 
     url = url or f"sqlite:///{tmp / 'callreview.db'}"
     upgrade(url)
@@ -127,7 +127,7 @@ def build_world(tmp: Path, url: str | None = None, calls: int = 3, listeners: in
         assignment_ids = {}
         for u in users:
             review.assign(s, rec_ids, [u.id])
-            from pipeline.store import Assignment
+            from pipeline.storage.store import Assignment
 
             assignment_ids[u.name] = list(s.scalars(select(Assignment.id).where(Assignment.listener_id == u.id).order_by(Assignment.position)))
         return World(url, data_dir, owner.id, [u.id for u in users], assignment_ids)
@@ -135,7 +135,7 @@ def build_world(tmp: Path, url: str | None = None, calls: int = 3, listeners: in
 
 def test_build_world(tmp_path):
     from pipeline import review
-    from pipeline.store import session_scope
+    from pipeline.storage.store import session_scope
 
     world = build_world(tmp_path, calls=2, listeners=1, with_audio=False)
     with session_scope(world.url) as s:

@@ -7,11 +7,11 @@ import threading
 
 import pytest
 from sqlalchemy import select
+from test_review_data import OPERATOR_NAME, SECRETS, STEP_IDS, add_call, build_world
 
 from pipeline import review
 from pipeline.review import write_session
-from pipeline.store import Assignment, Review, StepMark, session_scope
-from test_review_data import OPERATOR_NAME, SECRETS, STEP_IDS, add_call, build_world
+from pipeline.storage.store import Assignment, Review, StepMark, session_scope
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_assign_sample_progress_and_urgent(world):
     with write_session(world.url) as s:
         ids = review.sample_recordings(s, 4, stratify=True, seed=1)
         assert len(ids) == 4
-        ops = [s.get(__import__("pipeline.store", fromlist=["Recording"]).Recording, i).operator for i in ids]
+        ops = [s.get(__import__("pipeline.storage.store", fromlist=["Recording"]).Recording, i).operator for i in ids]
         assert ops.count("Пётр") >= 2 and ops.count("Иван") >= 1
         res = review.assign(s, ids, world.listener_ids)
         assert res.created == 4 and set(res.per_listener.values()) == {2}

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from pipeline import ingest, store
-from pipeline.ingest import BUSY, CLAIMED, DONE, process_paths, register, try_claim
-from pipeline.store import PROCESSING, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
+from pipeline.storage import ingest, store
+from pipeline.storage.ingest import BUSY, CLAIMED, DONE, process_paths, register, try_claim
+from pipeline.storage.store import PROCESSING, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
 
 sys.path.insert(0, str(Path(__file__).parent))
 from shortcalls import copy_calls, make_short_calls  # noqa: E402

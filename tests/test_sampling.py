@@ -3,12 +3,12 @@
 from collections import Counter
 
 import pytest
+from seed_reports import seed
 from sqlalchemy import select
 
 from pipeline import sampling
 from pipeline.sampling import Candidate, PriorityRules
-from pipeline.store import Assignment, session_scope
-from seed_reports import seed
+from pipeline.storage.store import Assignment, session_scope
 
 
 def test_sample_size_cochran():

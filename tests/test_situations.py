@@ -3,10 +3,10 @@
 import datetime as dt
 
 import pytest
+from seed_reports import seed
 
 from pipeline import situations
-from pipeline.store import Assignment, OffScriptMoment, Review, StepMark, session_scope
-from seed_reports import seed
+from pipeline.storage.store import Assignment, OffScriptMoment, Review, StepMark, session_scope
 
 # Four situations, written the way different listeners would describe them.
 PARAPHRASES = [
@@ -95,7 +95,7 @@ def test_situations_report_and_covered_loop(db_url):
     with session_scope(url) as s:
         from sqlalchemy import select
 
-        from pipeline.store import AlignmentRow
+        from pipeline.storage.store import AlignmentRow
 
         align_r6 = s.scalar(select(AlignmentRow.id).where(AlignmentRow.recording_id == ids["r6"]))
     _add_review(url, ids["r6"], ids["max"], align_r6, "клиент хочет скидку как постоянный покупатель")

@@ -464,7 +464,7 @@ def reviewed_examples(session, checklist_version_id: int) -> dict[str, list[str]
     their text (or their utterance's) under ``OFF_SCRIPT``."""
     from sqlalchemy import select
 
-    from pipeline.store import AlignmentRow, Review
+    from pipeline.storage.store import AlignmentRow, Review
 
     out: dict[str, list[str]] = {}
 

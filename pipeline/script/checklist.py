@@ -200,7 +200,7 @@ def store_checklist_version(session, checklist: Checklist):
     """Get or create the ``ChecklistVersion`` row for this exact content."""
     from sqlalchemy import select
 
-    from pipeline.store import ChecklistVersion
+    from pipeline.storage.store import ChecklistVersion
 
     sha = checklist.sha256
     row = session.scalar(

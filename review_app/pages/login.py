@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pipeline import accounts
-from pipeline.store import session_scope
+from pipeline.storage.store import session_scope
 from review_app.session import db_url, log_in
 
 st.title("Вход")

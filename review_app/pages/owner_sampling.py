@@ -8,7 +8,7 @@ import streamlit as st
 
 from pipeline import reports, sampling
 from pipeline.errors import CallreviewError
-from pipeline.store import session_scope
+from pipeline.storage.store import session_scope
 from review_app.report_ui import owner_db, report_data, table
 
 url = owner_db()

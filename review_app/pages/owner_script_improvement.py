@@ -8,7 +8,7 @@ import streamlit as st
 
 from pipeline import situations
 from pipeline.errors import CallreviewError
-from pipeline.store import ChecklistVersion, session_scope
+from pipeline.storage.store import ChecklistVersion, session_scope
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
 url = owner_db()

@@ -4,7 +4,7 @@ import streamlit as st
 
 from pipeline import review
 from pipeline.review import write_session
-from pipeline.store import session_scope
+from pipeline.storage.store import session_scope
 from review_app.session import db_url, require_role
 
 require_role("owner")

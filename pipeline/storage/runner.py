@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from pipeline.config import Settings, available_cores, default_workers
-from pipeline.ingest import FAILED, Job, ProcessResult, source_name, work_on, worker_name
+from pipeline.storage.ingest import FAILED, Job, ProcessResult, source_name, work_on, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def _split(items: Iterable[ProcessResult | Job]) -> tuple[list[ProcessResult], l
 
 def _give_up(settings: Settings, job: Job, message: str) -> ProcessResult:
     """Record a recording no worker could finish as failed, with the reason."""
-    from pipeline.store import Recording, session_scope
+    from pipeline.storage.store import Recording, session_scope
 
     with session_scope(settings.db_url) as session:
         rec = session.get(Recording, job.recording_id)

@@ -3,7 +3,7 @@
 from alembic import context
 
 from pipeline.config import get_settings
-from pipeline.store import Base, get_engine
+from pipeline.storage.store import Base, get_engine
 
 config = context.config
 url = config.attributes.get("connection_url") or get_settings().db_url

@@ -2,7 +2,7 @@
 the database, one recording per transaction so a killed batch loses nothing.
 
 ``process_paths`` is what ``callreview ingest``/``process``, the owner's upload
-page and the parallel runners (``pipeline/runner.py``) call. A recording is
+page and the parallel runners (``pipeline/storage/runner.py``) call. A recording is
 *claimed* atomically before work starts (status ``processing`` plus the
 worker's name), so two runners never do the same file, and a claim whose worker
 died is taken over: the dead worker's unfinished run is closed as abandoned, so
@@ -30,11 +30,11 @@ from pathlib import Path, PurePosixPath
 
 from sqlalchemy import select, update
 
-from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import AudioError, CallreviewError
 from pipeline.speech.audio import file_sha256, make_listening_copy, probe, stream_sha256
-from pipeline.store import ALIGNED, FAILED, NEW, PROCESSING, TRANSCRIBED, Recording, session_scope
+from pipeline.storage import store
+from pipeline.storage.store import ALIGNED, FAILED, NEW, PROCESSING, TRANSCRIBED, Recording, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ def _needs_work_in(session, rec: Recording, checklist_sha: str | None) -> bool:
 
 
 def _has_alignment(session, recording_id: int, checklist_sha: str) -> bool:
-    from pipeline.store import AlignmentRow, ChecklistVersion
+    from pipeline.storage.store import AlignmentRow, ChecklistVersion
 
     return (
         session.scalar(
@@ -411,7 +411,7 @@ def align_stored(settings: Settings, recording_id: int, checklist, started: floa
     """Align a stored transcript with ``checklist`` and store the result (replacing an
     older one for the same version), closing the open ``run_id``."""
     from pipeline.script.align import align, analysis_json, store_checklist_version
-    from pipeline.store import AlignmentRow
+    from pipeline.storage.store import AlignmentRow
 
     with session_scope(settings.db_url) as session:
         rec = session.get(Recording, recording_id)
@@ -532,12 +532,12 @@ def iter_process(
     checklist = load_checklist_opt(checklist_path)
     items = plan(paths, settings, checklist, operator, operator_channel, metadata_csv)
     if scheduler:
-        from pipeline.runner import run_dask
+        from pipeline.storage.runner import run_dask
 
         yield from run_dask(items, settings, checklist, scheduler)
         return
     if workers > 1:
-        from pipeline.runner import run_local
+        from pipeline.storage.runner import run_local
 
         yield from run_local(items, settings, checklist, workers)
         return

@@ -4,9 +4,8 @@ Revision ID: 0003_reports
 Revises: 0002_review
 Create Date: 2026-11-23
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0003_reports"
 down_revision = "0002_review"
