@@ -29,7 +29,7 @@ from test_review_data import SCRIPT_CALL, STEP_IDS, add_call, make_opus  # noqa:
 def build(tmp: Path, minutes: float):
     from sqlalchemy import select
 
-    from pipeline import accounts, review
+    from pipeline.review import accounts, review
     from pipeline.storage.store import Assignment, session_scope, upgrade
 
     url = f"sqlite:///{tmp / 'callreview.db'}"

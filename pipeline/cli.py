@@ -385,7 +385,7 @@ def outcomes_import(
         typer.echo(f"{len(res.unmatched)} not matched to any recording: {shown}")
 
 
-# --- review app: users, assignment, serve (pipeline/accounts.py, pipeline/review.py) --
+# --- review app: users, assignment, serve (pipeline/review/accounts.py, pipeline/review/review.py) --
 
 users_app = typer.Typer(help="Owner and listener accounts for the review app.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -400,7 +400,7 @@ def users_add(
     rate: float = typer.Option(0.0, help="Pay per submitted review (listeners)."),
 ) -> None:
     """Create an account (the password is stored as an argon2 hash)."""
-    from pipeline import accounts
+    from pipeline.review import accounts
     from pipeline.storage.store import session_scope, upgrade
 
     settings = get_settings()
@@ -417,7 +417,7 @@ def users_add(
 @users_app.command("list")
 def users_list() -> None:
     """Show all accounts."""
-    from pipeline import accounts
+    from pipeline.review import accounts
     from pipeline.storage.store import session_scope, upgrade
 
     settings = get_settings()
@@ -436,8 +436,8 @@ def assign(
     seed: int = typer.Option(None, help="With --sample: make the draw repeatable."),
 ) -> None:
     """Put calls into listeners' queues."""
-    from pipeline import accounts, review
     from pipeline.errors import CallreviewError
+    from pipeline.review import accounts, review
     from pipeline.storage.store import upgrade
 
     settings = get_settings()

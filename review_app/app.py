@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pipeline import review
+from pipeline.review import review
 from pipeline.storage.store import session_scope
 from review_app.session import current_user, db_url, emit_cookie_script, emit_logout_script, log_out
 

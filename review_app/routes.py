@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from pipeline import accounts, review, signing
 from pipeline.config import Settings
+from pipeline.review import accounts, review, signing
 from pipeline.storage.store import session_scope
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ import urllib.parse
 
 import streamlit as st
 
-from pipeline import accounts, signing
-from pipeline.accounts import CurrentUser
 from pipeline.config import Settings
+from pipeline.review import accounts, signing
+from pipeline.review.accounts import CurrentUser
 from pipeline.storage.store import session_scope, upgrade
 from review_app.routes import COOKIE
 

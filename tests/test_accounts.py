@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import accounts, signing
 from pipeline.config import Settings
+from pipeline.review import accounts, signing
 from pipeline.storage.store import session_scope, upgrade
 
 

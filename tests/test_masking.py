@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.masking import CARD, EMAIL, NAME, PHONE, Masker, detect_operator_names, mask_text
+from pipeline.review.masking import CARD, EMAIL, NAME, PHONE, Masker, detect_operator_names, mask_text
 
 
 @pytest.mark.parametrize(

@@ -227,7 +227,7 @@ def test_owner_pages_render(db, monkeypatch):
     """Each report page runs against the seeded database without an exception, and refuses listeners."""
     from streamlit.testing.v1 import AppTest
 
-    from pipeline.accounts import CurrentUser
+    from pipeline.review.accounts import CurrentUser
 
     url, ids = db
     monkeypatch.setenv("DATABASE_URL", url)

@@ -112,7 +112,7 @@ class World:
 
 def build_world(tmp: Path, url: str | None = None, calls: int = 3, listeners: int = 2, with_audio: bool = True) -> World:
     """A migrated database with an owner, listeners ``anna``, ``boris``... and calls dealt to them."""
-    from pipeline import accounts, review
+    from pipeline.review import accounts, review
     from pipeline.storage.store import session_scope, upgrade
 
     url = url or f"sqlite:///{tmp / 'callreview.db'}"
@@ -134,7 +134,7 @@ def build_world(tmp: Path, url: str | None = None, calls: int = 3, listeners: in
 
 
 def test_build_world(tmp_path):
-    from pipeline import review
+    from pipeline.review import review
     from pipeline.storage.store import session_scope
 
     world = build_world(tmp_path, calls=2, listeners=1, with_audio=False)

@@ -1,4 +1,4 @@
-"""pipeline.review on real databases (SQLite and PostgreSQL): queue, blind call
+"""pipeline.review.review on real databases (SQLite and PostgreSQL): queue, blind call
 view, marks, drafts, submit-and-lock, concurrency, assignment, progress, urgent."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 from test_review_data import OPERATOR_NAME, SECRETS, STEP_IDS, add_call, build_world
 
-from pipeline import review
-from pipeline.review import write_session
+from pipeline.review import review
+from pipeline.review.review import write_session
 from pipeline.storage.store import Assignment, Review, StepMark, session_scope
 
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pipeline import accounts
+from pipeline.review import accounts
 from pipeline.storage.store import session_scope
 from review_app.session import db_url, log_in
 

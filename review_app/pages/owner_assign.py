@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from pipeline import accounts, review
-from pipeline.review import write_session
+from pipeline.review import accounts, review
+from pipeline.review.review import write_session
 from pipeline.storage.store import session_scope
 from review_app.session import db_url, fmt_time, require_role
 

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from pipeline import accounts
-from pipeline.review import write_session
+from pipeline.review import accounts
+from pipeline.review.review import write_session
 from pipeline.storage.store import session_scope
 from review_app.session import db_url, require_role
 

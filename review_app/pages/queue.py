@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pipeline import review
+from pipeline.review import review
 from pipeline.storage.store import session_scope
 from review_app.session import db_url, fmt_time, require_role
 

@@ -11,8 +11,8 @@ import time
 
 import streamlit as st
 
-from pipeline import review, signing
-from pipeline.review import CallView, write_session
+from pipeline.review import review, signing
+from pipeline.review.review import CallView, write_session
 from review_app.session import db_url, fmt_time, origin, parse_time, require_role, secret
 
 MARK_LABELS = {

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
-from pipeline.masking import Masker
+from pipeline.review.masking import Masker
 from pipeline.storage.store import (
     ALIGNED,
     AlignmentRow,

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pipeline import signing
 from pipeline.errors import CallreviewError
+from pipeline.review import signing
 from pipeline.storage.store import User
 
 OWNER, LISTENER = "owner", "listener"
