@@ -264,7 +264,7 @@ def status() -> None:
         typer.echo(f"FAILED {name}: {error}")
 
 
-# --- owner reports, sampling and CRM outcomes (pipeline/reports.py, sampling.py, outcomes.py)
+# --- owner reports, sampling and CRM outcomes (pipeline/reports/reports.py, sampling.py, outcomes.py)
 
 _REPORT_KINDS = "steps, funnel, versions, operators, operator-steps, operator-trend, conversation, conversation-calls, " \
     "outcomes, listeners, agreement, disagreements, throughput, situations, or all"
@@ -277,8 +277,8 @@ def report(
     out: Path = typer.Option(None, "--out", "-o", help="File to write; CSV and HTML go to the screen without it."),
 ) -> None:
     """The owner's reports outside the app: the same tables as the report pages."""
-    from pipeline import reports
     from pipeline.errors import CallreviewError
+    from pipeline.reports import reports
     from pipeline.storage.store import session_scope, upgrade
 
     settings = get_settings()
@@ -320,8 +320,8 @@ def sample(
     """Draw a sample of unassigned calls (stratified by operator) and put it in listeners' queues."""
     from collections import Counter
 
-    from pipeline import sampling
     from pipeline.errors import CallreviewError
+    from pipeline.reports import sampling
     from pipeline.storage.store import session_scope, upgrade
 
     settings = get_settings()
@@ -360,8 +360,8 @@ def outcomes_import(
     value: list[str] = typer.Option([], help="Your CRM's word for an outcome, e.g. --value 'Сделка=order' (repeat)."),
 ) -> None:
     """Import a CRM CSV, matching rows to recordings by call id or file name."""
-    from pipeline import outcomes
     from pipeline.errors import CallreviewError
+    from pipeline.reports import outcomes
     from pipeline.storage.store import session_scope, upgrade
 
     values = {}

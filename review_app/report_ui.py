@@ -1,13 +1,13 @@
 """Shared bits of the owner report pages: the database URL, the cached report
 data, and a table with CSV/XLSX download buttons. The numbers come from
-``pipeline.reports``; nothing here computes them."""
+``pipeline.reports.reports``; nothing here computes them."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from pipeline import reports
+from pipeline.reports import reports
 from pipeline.storage.store import session_scope
 
 PERCENT_HINTS = ("correct", "incorrect", "not_in_script", "missing", "adherence", "conversion", "agreement", "percent",

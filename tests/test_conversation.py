@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.conversation import audio_metrics, call_metrics, chat_metrics
+from pipeline.reports.conversation import audio_metrics, call_metrics, chat_metrics
 from pipeline.speech.transcript import Utterance
 
 

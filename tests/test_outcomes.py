@@ -4,8 +4,8 @@ import pytest
 from seed_reports import CRM_CSV, seed
 from sqlalchemy import select
 
-from pipeline import outcomes
 from pipeline.errors import InputError
+from pipeline.reports import outcomes
 from pipeline.storage.store import Outcome, session_scope
 
 MAPPING = outcomes.ColumnMapping(call="Файл", outcome="Результат", operator="Менеджер", time="Дата", amount="Сумма")

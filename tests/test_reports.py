@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from seed_reports import CRM_CSV, seed
 
-from pipeline import reports, stats
-from pipeline.reports import categorize
+from pipeline.reports import reports, stats
+from pipeline.reports.reports import categorize
 from pipeline.storage.store import session_scope
 
 
@@ -17,7 +17,7 @@ from pipeline.storage.store import session_scope
 def db(module_db_url):
     url = module_db_url
     ids = seed(url)
-    from pipeline import outcomes
+    from pipeline.reports import outcomes
 
     mapping = outcomes.ColumnMapping(call="Файл", outcome="Результат", operator="Менеджер", time="Дата", amount="Сумма")
     with session_scope(url) as s:

@@ -6,8 +6,8 @@ import pytest
 from seed_reports import seed
 from sqlalchemy import select
 
-from pipeline import sampling
-from pipeline.sampling import Candidate, PriorityRules
+from pipeline.reports import sampling
+from pipeline.reports.sampling import Candidate, PriorityRules
 from pipeline.storage.store import Assignment, session_scope
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from seed_reports import seed
 
-from pipeline import situations
+from pipeline.reports import situations
 from pipeline.storage.store import Assignment, OffScriptMoment, Review, StepMark, session_scope
 
 # Four situations, written the way different listeners would describe them.

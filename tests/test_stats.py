@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from pipeline import stats
+from pipeline.reports import stats
 
 
 def test_wilson_8_of_10():

@@ -3,8 +3,8 @@
 import altair as alt
 import streamlit as st
 
-from pipeline import outcomes, reports
 from pipeline.errors import CallreviewError
+from pipeline.reports import outcomes, reports
 from pipeline.storage.store import session_scope
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 

@@ -6,8 +6,8 @@ from collections import Counter
 import pandas as pd
 import streamlit as st
 
-from pipeline import reports, sampling
 from pipeline.errors import CallreviewError
+from pipeline.reports import reports, sampling
 from pipeline.storage.store import session_scope
 from review_app.report_ui import owner_db, report_data, table
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from pipeline import situations
 from pipeline.errors import CallreviewError
+from pipeline.reports import situations
 from pipeline.storage.store import ChecklistVersion, session_scope
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 

@@ -3,7 +3,7 @@
 import altair as alt
 import streamlit as st
 
-from pipeline import reports
+from pipeline.reports import reports
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
 url = owner_db()

@@ -17,8 +17,8 @@ from typing import Iterable, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pipeline import stats
 from pipeline.errors import CallreviewError
+from pipeline.reports import stats
 from pipeline.storage.store import (
     ORDER,
     AlignmentRow,

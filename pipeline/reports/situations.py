@@ -241,7 +241,7 @@ def build_situations(items: Sequence[Item], markers: Sequence[SituationMarker] =
 
 def load_items(session: Session) -> list[Item]:
     """Every not-in-script step mark and off-script moment of submitted reviews."""
-    from pipeline.reports import call_time
+    from pipeline.reports.reports import call_time
 
     versions = {v.id: v for v in session.scalars(select(ChecklistVersion))}
     rows = session.execute(

@@ -24,9 +24,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline import stats
-from pipeline.conversation import call_metrics
 from pipeline.errors import CallreviewError
+from pipeline.reports import stats
+from pipeline.reports.conversation import call_metrics
 from pipeline.speech.transcript import Utterance
 from pipeline.storage.store import (
     ORDER,
@@ -728,7 +728,7 @@ def export_many(tables: dict[str, pd.DataFrame], fmt: str) -> bytes:
 
 
 def _situations(session: Session, data: ReportData) -> pd.DataFrame:
-    from pipeline import situations
+    from pipeline.reports import situations
 
     return situations.situations_report(session, data)
 
