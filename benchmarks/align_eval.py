@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.script.align import OFF_SCRIPT, AlignParams, align_many  # noqa: E402
-from pipeline.script.checklist import Checklist, load_checklist  # noqa: E402
+from pipeline.script.align import AlignParams, align_many  # noqa: E402
+from pipeline.script.checklist import OFF_SCRIPT, Checklist, load_checklist  # noqa: E402
 from pipeline.script.embed import get_scorer  # noqa: E402
 from pipeline.speech.transcript import CLIENT, OPERATOR, Transcript, Utterance  # noqa: E402
 

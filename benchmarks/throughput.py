@@ -69,7 +69,7 @@ def _cpu_seconds() -> float:
 def run_config(label: str, files: list[Path], tmp: Path, base_url: str | None, workers: int = 1,
                scheduler: str | None = None, cpu_threads: int = 0) -> tuple[float, float]:
     from pipeline.config import Settings
-    from pipeline.storage.ingest import process_paths
+    from pipeline.storage.runner import process_paths
 
     tag = f"{label.replace(' ', '_')}_{time.monotonic_ns()}"
     settings = Settings(data_dir=tmp / tag, database_url=_fresh_db(base_url, tmp, tag), cpu_threads=cpu_threads)

@@ -139,7 +139,8 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
     from tqdm import tqdm
 
     from pipeline.errors import CallreviewError
-    from pipeline.storage.ingest import expand_paths, iter_process, source_name
+    from pipeline.storage.ingest import expand_paths, source_name
+    from pipeline.storage.runner import iter_process
 
     settings = _settings(model=model, engine=engine)
     files = expand_paths(paths)
@@ -279,6 +280,7 @@ def report(
     """The owner's reports outside the app: the same tables as the report pages."""
     from pipeline.errors import CallreviewError
     from pipeline.reports import reports
+    from pipeline.reports.data import load
     from pipeline.storage.store import session_scope, upgrade
 
     settings = get_settings()
@@ -286,7 +288,7 @@ def report(
     try:
         with session_scope(settings.db_url) as session:
             if kind == "all":
-                data = reports.load(session)
+                data = load(session)
                 blob = reports.export_many({k: reports.build(k, session, data) for k in reports.REPORTS}, fmt)
             else:
                 blob = reports.export(reports.build(kind, session), fmt, kind)

@@ -1,6 +1,6 @@
 """Background processing of uploaded recordings, so the upload page never blocks.
 
-One thread per upload batch runs ``pipeline.storage.ingest.process_paths``; its progress
+One thread per upload batch runs ``pipeline.storage.runner.process_paths``; its progress
 callback updates a ``Job`` that the page polls. Jobs live as long as the server.
 """
 
@@ -44,7 +44,7 @@ class JobBoard:
         return job
 
     def _run(self, job: Job, paths, settings, checklist_path, operator) -> None:
-        from pipeline.storage.ingest import process_paths
+        from pipeline.storage.runner import process_paths
 
         def progress(done: int, total: int, name: str) -> None:
             job.done, job.current = done, name

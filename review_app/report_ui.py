@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pipeline.reports import reports
+from pipeline.reports.data import ReportData, load
 from pipeline.storage.store import session_scope
 
 PERCENT_HINTS = ("correct", "incorrect", "not_in_script", "missing", "adherence", "conversion", "agreement", "percent",
@@ -27,9 +28,9 @@ def owner_db() -> str:
 
 
 @st.cache_data(ttl=60, show_spinner="Считаю отчёт…")
-def report_data(url: str) -> reports.ReportData:
+def report_data(url: str) -> ReportData:
     with session_scope(url) as s:
-        return reports.load(s)
+        return load(s)
 
 
 def refresh_button() -> None:

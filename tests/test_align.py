@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.script.align import OFF_SCRIPT, align, align_many, analysis_json, reviewed_examples, split_sentences
-from pipeline.script.checklist import load_checklist, store_checklist_version
+from pipeline.script.align import align, align_many, analysis_json, split_sentences
+from pipeline.script.checklist import OFF_SCRIPT, load_checklist
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
+from pipeline.storage.checklists import reviewed_examples, store_checklist_version
 
 ROOT = Path(__file__).resolve().parent.parent
 APPLIANCES = ROOT / "checklists" / "appliances-inbound.yaml"

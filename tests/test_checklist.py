@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ChecklistError
-from pipeline.script.checklist import load_checklist, parse_checklist, store_checklist_version
+from pipeline.script.checklist import load_checklist, parse_checklist
+from pipeline.storage.checklists import store_checklist_version
 
 ROOT = Path(__file__).resolve().parent.parent
 APPLIANCES = ROOT / "checklists" / "appliances-inbound.yaml"

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from pipeline.storage import store
-from pipeline.storage.ingest import process_paths
+from pipeline.storage.runner import process_paths
 from pipeline.storage.store import FAILED, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
 
 sys.path.insert(0, str(Path(__file__).parent))

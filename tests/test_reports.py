@@ -9,7 +9,7 @@ import pytest
 from seed_reports import CRM_CSV, seed
 
 from pipeline.reports import reports, stats
-from pipeline.reports.reports import categorize
+from pipeline.reports.data import ReportError, categorize, load
 from pipeline.storage.store import session_scope
 
 
@@ -28,7 +28,7 @@ def db(module_db_url):
 @pytest.fixture(scope="module")
 def data(db):
     with session_scope(db[0]) as s:
-        return reports.load(s)
+        return load(s)
 
 
 def row(df, **where):
@@ -205,13 +205,13 @@ def test_export_formats(data, fmt):
         assert ws["B1"].value == "step_id" and ws["B2"].value == "greet"
     else:
         assert b"<table" in blob and b"Greeting" in blob
-    with pytest.raises(reports.ReportError):
+    with pytest.raises(ReportError):
         reports.export(table, "pdf")
 
 
 def test_every_report_builds(db):
     with session_scope(db[0]) as s:
-        data = reports.load(s)
+        data = load(s)
         for kind in reports.REPORTS:
             if kind == "situations":
                 continue  # needs the sentence models; tests/test_situations.py covers it

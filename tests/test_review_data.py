@@ -60,7 +60,8 @@ def make_opus(path: Path, seconds: float = 20.0) -> Path:
 
 
 def _checklist_version(session):
-    from pipeline.script.checklist import load_checklist, store_checklist_version
+    from pipeline.script.checklist import load_checklist
+    from pipeline.storage.checklists import store_checklist_version
 
     return store_checklist_version(session, load_checklist(CHECKLIST))
 

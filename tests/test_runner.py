@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import select, update
 
 from pipeline.storage import ingest, store
-from pipeline.storage.ingest import BUSY, CLAIMED, DONE, process_paths, register, try_claim
+from pipeline.storage.ingest import BUSY, CLAIMED, DONE, register, try_claim
+from pipeline.storage.runner import process_paths
 from pipeline.storage.store import PROCESSING, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -1,14 +1,8 @@
-"""Owner reports: each report is a function from ``ReportData`` to a pandas
-DataFrame, so the owner pages, ``callreview report KIND`` and the tests show
-the same numbers. ``load`` is the one place that reads the database.
-
-How a listener's mark becomes a category (``categorize``): the review app asks
-for one mark per step (correct / incorrect / not in script). "Incorrect" on a
-step the aligner did not find at all means the step was missing from the call;
-on a step it found, that the step was done badly. Rates use one verdict per
-call and step: the owner's (gold) review when there is one, else the first
-submitted listener review.
+"""Owner reports: each report is a function from ``ReportData`` (``data.load``,
+the one place that reads the database) to a pandas DataFrame, so the owner
+pages, ``callreview report KIND`` and the tests show the same numbers.
 """
+
 
 from __future__ import annotations
 
@@ -16,239 +10,19 @@ import datetime as dt
 import io
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import mean
 from typing import Any, Callable, Iterable
 
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.errors import CallreviewError
-from pipeline.reports import stats
+from pipeline.reports import situations, stats
 from pipeline.reports.conversation import call_metrics
-from pipeline.speech.transcript import Utterance
+from pipeline.reports.data import CATEGORIES, CORRECT, DONE, MISSING, NOT_IN_SCRIPT, CallInfo, Judgement, ReportData, ReportError, ReviewInfo, load
 from pipeline.storage.store import (
     ORDER,
-    AlignmentRow,
-    Assignment,
-    ChecklistVersion,
-    Outcome,
-    Recording,
-    Review,
-    StepMark,
-    User,
-    UtteranceRow,
 )
-
-CORRECT, INCORRECT, NOT_IN_SCRIPT, MISSING = "correct", "incorrect", "not_in_script", "missing"
-CATEGORIES = (CORRECT, INCORRECT, NOT_IN_SCRIPT, MISSING)
-DONE = (CORRECT, INCORRECT)
-
-
-class ReportError(CallreviewError):
-    """A report cannot be built or written as asked."""
-
-
-def categorize(mark: str | None, pipeline_status: str | None) -> str | None:
-    """One listener verdict for a step: correct, incorrect, not_in_script or missing."""
-    if mark in (CORRECT, NOT_IN_SCRIPT, MISSING):
-        return mark
-    not_found = pipeline_status in (MISSING, "not_found", None)
-    if mark == INCORRECT:
-        return MISSING if not_found else INCORRECT
-    # Unmarked (only in drafts): the aligner's "missing" stands until a listener says otherwise.
-    return MISSING if pipeline_status in (MISSING, "not_found") else None
-
-
-# --- data --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """One reviewer's verdict on one step of one call (submitted reviews only)."""
-
-    review_id: int
-    recording_id: int
-    reviewer: str
-    reviewer_role: str  # owner | listener
-    is_gold: bool  # the assignment was a gold call in a listener's queue
-    step_id: str
-    mark: str | None
-    pipeline_status: str | None
-    category: str | None
-    comment: str
-    submitted_at: dt.datetime | None
-
-
-@dataclass
-class CallInfo:
-    recording_id: int
-    name: str
-    operator: str
-    kind: str
-    duration: float | None
-    call_time: dt.datetime | None
-    listen_path: str | None
-    checklist_id: str | None = None
-    version: int | None = None
-    steps: list[tuple[str, str]] = field(default_factory=list)  # (id, title) in script order
-    pipeline: dict[str, str] = field(default_factory=dict)  # step id -> found | missing
-    outcome: str | None = None
-    amount: float | None = None
-
-    @property
-    def auto_adherence(self) -> float | None:
-        if not self.pipeline:
-            return None
-        return sum(s == "found" for s in self.pipeline.values()) / len(self.pipeline)
-
-
-@dataclass
-class ReviewInfo:
-    review_id: int
-    recording_id: int
-    reviewer: str
-    reviewer_role: str
-    rate: float
-    is_gold: bool
-    submitted_at: dt.datetime | None
-    alignment_version: int | None = None
-
-
-@dataclass
-class ReportData:
-    calls: dict[int, CallInfo]
-    reviews: list[ReviewInfo]
-    judgements: list[Judgement]
-    step_titles: dict[tuple[str, str], str] = field(default_factory=dict)  # (checklist, step) -> title
-    utterances: dict[int, list[Utterance]] = field(default_factory=dict)
-
-    def verdicts(self) -> dict[tuple[int, str], Judgement]:
-        """One judgement per (call, step): the owner's, else the first submitted listener's."""
-        best: dict[tuple[int, str], Judgement] = {}
-        for j in self.judgements:
-            if j.category is None:
-                continue
-            key = (j.recording_id, j.step_id)
-            cur = best.get(key)
-            if cur is None or _rank(j) < _rank(cur):
-                best[key] = j
-        return best
-
-    def title(self, checklist_id: str | None, step_id: str) -> str:
-        return self.step_titles.get((checklist_id or "", step_id), step_id)
-
-
-def _rank(j: Judgement) -> tuple:
-    far = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
-    return (0 if j.reviewer_role == "owner" else 1, _aware(j.submitted_at) or far, j.review_id)
-
-
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    if t is None:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
-TIME_KEYS = ("call_time", "started_at", "start_time", "datetime", "time", "date")
-
-
-def call_time(rec: Recording, outcome_time: dt.datetime | None = None) -> dt.datetime | None:
-    """When the call happened: the ingest metadata if it says, else the CRM, else ingest time."""
-    for key in TIME_KEYS:
-        value = (rec.source_meta or {}).get(key)
-        if value:
-            try:
-                return _aware(dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-            except ValueError:
-                continue
-    return _aware(outcome_time) or _aware(rec.created_at)
-
-
-def load(session: Session, with_utterances: bool = True) -> ReportData:
-    """Read everything the reports need in a handful of queries."""
-    outcomes = {o.recording_id: o for o in session.scalars(select(Outcome)) if o.recording_id is not None}
-    versions = {v.id: v for v in session.scalars(select(ChecklistVersion))}
-    step_titles: dict[tuple[str, str], str] = {}
-    for v in sorted(versions.values(), key=lambda v: (v.checklist_id, v.version)):
-        for s in (v.content or {}).get("steps", []):
-            step_titles[(v.checklist_id, s["id"])] = s.get("title", s["id"])
-    latest: dict[int, AlignmentRow] = {}
-    alignments: dict[int, AlignmentRow] = {}
-    for row in session.scalars(select(AlignmentRow).order_by(AlignmentRow.id)):
-        latest[row.recording_id] = row
-        alignments[row.id] = row
-
-    def steps_of(row: AlignmentRow) -> tuple[list[tuple[str, str]], dict[str, str]]:
-        v = versions.get(row.checklist_version_id)
-        content_steps = (v.content or {}).get("steps", []) if v else []
-        order = [(s["id"], s.get("title", s["id"])) for s in content_steps]
-        pipeline = {s["id"]: s.get("status", "") for s in row.result.get("steps", [])}
-        if not order:
-            order = [(sid, sid) for sid in pipeline]
-        return order, pipeline
-
-    calls: dict[int, CallInfo] = {}
-    for rec in session.scalars(select(Recording).order_by(Recording.id)):
-        o = outcomes.get(rec.id)
-        info = CallInfo(
-            recording_id=rec.id,
-            name=rec.original_name,
-            operator=rec.operator or "(unknown)",
-            kind=rec.kind or "audio",
-            duration=rec.duration,
-            call_time=call_time(rec, o.time if o else None),
-            listen_path=rec.listen_path,
-            outcome=o.outcome if o else None,
-            amount=o.amount if o else None,
-        )
-        row = latest.get(rec.id)
-        if row is not None:
-            v = versions.get(row.checklist_version_id)
-            info.checklist_id, info.version = (v.checklist_id, v.version) if v else (None, None)
-            info.steps, info.pipeline = steps_of(row)
-        calls[rec.id] = info
-
-    reviews: list[ReviewInfo] = []
-    review_pipeline: dict[int, dict[str, str]] = {}
-    stmt = (
-        select(Review, Assignment, User)
-        .join(Assignment, Assignment.id == Review.assignment_id)
-        .join(User, User.id == Assignment.listener_id)
-        .where(Review.status == "submitted")
-        .order_by(Review.id)
-    )
-    for review, a, user in session.execute(stmt).all():
-        row = alignments.get(review.alignment_id) if review.alignment_id else latest.get(a.recording_id)
-        version = None
-        if row is not None:
-            review_pipeline[review.id] = steps_of(row)[1]
-            v = versions.get(row.checklist_version_id)
-            version = v.version if v else None
-        reviews.append(
-            ReviewInfo(review.id, a.recording_id, user.name, user.role, user.rate or 0.0, a.is_gold,
-                       _aware(review.submitted_at), version)
-        )
-    by_review = {r.review_id: r for r in reviews}
-    judgements = []
-    if by_review:
-        for m in session.scalars(select(StepMark).where(StepMark.review_id.in_(by_review)).order_by(StepMark.id)):
-            r = by_review[m.review_id]
-            status = review_pipeline.get(r.review_id, {}).get(m.step_id)
-            judgements.append(
-                Judgement(r.review_id, r.recording_id, r.reviewer, r.reviewer_role, r.is_gold, m.step_id, m.mark,
-                          status, categorize(m.mark, status), m.comment or "", r.submitted_at)
-            )
-    # Plain records, not ORM rows, so the app can cache ReportData.
-    utterances: dict[int, list[Utterance]] = defaultdict(list)
-    if with_utterances:
-        rows = session.execute(select(UtteranceRow.recording_id, UtteranceRow.speaker, UtteranceRow.start, UtteranceRow.end,
-                                      UtteranceRow.channel).order_by(UtteranceRow.recording_id, UtteranceRow.idx))
-        for rid, speaker, start, end, channel in rows:
-            utterances[rid].append(Utterance(speaker, start, end, "", channel))
-    return ReportData(calls, reviews, judgements, step_titles, dict(utterances))
-
 
 # --- helpers -----------------------------------------------------------------
 
@@ -728,8 +502,6 @@ def export_many(tables: dict[str, pd.DataFrame], fmt: str) -> bytes:
 
 
 def _situations(session: Session, data: ReportData) -> pd.DataFrame:
-    from pipeline.reports import situations
-
     return situations.situations_report(session, data)
 
 

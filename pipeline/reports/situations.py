@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
+from pipeline.reports.data import call_time
 from pipeline.storage.store import (
     AlignmentRow,
     Assignment,
@@ -241,7 +242,6 @@ def build_situations(items: Sequence[Item], markers: Sequence[SituationMarker] =
 
 def load_items(session: Session) -> list[Item]:
     """Every not-in-script step mark and off-script moment of submitted reviews."""
-    from pipeline.reports.reports import call_time
 
     versions = {v.id: v for v in session.scalars(select(ChecklistVersion))}
     rows = session.execute(

@@ -21,11 +21,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipeline.script.checklist import Checklist, store_checklist_version  # noqa: F401  (re-exported for the stored path)
+from pipeline.script.checklist import OFF_SCRIPT, Checklist
 from pipeline.script.embed import Scorer, get_scorer
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
 
-OFF_SCRIPT = "off_script"
 FOUND, MISSING = "found", "missing"
 
 
@@ -431,7 +430,7 @@ def align(
     params: AlignParams = AlignParams(),
 ) -> Alignment:
     """Align one call with its script. ``extra_examples`` maps a step id (or
-    ``OFF_SCRIPT``) to listener-confirmed phrasings (see ``reviewed_examples``)."""
+    ``OFF_SCRIPT``) to listener-confirmed phrasings (see ``pipeline.storage.checklists.reviewed_examples``)."""
     return align_many([transcript], checklist, scorer, extra_examples, params)[0]
 
 
@@ -451,50 +450,3 @@ def analysis_json(file_name: str, transcript: Transcript, checklist: Checklist, 
 
 
 alignment_to_dict = Alignment.to_json
-
-
-# --- learning from reviews -------------------------------------------------------
-
-
-def reviewed_examples(session, checklist_version_id: int) -> dict[str, list[str]]:
-    """Listener-confirmed phrasings for one script version, for ``align(extra_examples=...)``.
-
-    A step marked ``correct`` in a submitted review adds the text of the
-    utterances the alignment attached to that step; off-script moments add
-    their text (or their utterance's) under ``OFF_SCRIPT``."""
-    from sqlalchemy import select
-
-    from pipeline.storage.store import AlignmentRow, Review
-
-    out: dict[str, list[str]] = {}
-
-    def add(key: str, text: str) -> None:
-        text = (text or "").strip()
-        if text and text not in out.setdefault(key, []):
-            out[key].append(text)
-
-    reviews = session.scalars(
-        select(Review)
-        .join(AlignmentRow, Review.alignment_id == AlignmentRow.id)
-        .where(AlignmentRow.checklist_version_id == checklist_version_id, Review.status == "submitted")
-        .order_by(Review.id)
-    ).all()
-    for review in reviews:
-        result = session.get(AlignmentRow, review.alignment_id).result or {}
-        texts = {u["i"]: u["text"] for u in result.get("utterances", [])}
-        steps = {s["id"]: s for s in result.get("steps", [])}
-        for mark in review.marks:
-            step = steps.get(mark.step_id)
-            if mark.mark == "correct" and step and step.get("status") == FOUND:
-                # the quote is the sentence that matched; whole utterances may mix steps
-                add(mark.step_id, step.get("quote") or " ".join(texts.get(i, "") for i in step.get("utterances", [])))
-        for moment in review.moments:
-            add(OFF_SCRIPT, moment.text or texts.get(moment.utterance_idx, ""))
-    # drop texts that listeners confirmed both as a step and as off-script
-    off = set(out.get(OFF_SCRIPT, []))
-    for key in [k for k in out if k != OFF_SCRIPT]:
-        clash = off.intersection(out[key])
-        out[key] = [t for t in out[key] if t not in clash]
-        if OFF_SCRIPT in out:
-            out[OFF_SCRIPT] = [t for t in out[OFF_SCRIPT] if t not in clash]
-    return {k: v for k, v in out.items() if v}

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pipeline.errors import ChecklistError
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
+# The label of an operator sentence that does no step of the script.
+OFF_SCRIPT = "off_script"
 
 
 class Step(BaseModel):
@@ -194,31 +196,3 @@ def load_checklist(path: str | Path) -> Checklist:
     except (OSError, UnicodeDecodeError) as exc:
         raise ChecklistError(f"{path}: cannot read the checklist ({exc})") from None
     return parse_checklist(text, source=str(path))
-
-
-def store_checklist_version(session, checklist: Checklist):
-    """Get or create the ``ChecklistVersion`` row for this exact content."""
-    from sqlalchemy import select
-
-    from pipeline.storage.store import ChecklistVersion
-
-    sha = checklist.sha256
-    row = session.scalar(
-        select(ChecklistVersion).where(ChecklistVersion.checklist_id == checklist.id, ChecklistVersion.sha256 == sha)
-    )
-    if row is None:
-        row = ChecklistVersion(
-            checklist_id=checklist.id,
-            version=checklist.version,
-            sha256=sha,
-            title=checklist.title,
-            content=checklist.canonical(),
-        )
-        session.add(row)
-        session.flush()
-    return row
-
-
-def checklist_from_version(row) -> Checklist:
-    """Rebuild the checklist a stored alignment used."""
-    return Checklist.model_validate(row.content)

@@ -29,7 +29,7 @@ from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from pipeline.script.checklist import Checklist
+from pipeline.script.checklist import OFF_SCRIPT, Checklist
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,6 @@ class Scorer:
 
     def space(self, checklist: Checklist, extra_examples: dict[str, list[str]] | None = None) -> StepSpace:
         """Embeds the checklist's examples once (cached per content + extra examples)."""
-        from pipeline.script.align import OFF_SCRIPT
-
         extra = {k: tuple(dict.fromkeys(v)) for k, v in sorted((extra_examples or {}).items()) if v}
         key = (checklist.sha256, tuple(extra.items()))
         with self._lock:

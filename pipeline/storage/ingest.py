@@ -1,9 +1,9 @@
 """The stored path: register recordings, then transcribe and align them into
 the database, one recording per transaction so a killed batch loses nothing.
 
-``process_paths`` is what ``callreview ingest``/``process``, the owner's upload
-page and the parallel runners (``pipeline/storage/runner.py``) call. A recording is
-*claimed* atomically before work starts (status ``processing`` plus the
+``plan`` registers a batch's files and yields the recordings that need work;
+``work_on_many`` processes a claimed group of them. The runner
+(``pipeline/storage/runner.py``) drives both. A recording is *claimed* atomically before work starts (status ``processing`` plus the
 worker's name), so two runners never do the same file, and a claim whose worker
 died is taken over: the dead worker's unfinished run is closed as abandoned, so
 ``processing_runs`` shows the retry.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
-import itertools
 import logging
 import os
 import shutil
@@ -42,7 +41,6 @@ AUDIO_EXTENSIONS = {".wav", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp4", ".a
 # A claim older than this is considered abandoned even if we cannot check its process.
 CLAIM_LEASE_S = 30 * 60
 
-Progress = Callable[[int, int, str], None]
 Source = Path | str  # a local path, or an fsspec URL kept as a string
 
 
@@ -410,7 +408,8 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
 def align_stored(settings: Settings, recording_id: int, checklist, started: float, run_id: int) -> None:
     """Align a stored transcript with ``checklist`` and store the result (replacing an
     older one for the same version), closing the open ``run_id``."""
-    from pipeline.script.align import align, analysis_json, store_checklist_version
+    from pipeline.script.align import align, analysis_json
+    from pipeline.storage.checklists import store_checklist_version
     from pipeline.storage.store import AlignmentRow
 
     with session_scope(settings.db_url) as session:
@@ -512,65 +511,3 @@ def plan(
         # A file that failed its probe at registration is retried here too:
         # decoding raises the same clear error if it is still bad.
         yield Job(str(path), recording_id)
-
-
-def iter_process(
-    paths: Iterable[str | Path],
-    settings: Settings,
-    checklist_path: Path | None = None,
-    operator: str | None = None,
-    operator_channel: str | None = None,
-    metadata_csv: Path | None = None,
-    workers: int = 1,
-    scheduler: str | None = None,
-) -> Iterator[ProcessResult]:
-    """Register then process each file, yielding one result per input file.
-
-    ``workers`` > 1 spreads the work over that many local processes;
-    ``scheduler`` (``tcp://host:8786``) over a Dask cluster. Results then come
-    in the order they finish."""
-    checklist = load_checklist_opt(checklist_path)
-    items = plan(paths, settings, checklist, operator, operator_channel, metadata_csv)
-    if scheduler:
-        from pipeline.storage.runner import run_dask
-
-        yield from run_dask(items, settings, checklist, scheduler)
-        return
-    if workers > 1:
-        from pipeline.storage.runner import run_local
-
-        yield from run_local(items, settings, checklist, workers)
-        return
-    from pipeline.speech.transcribe import BATCH_CALLS
-
-    worker = worker_name()
-    held: list[ProcessResult | Job] = []  # up to a batch of jobs, and the results between them, in order
-    for item in itertools.chain(items, [None]):  # None: the end, flush what is held
-        if item is not None:
-            held.append(item)
-        jobs = [h for h in held if isinstance(h, Job)]
-        if item is None or len(jobs) >= BATCH_CALLS:
-            done = iter(work_on_many(settings, jobs, checklist, worker))
-            yield from (next(done) if isinstance(h, Job) else h for h in held)
-            held = []
-
-
-def process_paths(
-    paths: Iterable[str | Path],
-    settings: Settings,
-    checklist_path: Path | None = None,
-    operator: str | None = None,
-    operator_channel: str | None = None,
-    metadata_csv: Path | None = None,
-    progress: Progress | None = None,
-    workers: int = 1,
-    scheduler: str | None = None,
-) -> list[ProcessResult]:
-    """Process a batch; ``progress(done, total, file_name)`` is called after each file."""
-    files = expand_paths(paths)
-    results = []
-    for result in iter_process(files, settings, checklist_path, operator, operator_channel, metadata_csv, workers, scheduler):
-        results.append(result)
-        if progress is not None:
-            progress(len(results), len(files), source_name(result.path))
-    return results

@@ -1,7 +1,9 @@
-"""Run the stages (decode, transcribe, align, store) in parallel: a pool of
-local processes, or the workers of a Dask distributed cluster.
+"""Run the stages (decode, transcribe, align, store) over a batch of files: in
+this process, in a pool of local processes, or on the workers of a Dask
+distributed cluster. ``process_paths`` is what ``callreview ingest``/``process``
+and the owner's upload page call.
 
-Both take the ``Job``s that ``ingest.plan`` yields (recordings registered where
+The parallel runners take the ``Job``s that ``ingest.plan`` yields (recordings registered where
 the batch started) and call ``ingest.work_on`` for each inside a worker, which
 claims the recording atomically in the database before doing anything. So two
 runners never process the same file, and a recording whose worker died is
@@ -14,18 +16,33 @@ of one process with two threads (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 from pipeline.config import Settings, available_cores, default_workers
-from pipeline.storage.ingest import FAILED, Job, ProcessResult, source_name, work_on, worker_name
+from pipeline.storage.ingest import (
+    FAILED,
+    Job,
+    ProcessResult,
+    expand_paths,
+    load_checklist_opt,
+    plan,
+    source_name,
+    work_on,
+    work_on_many,
+    worker_name,
+)
 
 log = logging.getLogger(__name__)
 
 # How many times a batch restarts a local pool whose worker died (OOM killer,
 # a crash in a native library) before it gives the remaining files up.
 POOL_RESTARTS = 2
+
+Progress = Callable[[int, int, str], None]
 
 
 def _worker_settings(settings: Settings, threads: int) -> Settings:
@@ -199,3 +216,66 @@ def run_dask(
                 yield _give_up(settings, job, f"{source_name(job.path)}: the Dask workers processing it kept dying ({type(exc).__name__})")
             except Exception as exc:  # noqa: BLE001 - e.g. a worker without the package
                 yield _give_up(settings, job, f"{source_name(job.path)}: the Dask task failed: {type(exc).__name__}: {exc}")
+
+
+def run_serial(items: Iterable[ProcessResult | Job], settings: Settings, checklist=None) -> Iterator[ProcessResult]:
+    """This process does the jobs, a batch of ``BATCH_CALLS`` at a time; results in input order."""
+    from pipeline.speech.transcribe import BATCH_CALLS
+
+    worker = worker_name()
+    held: list[ProcessResult | Job] = []  # up to a batch of jobs, and the results between them, in order
+    for item in itertools.chain(items, [None]):  # None: the end, flush what is held
+        if item is not None:
+            held.append(item)
+        jobs = [h for h in held if isinstance(h, Job)]
+        if item is None or len(jobs) >= BATCH_CALLS:
+            done = iter(work_on_many(settings, jobs, checklist, worker))
+            yield from (next(done) if isinstance(h, Job) else h for h in held)
+            held = []
+
+
+def iter_process(
+    paths: Iterable[str | Path],
+    settings: Settings,
+    checklist_path: Path | None = None,
+    operator: str | None = None,
+    operator_channel: str | None = None,
+    metadata_csv: Path | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> Iterator[ProcessResult]:
+    """Register then process each file, yielding one result per input file.
+
+    ``workers`` > 1 spreads the work over that many local processes;
+    ``scheduler`` (``tcp://host:8786``) over a Dask cluster. Results then come
+    in the order they finish."""
+    checklist = load_checklist_opt(checklist_path)
+    items = plan(paths, settings, checklist, operator, operator_channel, metadata_csv)
+    if scheduler:
+        yield from run_dask(items, settings, checklist, scheduler)
+        return
+    if workers > 1:
+        yield from run_local(items, settings, checklist, workers)
+        return
+    yield from run_serial(items, settings, checklist)
+
+
+def process_paths(
+    paths: Iterable[str | Path],
+    settings: Settings,
+    checklist_path: Path | None = None,
+    operator: str | None = None,
+    operator_channel: str | None = None,
+    metadata_csv: Path | None = None,
+    progress: Progress | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> list[ProcessResult]:
+    """Process a batch; ``progress(done, total, file_name)`` is called after each file."""
+    files = expand_paths(paths)
+    results = []
+    for result in iter_process(files, settings, checklist_path, operator, operator_channel, metadata_csv, workers, scheduler):
+        results.append(result)
+        if progress is not None:
+            progress(len(results), len(files), source_name(result.path))
+    return results
