@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from pipeline.config import default_workers, get_settings
+from pipeline.vocabulary import FileResult, RecordingStatus, SaleOutcome, StepStatus
 
 app = typer.Typer(
     help="callreview: offline call review. Transcribe call recordings with Whisper, "
@@ -156,7 +157,7 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
             bar.write(f"{len(files)} file(s), {where}")
             for result in iter_process(files, settings, checklist, operator, operator_channel, metadata, workers, scheduler):
                 tally[result.status] = tally.get(result.status, 0) + 1
-                if result.status in ("failed", "busy", "duplicate"):
+                if result.status in (FileResult.FAILED, FileResult.BUSY, FileResult.DUPLICATE):
                     bar.write(f"{result.status}: {result.message}")
                 bar.set_postfix_str(source_name(result.path))
                 bar.update(1)
@@ -164,7 +165,7 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())))
-    if tally.get("failed"):
+    if tally.get(FileResult.FAILED):
         raise typer.Exit(1)
 
 
@@ -234,7 +235,7 @@ def analyze(
                 failed += 1
                 typer.echo(f"failed: {r.error}", err=True)
             else:
-                found = sum(s["status"] == "found" for s in r.result["steps"])
+                found = sum(s["status"] == StepStatus.FOUND for s in r.result["steps"])
                 typer.echo(f"{r.output}: {found}/{len(r.result['steps'])} steps, {len(r.result['off_script'])} off-script")
     except CallreviewError as exc:
         _fail(exc)
@@ -247,14 +248,14 @@ def status() -> None:
     """Recordings by status, and every failure with its reason."""
     from sqlalchemy import func, select
 
-    from pipeline.storage.store import FAILED, Recording, session_scope, upgrade
+    from pipeline.storage.store import Recording, session_scope, upgrade
 
     settings = get_settings()
     upgrade(settings.db_url)
     with session_scope(settings.db_url) as session:
         counts = session.execute(select(Recording.status, func.count()).group_by(Recording.status)).all()
         failures = session.execute(
-            select(Recording.original_name, Recording.error).where(Recording.status == FAILED).order_by(Recording.id)
+            select(Recording.original_name, Recording.error).where(Recording.status == RecordingStatus.FAILED).order_by(Recording.id)
         ).all()
     if not counts:
         typer.echo("no recordings yet: run `callreview ingest FOLDER`")
@@ -369,7 +370,7 @@ def outcomes_import(
     values = {}
     for v in value:
         raw, _, canon = v.partition("=")
-        if canon not in ("order", "no_order", "cancelled", "other"):
+        if canon not in tuple(SaleOutcome):
             raise typer.BadParameter(f"--value {v!r}: write RAW=order, RAW=no_order, RAW=cancelled or RAW=other")
         values[raw] = canon
     mapping = outcomes.ColumnMapping(call=call, outcome=outcome, operator=operator, time=time, amount=amount, values=values)

@@ -10,6 +10,7 @@ import streamlit as st
 
 from pipeline.review import review
 from pipeline.storage.store import session_scope
+from pipeline.vocabulary import Role
 from review_app.session import current_user, db_url, emit_cookie_script, emit_logout_script, log_out
 
 HERE = Path(__file__).parent
@@ -30,7 +31,7 @@ REPORT_PAGES = [
 def _pages(user):
     if user is None:
         return [st.Page("pages/login.py", title="Вход", icon="🔑", default=True)]
-    if user.role == "listener":
+    if user.role == Role.LISTENER:
         return [
             st.Page("pages/queue.py", title="Мои звонки", icon="📋", default=True),
             st.Page("pages/review.py", title="Звонок", icon="🎧"),

@@ -10,6 +10,7 @@ import streamlit as st
 from pipeline.reports import reports
 from pipeline.reports.data import ReportData, load
 from pipeline.storage.store import session_scope
+from pipeline.vocabulary import Role
 
 PERCENT_HINTS = ("correct", "incorrect", "not_in_script", "missing", "adherence", "conversion", "agreement", "percent",
                  "share", "margin_of_error", "lift")
@@ -23,7 +24,7 @@ def owner_db() -> str:
         from pipeline.config import get_settings
 
         return get_settings().db_url
-    require_role("owner")
+    require_role(Role.OWNER)
     return db_url()
 
 

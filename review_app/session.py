@@ -2,7 +2,7 @@
 role checks. Pages import this; the pipeline never does.
 
     from review_app.session import current_user, db_url, require_role
-    user = require_role("owner")          # stops the page for anyone else
+    user = require_role(Role.OWNER)          # stops the page for anyone else
     with session_scope(db_url()) as s: ...
 """
 

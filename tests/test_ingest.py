@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from pipeline.storage import store
 from pipeline.storage.runner import process_paths
-from pipeline.storage.store import FAILED, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
+from pipeline.storage.store import ProcessingRun, Recording, UtteranceRow, session_scope
+from pipeline.vocabulary import RecordingStatus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from shortcalls import DIALOGUES, copy_calls, make_bad_files, make_short_calls, make_truncated  # noqa: E402
@@ -87,8 +88,8 @@ def test_bad_files_are_recorded_and_the_batch_goes_on(settings, short_calls, tmp
     with session_scope(settings.db_url) as s:
         rows = {r.original_name: r for r in s.scalars(select(Recording))}
     for name in bad:
-        assert rows[name].status == FAILED and name in rows[name].error
-    assert all(rows[p.name].status == TRANSCRIBED for p in good)
+        assert rows[name].status == RecordingStatus.FAILED and name in rows[name].error
+    assert all(rows[p.name].status == RecordingStatus.TRANSCRIBED for p in good)
     assert rows[cut.name].duration < 6.0
 
     # `callreview status` lists every failure with its reason.
@@ -109,7 +110,7 @@ def test_bad_files_are_recorded_and_the_batch_goes_on(settings, short_calls, tmp
 
 def _db_state(url: str) -> tuple[int, int, list]:
     with session_scope(url) as s:
-        done = store.count(s, Recording, status=TRANSCRIBED)
+        done = store.count(s, Recording, status=RecordingStatus.TRANSCRIBED)
         total = store.count(s, Recording)
         open_runs = s.execute(
             select(ProcessingRun.worker).where(ProcessingRun.finished_at.is_(None))
@@ -171,7 +172,7 @@ def test_batch_killed_with_sigkill_resumes_without_duplicates(db_url, short_call
     done, _total, open_runs = _db_state(db_url)
     assert done < len(short_calls)
     with session_scope(db_url) as s:
-        interrupted = s.scalars(select(Recording.id).where(Recording.status == store.PROCESSING)).all()
+        interrupted = s.scalars(select(Recording.id).where(Recording.status == RecordingStatus.PROCESSING)).all()
     killed_workers = {w.split(" ")[0] for w in open_runs}
     # Its worker processes die with it (no orphan keeps a claim).
     time.sleep(1.0)
@@ -192,7 +193,7 @@ def test_batch_killed_with_sigkill_resumes_without_duplicates(db_url, short_call
     with session_scope(db_url) as s:
         recs = s.scalars(select(Recording).order_by(Recording.id)).all()
         assert sorted(r.original_name for r in recs) == sorted(p.name for p in short_calls)
-        assert all(r.status == TRANSCRIBED for r in recs)
+        assert all(r.status == RecordingStatus.TRANSCRIBED for r in recs)
         for r in recs:
             runs = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == r.id)).all()
             assert sum(1 for run in runs if run.ok) == 1, [(run.worker, run.ok, run.error) for run in runs]

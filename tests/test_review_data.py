@@ -15,6 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from pipeline.vocabulary import RecordingStatus
+
 REPO = Path(__file__).resolve().parent.parent
 CHECKLIST = REPO / "checklists" / "appliances-inbound.yaml"
 
@@ -69,14 +71,14 @@ def _checklist_version(session):
 def add_call(session, name: str, operator: str = OPERATOR_NAME, listen_path: Path | None = None,
              repeat: int = 1, seconds_per_turn: float = 4.0) -> int:
     """A recording with transcript and alignment; ``repeat`` makes long calls."""
-    from pipeline.storage.store import ALIGNED, AlignmentRow, Recording, UtteranceRow
+    from pipeline.storage.store import AlignmentRow, Recording, UtteranceRow
 
     turns = SCRIPT_CALL * repeat
     duration = len(turns) * seconds_per_turn
     rec = Recording(
         sha256=hashlib.sha256(name.encode()).hexdigest(), original_name=name, source_path=f"/incoming/{name}",
         listen_path=str(listen_path) if listen_path else None, duration=duration, channels=2, sample_rate=8000,
-        operator=operator, source_meta={"caller": "+79123456789", "file": name}, status=ALIGNED,
+        operator=operator, source_meta={"caller": "+79123456789", "file": name}, status=RecordingStatus.ALIGNED,
     )
     session.add(rec)
     session.flush()

@@ -12,6 +12,7 @@ from test_review_data import OPERATOR_NAME, SECRETS, STEP_IDS, add_call, build_w
 from pipeline.review import review
 from pipeline.review.review import write_session
 from pipeline.storage.store import Assignment, Review, StepMark, session_scope
+from pipeline.vocabulary import Mark, ReviewStatus
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def world(tmp_path, db_url):
     return build_world(tmp_path, url=db_url, calls=3, listeners=2, with_audio=False)
 
 
-def _mark_all(url, listener_id, aid, mark=review.CORRECT):
+def _mark_all(url, listener_id, aid, mark=Mark.CORRECT):
     with write_session(url) as s:
         for sid in STEP_IDS:
             review.save_mark(s, listener_id, aid, sid, mark)
@@ -29,7 +30,7 @@ def test_queue_status_and_order(world):
     anna = world.listener_ids[0]
     first, second, _ = world.assignment_ids["anna"]
     with write_session(world.url) as s:
-        review.save_mark(s, anna, second, "greeting", review.CORRECT)
+        review.save_mark(s, anna, second, "greeting", Mark.CORRECT)
     with session_scope(world.url) as s:
         queue = review.listener_queue(s, anna)
     assert [q.assignment_id for q in queue][0] == second  # in progress first
@@ -63,14 +64,14 @@ def test_draft_survives_and_submit_validates_then_locks(world):
     anna = world.listener_ids[0]
     aid = world.assignment_ids["anna"][0]
     with write_session(world.url) as s:
-        review.save_mark(s, anna, aid, "greeting", review.INCORRECT, "не назвала магазин")
+        review.save_mark(s, anna, aid, "greeting", Mark.INCORRECT, "не назвала магазин")
         review.save_comment(s, anna, aid, "need", "коротко")
         review.confirm_off_script(s, anna, aid, 7, True, "доставка в воскресенье")
         review.add_moment(s, anna, aid, 30.0, "вывоз старой техники")
         review.set_urgent(s, anna, aid, True, "клиент готов купить сегодня")
     with session_scope(world.url) as s:
         view = review.open_call(s, anna, aid)
-    assert view.steps[0].mark == review.INCORRECT and view.steps[0].comment == "не назвала магазин"
+    assert view.steps[0].mark == Mark.INCORRECT and view.steps[0].comment == "не назвала магазин"
     assert view.steps[1].mark is None and view.steps[1].comment == "коротко"
     assert view.off_script[0].confirmed_id and view.off_script[0].description == "доставка в воскресенье"
     assert [m.description for m in view.moments] == ["вывоз старой техники"]
@@ -83,9 +84,9 @@ def test_draft_survives_and_submit_validates_then_locks(world):
     _mark_all(world.url, anna, aid)
     with write_session(world.url) as s:
         r = review.submit_review(s, anna, aid)
-    assert r.status == review.SUBMITTED and r.submitted_at is not None
+    assert r.status == ReviewStatus.SUBMITTED and r.submitted_at is not None
     with write_session(world.url) as s, pytest.raises(review.ReviewLocked):
-        review.save_mark(s, anna, aid, "greeting", review.INCORRECT)
+        review.save_mark(s, anna, aid, "greeting", Mark.INCORRECT)
     with session_scope(world.url) as s:
         assert s.get(Assignment, aid).status == "submitted"
         assert s.scalar(select(StepMark.comment).where(StepMark.step_id == "need")) == "коротко"

@@ -21,7 +21,8 @@ from sqlalchemy import select, update
 from pipeline.storage import ingest, store
 from pipeline.storage.ingest import BUSY, CLAIMED, DONE, register, try_claim
 from pipeline.storage.runner import process_paths
-from pipeline.storage.store import PROCESSING, TRANSCRIBED, ProcessingRun, Recording, UtteranceRow, session_scope
+from pipeline.storage.store import ProcessingRun, Recording, UtteranceRow, session_scope
+from pipeline.vocabulary import RecordingStatus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from shortcalls import copy_calls, make_short_calls  # noqa: E402
@@ -61,7 +62,7 @@ def test_racing_claims_have_one_winner(settings, short_calls):
     with session_scope(settings.db_url) as s:
         rec = s.get(Recording, rid)
         winner = next(i for i, outcome in wins if outcome == CLAIMED)
-        assert rec.status == PROCESSING and rec.claimed_by.endswith(f"racer-{winner}") and rec.attempts == 1
+        assert rec.status == RecordingStatus.PROCESSING and rec.claimed_by.endswith(f"racer-{winner}") and rec.attempts == 1
 
 
 def test_dead_workers_claims_are_taken_over(settings, short_calls):
@@ -94,7 +95,7 @@ def test_dead_workers_claims_are_taken_over(settings, short_calls):
         assert s.get(Recording, rid).attempts == 4
     # Nothing to do is not a claim.
     with session_scope(settings.db_url) as s:
-        s.execute(update(Recording).where(Recording.id == rid).values(status=TRANSCRIBED, claimed_by=None))
+        s.execute(update(Recording).where(Recording.id == rid).values(status=RecordingStatus.TRANSCRIBED, claimed_by=None))
     assert try_claim(settings, rid, "me:4") == DONE
 
 
@@ -106,7 +107,7 @@ def _assert_processed_once(url: str, names: list[str]) -> None:
         recs = s.scalars(select(Recording).order_by(Recording.id)).all()
         assert sorted(r.original_name for r in recs) == sorted(names)
         for r in recs:
-            assert r.status == TRANSCRIBED and r.claimed_by is None, (r.original_name, r.status, r.error)
+            assert r.status == RecordingStatus.TRANSCRIBED and r.claimed_by is None, (r.original_name, r.status, r.error)
             runs = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == r.id)).all()
             assert sum(1 for run in runs if run.ok) == 1, [(run.worker, run.ok, run.error) for run in runs]
             assert all(run.finished_at is not None for run in runs)
@@ -224,7 +225,7 @@ def test_dask_cluster_survives_a_killed_worker(settings, dask_cluster, short_cal
         assert batch.is_alive(), (errors, results)
         assert time.monotonic() < deadline, "no worker started a call"
         with session_scope(settings.db_url) as s:
-            done = store.count(s, Recording, status=TRANSCRIBED)
+            done = store.count(s, Recording, status=RecordingStatus.TRANSCRIBED)
             running = s.execute(
                 select(ProcessingRun.recording_id, ProcessingRun.worker).where(ProcessingRun.finished_at.is_(None))
             ).first()

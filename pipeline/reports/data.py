@@ -32,10 +32,9 @@ from pipeline.storage.store import (
     User,
     UtteranceRow,
 )
+from pipeline.vocabulary import Category, ReviewStatus, Role, StepStatus
 
-CORRECT, INCORRECT, NOT_IN_SCRIPT, MISSING = "correct", "incorrect", "not_in_script", "missing"
-CATEGORIES = (CORRECT, INCORRECT, NOT_IN_SCRIPT, MISSING)
-DONE = (CORRECT, INCORRECT)
+DONE = (Category.CORRECT, Category.INCORRECT)
 
 
 class ReportError(CallreviewError):
@@ -44,13 +43,13 @@ class ReportError(CallreviewError):
 
 def categorize(mark: str | None, pipeline_status: str | None) -> str | None:
     """One listener verdict for a step: correct, incorrect, not_in_script or missing."""
-    if mark in (CORRECT, NOT_IN_SCRIPT, MISSING):
+    if mark in (Category.CORRECT, Category.NOT_IN_SCRIPT, Category.MISSING):
         return mark
-    not_found = pipeline_status in (MISSING, "not_found", None)
-    if mark == INCORRECT:
-        return MISSING if not_found else INCORRECT
+    not_found = pipeline_status in (StepStatus.MISSING, "not_found", None)
+    if mark == Category.INCORRECT:
+        return Category.MISSING if not_found else Category.INCORRECT
     # Unmarked (only in drafts): the aligner's "missing" stands until a listener says otherwise.
-    return MISSING if pipeline_status in (MISSING, "not_found") else None
+    return Category.MISSING if pipeline_status in (StepStatus.MISSING, "not_found") else None
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ class CallInfo:
     def auto_adherence(self) -> float | None:
         if not self.pipeline:
             return None
-        return sum(s == "found" for s in self.pipeline.values()) / len(self.pipeline)
+        return sum(s == StepStatus.FOUND for s in self.pipeline.values()) / len(self.pipeline)
 
 
 @dataclass
@@ -131,7 +130,7 @@ class ReportData:
 
 def _rank(j: Judgement) -> tuple:
     far = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
-    return (0 if j.reviewer_role == "owner" else 1, _aware(j.submitted_at) or far, j.review_id)
+    return (0 if j.reviewer_role == Role.OWNER else 1, _aware(j.submitted_at) or far, j.review_id)
 
 
 def _aware(t: dt.datetime | None) -> dt.datetime | None:
@@ -205,7 +204,7 @@ def load(session: Session, with_utterances: bool = True) -> ReportData:
         select(Review, Assignment, User)
         .join(Assignment, Assignment.id == Review.assignment_id)
         .join(User, User.id == Assignment.listener_id)
-        .where(Review.status == "submitted")
+        .where(Review.status == ReviewStatus.SUBMITTED)
         .order_by(Review.id)
     )
     for review, a, user in session.execute(stmt).all():

@@ -16,14 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import InputError
-from pipeline.storage.store import CANCELLED, NO_ORDER, ORDER, OTHER_OUTCOME, Outcome, Recording
+from pipeline.storage.store import Outcome, Recording
+from pipeline.vocabulary import SaleOutcome
 
 # Words CRMs (Russian and English) use for each outcome, compared lower-cased.
 OUTCOME_WORDS = {
-    ORDER: ["order", "ordered", "sale", "sold", "won", "yes", "1", "true", "заказ", "оформлен", "продажа", "да", "успех", "оплачен"],
-    NO_ORDER: ["no order", "no_order", "no sale", "lost", "no", "0", "false", "нет заказа", "без заказа", "отказ", "нет",
+    SaleOutcome.ORDER: ["order", "ordered", "sale", "sold", "won", "yes", "1", "true", "заказ", "оформлен", "продажа", "да", "успех", "оплачен"],
+    SaleOutcome.NO_ORDER: ["no order", "no_order", "no sale", "lost", "no", "0", "false", "нет заказа", "без заказа", "отказ", "нет",
                "не купил"],
-    CANCELLED: ["cancelled", "canceled", "cancel", "отмена", "отменен", "отменён", "отменено", "возврат"],
+    SaleOutcome.CANCELLED: ["cancelled", "canceled", "cancel", "отмена", "отменен", "отменён", "отменено", "возврат"],
 }
 
 
@@ -85,7 +86,7 @@ def parse_outcome(value: str, extra: dict[str, str] | None = None) -> str:
     for canon, words in OUTCOME_WORDS.items():
         if v in (w.replace("ё", "е") for w in words):
             return canon
-    return OTHER_OUTCOME
+    return SaleOutcome.OTHER
 
 
 def parse_amount(value: str | None) -> float | None:

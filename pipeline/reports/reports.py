@@ -19,10 +19,8 @@ from sqlalchemy.orm import Session
 
 from pipeline.reports import situations, stats
 from pipeline.reports.conversation import call_metrics
-from pipeline.reports.data import CATEGORIES, CORRECT, DONE, MISSING, NOT_IN_SCRIPT, CallInfo, Judgement, ReportData, ReportError, ReviewInfo, load
-from pipeline.storage.store import (
-    ORDER,
-)
+from pipeline.reports.data import DONE, CallInfo, Judgement, ReportData, ReportError, ReviewInfo, load
+from pipeline.vocabulary import Category, Role, SaleOutcome, StepStatus
 
 # --- helpers -----------------------------------------------------------------
 
@@ -89,13 +87,13 @@ def steps_report(data: ReportData, by_version: bool = False) -> pd.DataFrame:
             if by_version:
                 row["version"] = key[1]
             row.update({"step_id": key[2], "step": data.title(cl, key[2]), "reviewed_calls": n})
-            for cat in CATEGORIES:
+            for cat in tuple(Category):
                 row[f"{cat}_n"] = cnt[cat]
-            for cat in CATEGORIES:
+            for cat in tuple(Category):
                 row.update(_rate_cols(cat, cnt[cat], n))
             rows.append(row)
     cols = ["checklist"] + (["version"] if by_version else []) + ["step_id", "step", "reviewed_calls"]
-    cols += [f"{c}_n" for c in CATEGORIES] + [f"{c}{s}" for c in CATEGORIES for s in ("", "_low", "_high")]
+    cols += [f"{c}_n" for c in tuple(Category)] + [f"{c}{s}" for c in tuple(Category) for s in ("", "_low", "_high")]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -125,12 +123,12 @@ def funnel_report(data: ReportData) -> pd.DataFrame:
     have_outcomes = any(c.outcome for c in data.calls.values())
     per_version: dict[tuple, list[str | None]] = defaultdict(list)
     for c in data.calls.values():
-        if not c.steps or (have_outcomes and (c.outcome is None or c.outcome == ORDER)):
+        if not c.steps or (have_outcomes and (c.outcome is None or c.outcome == SaleOutcome.ORDER)):
             continue
         last = None
         for sid, _ in c.steps:
             j = verdicts.get((c.recording_id, sid))
-            done = j.category in DONE if j is not None else c.pipeline.get(sid) == "found"
+            done = j.category in DONE if j is not None else c.pipeline.get(sid) == StepStatus.FOUND
             if done:
                 last = sid
         per_version[(c.checklist_id, c.version)].append(last)
@@ -161,7 +159,7 @@ def _call_adherence(data: ReportData) -> dict[int, float]:
     per_call: dict[int, list[str]] = defaultdict(list)
     for (rid, _sid), j in data.verdicts().items():
         per_call[rid].append(j.category)
-    return {rid: cats.count(CORRECT) / len(cats) for rid, cats in per_call.items() if cats}
+    return {rid: cats.count(Category.CORRECT) / len(cats) for rid, cats in per_call.items() if cats}
 
 
 def operators_report(data: ReportData, confidence: float = 0.95) -> pd.DataFrame:
@@ -178,7 +176,7 @@ def operators_report(data: ReportData, confidence: float = 0.95) -> pd.DataFrame
         reviewed = [adherence[c.recording_id] for c in calls if c.recording_id in adherence]
         n, total = len(reviewed), len(calls)
         known = [c for c in calls if c.outcome]
-        orders = [c for c in known if c.outcome == ORDER]
+        orders = [c for c in known if c.outcome == SaleOutcome.ORDER]
         rows.append({
             "operator": op,
             "calls": total,
@@ -204,9 +202,9 @@ def operator_steps_report(data: ReportData) -> pd.DataFrame:
     for (op, cl, sid), cnt in sorted(counts.items()):
         n = sum(cnt.values())
         row = {"operator": op, "checklist": cl, "step_id": sid, "step": data.title(cl, sid), "reviewed_calls": n,
-               "correct_n": cnt[CORRECT]}
-        row.update(_rate_cols("correct", cnt[CORRECT], n))
-        row["missing"] = cnt[MISSING] / n
+               "correct_n": cnt[Category.CORRECT]}
+        row.update(_rate_cols("correct", cnt[Category.CORRECT], n))
+        row["missing"] = cnt[Category.MISSING] / n
         rows.append(row)
     return pd.DataFrame(rows, columns=["operator", "checklist", "step_id", "step", "reviewed_calls", "correct_n",
                                        "correct", "correct_low", "correct_high", "missing"])
@@ -268,7 +266,7 @@ def _none(series: pd.Series) -> list[float | None]:
 # --- 6. listeners --------------------------------------------------------------
 
 
-def _by_unit(data: ReportData, roles: tuple[str, ...] = ("listener",)) -> dict[tuple[int, str], dict[str, Judgement]]:
+def _by_unit(data: ReportData, roles: tuple[str, ...] = (Role.LISTENER,)) -> dict[tuple[int, str], dict[str, Judgement]]:
     """(call, step) -> reviewer -> judgement, for the given reviewer roles."""
     units: dict[tuple[int, str], dict[str, Judgement]] = defaultdict(dict)
     for j in data.judgements:
@@ -285,8 +283,8 @@ def listeners_report(data: ReportData, period_rate: bool = True) -> pd.DataFrame
     """Per listener: submitted reviews and pay, agreement with gold (owner's
     marks) and with peers on overlap calls (share agreeing and Cohen's kappa),
     and agreement with the aligner on whether each step happened."""
-    listeners = sorted({r.reviewer for r in data.reviews if r.reviewer_role == "listener"})
-    gold = _by_unit(data, ("owner",))
+    listeners = sorted({r.reviewer for r in data.reviews if r.reviewer_role == Role.LISTENER})
+    gold = _by_unit(data, (Role.OWNER,))
     units = _by_unit(data)
     rows = []
     for name in listeners:
@@ -304,9 +302,9 @@ def listeners_report(data: ReportData, period_rate: bool = True) -> pd.DataFrame
                 if other != name:
                     p_a.append(j.category)
                     p_b.append(oj.category)
-            if j.category != NOT_IN_SCRIPT and j.pipeline_status:
+            if j.category != Category.NOT_IN_SCRIPT and j.pipeline_status:
                 pipe_a.append(_present(j.category))
-                pipe_b.append(j.pipeline_status == "found")
+                pipe_b.append(j.pipeline_status == StepStatus.FOUND)
         rate = mine[0].rate if mine else 0.0
         rows.append({
             "listener": name,
@@ -349,7 +347,7 @@ def _agreement(units: list[list[str]]) -> Agreement:
     percent = sum(a == b for a, b in pairs) / len(pairs)
     fleiss = None
     if len({len(u) for u in units}) == 1:
-        table = [[u.count(c) for c in CATEGORIES] for u in units]
+        table = [[u.count(c) for c in tuple(Category)] for u in units]
         fleiss = stats.fleiss_kappa(table)
     return Agreement(len(units), percent, stats.krippendorff_alpha(units), fleiss)
 
@@ -374,20 +372,20 @@ def agreement_report(data: ReportData) -> pd.DataFrame:
 def disagreements_report(data: ReportData) -> pd.DataFrame:
     """Calibration view: every step where reviewers of the same call disagree,
     with each one's mark and comment, the gold mark and the aligner's verdict."""
-    units = _by_unit(data, ("listener", "owner"))
+    units = _by_unit(data, (Role.LISTENER, Role.OWNER))
     rows = []
     for (rid, sid), by in sorted(units.items()):
         cats = {j.category for j in by.values()}
         if len(by) < 2 or len(cats) < 2:
             continue
         c = data.calls[rid]
-        gold = next((j.category for j in by.values() if j.reviewer_role == "owner"), None)
+        gold = next((j.category for j in by.values() if j.reviewer_role == Role.OWNER), None)
         rows.append({
             "recording_id": rid, "file": c.name, "operator": c.operator, "step_id": sid,
             "step": data.title(c.checklist_id, sid),
             "pipeline": next(iter(by.values())).pipeline_status,
             "gold": gold,
-            "marks": "; ".join(f"{name}: {j.category}" for name, j in sorted(by.items()) if j.reviewer_role != "owner"),
+            "marks": "; ".join(f"{name}: {j.category}" for name, j in sorted(by.items()) if j.reviewer_role != Role.OWNER),
             "comments": "; ".join(f"{name}: {j.comment}" for name, j in sorted(by.items()) if j.comment),
         })
     return pd.DataFrame(rows, columns=["recording_id", "file", "operator", "step_id", "step", "pipeline", "gold",
@@ -398,7 +396,7 @@ def throughput_report(data: ReportData, period: str = "week") -> pd.DataFrame:
     """Submitted reviews and pay (reviews x the listener's rate) per listener and period."""
     groups: dict[tuple[str, str], list[ReviewInfo]] = defaultdict(list)
     for r in data.reviews:
-        if r.reviewer_role == "listener":
+        if r.reviewer_role == Role.LISTENER:
             groups[(r.reviewer, _period(r.submitted_at, period))].append(r)
     rows = [{"listener": name, "period": p, "reviews": len(rs), "gold_reviews": sum(r.is_gold for r in rs),
              "rate": rs[0].rate, "pay": len(rs) * rs[0].rate} for (name, p), rs in sorted(groups.items())]
@@ -421,11 +419,11 @@ def outcomes_report(data: ReportData) -> pd.DataFrame:
         for sid, _ in c.steps:
             j = verdicts.get((c.recording_id, sid))
             if j is not None:
-                if j.category == NOT_IN_SCRIPT:
+                if j.category == Category.NOT_IN_SCRIPT:
                     continue
                 done = j.category in DONE
             else:
-                done = c.pipeline.get(sid) == "found"
+                done = c.pipeline.get(sid) == StepStatus.FOUND
             groups[(c.checklist_id or "", sid)][done].append(c)
     rows = []
     for cl in sorted({k[0] for k in groups}):
@@ -434,7 +432,7 @@ def outcomes_report(data: ReportData) -> pd.DataFrame:
             row: dict[str, Any] = {"checklist": cl, "step_id": key[1], "step": data.title(cl, key[1])}
             for done, label in ((True, "done"), (False, "not_done")):
                 calls = groups[key][done]
-                orders = [c for c in calls if c.outcome == ORDER]
+                orders = [c for c in calls if c.outcome == SaleOutcome.ORDER]
                 row[f"{label}_calls"] = len(calls)
                 row[f"{label}_orders"] = len(orders)
                 row.update(_rate_cols(f"{label}_conversion", len(orders), len(calls)))

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from pipeline.errors import CallreviewError
 from pipeline.reports import stats
 from pipeline.storage.store import (
-    ORDER,
     AlignmentRow,
     Assignment,
     Outcome,
@@ -28,6 +27,7 @@ from pipeline.storage.store import (
     Review,
     User,
 )
+from pipeline.vocabulary import ReviewStatus, Role, SaleOutcome, StepStatus
 
 
 class SamplingError(CallreviewError):
@@ -66,7 +66,7 @@ class PriorityRules:
         out = []
         if self.low_adherence is not None and c.adherence is not None and c.adherence < self.low_adherence:
             out.append("low adherence")
-        if self.no_order and c.outcome is not None and c.outcome != ORDER:
+        if self.no_order and c.outcome is not None and c.outcome != SaleOutcome.ORDER:
             out.append("no order")
         if self.short_call_s is not None and c.duration is not None and c.duration < self.short_call_s:
             out.append("short call")
@@ -214,7 +214,7 @@ def pipeline_adherence(result: dict) -> float | None:
     steps = result.get("steps") or []
     if not steps:
         return None
-    return sum(s.get("status") == "found" for s in steps) / len(steps)
+    return sum(s.get("status") == StepStatus.FOUND for s in steps) / len(steps)
 
 
 def load_candidates(
@@ -254,19 +254,19 @@ def gold_recording_ids(session: Session) -> list[int]:
         select(Assignment.recording_id)
         .join(Review, Review.assignment_id == Assignment.id)
         .join(User, User.id == Assignment.listener_id)
-        .where(User.role == "owner", Review.status == "submitted")
+        .where(User.role == Role.OWNER, Review.status == ReviewStatus.SUBMITTED)
         .distinct()
     )
     return sorted(session.scalars(stmt))
 
 
 def active_listener_names(session: Session) -> list[str]:
-    stmt = select(User.name).where(User.role == "listener", User.active.is_(True)).order_by(User.name)
+    stmt = select(User.name).where(User.role == Role.LISTENER, User.active.is_(True)).order_by(User.name)
     return list(session.scalars(stmt))
 
 
 def active_listener_ids(session: Session, names: Sequence[str] = ()) -> list[int]:
-    stmt = select(User).where(User.role == "listener", User.active.is_(True)).order_by(User.id)
+    stmt = select(User).where(User.role == Role.LISTENER, User.active.is_(True)).order_by(User.id)
     users = list(session.scalars(stmt))
     if names:
         by_name = {u.name: u for u in users}

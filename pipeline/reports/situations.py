@@ -40,6 +40,7 @@ from pipeline.storage.store import (
     User,
     UtteranceRow,
 )
+from pipeline.vocabulary import Mark, ReviewStatus
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def load_items(session: Session) -> list[Item]:
         .join(Assignment, Assignment.id == Review.assignment_id)
         .join(User, User.id == Assignment.listener_id)
         .join(Recording, Recording.id == Assignment.recording_id)
-        .where(Review.status == "submitted")
+        .where(Review.status == ReviewStatus.SUBMITTED)
     ).all()
     reviews = {r.id: (r, a, u, rec) for r, a, u, rec in rows}
     if not reviews:
@@ -270,7 +271,7 @@ def load_items(session: Session) -> list[Item]:
         return (v.checklist_id if v else None), (v.version if v else None), steps
 
     items = []
-    marks = session.scalars(select(StepMark).where(StepMark.review_id.in_(reviews), StepMark.mark == "not_in_script")
+    marks = session.scalars(select(StepMark).where(StepMark.review_id.in_(reviews), StepMark.mark == Mark.NOT_IN_SCRIPT)
                             .order_by(StepMark.id))
     for m in marks:
         review, a, user, rec = reviews[m.review_id]

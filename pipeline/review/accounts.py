@@ -17,9 +17,7 @@ from sqlalchemy.orm import Session
 from pipeline.errors import CallreviewError
 from pipeline.review import signing
 from pipeline.storage.store import User
-
-OWNER, LISTENER = "owner", "listener"
-ROLES = (OWNER, LISTENER)
+from pipeline.vocabulary import Role
 
 _hasher = PasswordHasher()
 
@@ -38,7 +36,7 @@ class CurrentUser:
 
     @property
     def is_owner(self) -> bool:
-        return self.role == OWNER
+        return self.role == Role.OWNER
 
 
 def hash_password(password: str) -> str:
@@ -56,8 +54,8 @@ def _check(name: str, role: str, password: str) -> str:
     name = name.strip()
     if not name:
         raise AccountError("The user name is empty.")
-    if role not in ROLES:
-        raise AccountError(f"Unknown role {role!r}: use one of {', '.join(ROLES)}.")
+    if role not in tuple(Role):
+        raise AccountError(f"Unknown role {role!r}: use one of {', '.join(Role)}.")
     if len(password) < 6:
         raise AccountError(f"The password for {name!r} is too short: use at least 6 characters.")
     return name

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from pipeline.errors import CallreviewError
 from pipeline.review.masking import Masker
 from pipeline.storage.store import (
-    ALIGNED,
     AlignmentRow,
     Assignment,
     ChecklistVersion,
@@ -34,13 +33,7 @@ from pipeline.storage.store import (
     session_scope,
     utcnow,
 )
-
-# Marks a listener can give a step.
-CORRECT, INCORRECT, NOT_IN_SCRIPT = "correct", "incorrect", "not_in_script"
-MARKS = (CORRECT, INCORRECT, NOT_IN_SCRIPT)
-# Assignment.status values, in order.
-A_NEW, A_IN_PROGRESS, A_SUBMITTED = "new", "in_progress", "submitted"
-DRAFT, SUBMITTED = "draft", "submitted"
+from pipeline.vocabulary import AssignmentStatus, Mark, RecordingStatus, ReviewStatus, Role, StepStatus
 
 
 class ReviewError(CallreviewError):
@@ -124,7 +117,7 @@ def listener_queue(session: Session, listener_id: int) -> list[QueueItem]:
                 marked=marked.get(review.id, 0) if review else 0,
             )
         )
-    order = {A_IN_PROGRESS: 0, A_NEW: 1, A_SUBMITTED: 2}
+    order = {AssignmentStatus.IN_PROGRESS: 0, AssignmentStatus.NEW: 1, AssignmentStatus.SUBMITTED: 2}
     return sorted(items, key=lambda i: (order.get(i.status, 3), i.number))
 
 
@@ -138,7 +131,7 @@ class Suggestion:
 
     @property
     def found(self) -> bool:
-        return self.start is not None and self.status not in ("missing", "not_found")
+        return self.start is not None and self.status not in (StepStatus.MISSING, "not_found")
 
 
 @dataclass
@@ -201,7 +194,7 @@ class CallView:
 
     @property
     def locked(self) -> bool:
-        return self.status == SUBMITTED
+        return self.status == ReviewStatus.SUBMITTED
 
     @property
     def unmarked(self) -> list[StepView]:
@@ -232,12 +225,12 @@ def ensure_review(session: Session, listener_id: int, assignment_id: int) -> Rev
     insert = _insert(session)
     session.execute(
         insert(Review)
-        .values(assignment_id=a.id, alignment_id=alignment.id if alignment else None, status=DRAFT,
+        .values(assignment_id=a.id, alignment_id=alignment.id if alignment else None, status=ReviewStatus.DRAFT,
                 urgent=False, started_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=["assignment_id"])
     )
-    if a.status == A_NEW:
-        a.status = A_IN_PROGRESS
+    if a.status == AssignmentStatus.NEW:
+        a.status = AssignmentStatus.IN_PROGRESS
     session.flush()
     return session.scalar(select(Review).where(Review.assignment_id == a.id))
 
@@ -334,7 +327,7 @@ def _draft_for_update(session: Session, listener_id: int, assignment_id: int) ->
     # Row lock on PostgreSQL so a mark cannot slip in after a concurrent submit;
     # SQLite already holds the database write lock (write_session).
     review = session.scalar(select(Review).where(Review.id == review.id).with_for_update().execution_options(populate_existing=True))
-    if review.status == SUBMITTED:
+    if review.status == ReviewStatus.SUBMITTED:
         raise ReviewLocked("This review was submitted and can no longer be changed.")
     return review
 
@@ -342,8 +335,8 @@ def _draft_for_update(session: Session, listener_id: int, assignment_id: int) ->
 def save_mark(session: Session, listener_id: int, assignment_id: int, step_id: str,
               mark: str | None, comment: str | None = None) -> None:
     """Set (or clear, with ``mark=None``) a step's mark; ``comment=None`` keeps the comment."""
-    if mark is not None and mark not in MARKS:
-        raise ReviewError(f"Unknown mark {mark!r}: use one of {', '.join(MARKS)}.")
+    if mark is not None and mark not in tuple(Mark):
+        raise ReviewError(f"Unknown mark {mark!r}: use one of {', '.join(Mark)}.")
     review = _draft_for_update(session, listener_id, assignment_id)
     insert = _insert(session)
     values: dict[str, Any] = {"review_id": review.id, "step_id": step_id, "mark": mark, "comment": comment or ""}
@@ -427,7 +420,7 @@ def submit_review(session: Session, listener_id: int, assignment_id: int) -> Rev
     a = _assignment_for(session, listener_id, assignment_id)
     review = ensure_review(session, listener_id, assignment_id)
     review = session.scalar(select(Review).where(Review.id == review.id).with_for_update().execution_options(populate_existing=True))
-    if review.status == SUBMITTED:
+    if review.status == ReviewStatus.SUBMITTED:
         return review
     view = open_call(session, listener_id, assignment_id)
     missing = [s.title for s in view.unmarked]
@@ -435,11 +428,11 @@ def submit_review(session: Session, listener_id: int, assignment_id: int) -> Rev
         raise IncompleteReview(missing)
     now = utcnow()
     done = session.execute(
-        update(Review).where(Review.id == review.id, Review.status == DRAFT)
-        .values(status=SUBMITTED, submitted_at=now, updated_at=now)
+        update(Review).where(Review.id == review.id, Review.status == ReviewStatus.DRAFT)
+        .values(status=ReviewStatus.SUBMITTED, submitted_at=now, updated_at=now)
     ).rowcount
     if done:
-        a.status = A_SUBMITTED
+        a.status = AssignmentStatus.SUBMITTED
     session.flush()
     session.refresh(review)
     return review
@@ -457,7 +450,7 @@ class AssignResult:
 
 def reviewable_recordings(session: Session, unassigned_only: bool = False) -> list[Recording]:
     """Aligned recordings, optionally only those in nobody's queue yet."""
-    stmt = select(Recording).where(Recording.status == ALIGNED).order_by(Recording.id)
+    stmt = select(Recording).where(Recording.status == RecordingStatus.ALIGNED).order_by(Recording.id)
     if unassigned_only:
         stmt = stmt.where(~select(Assignment.id).where(Assignment.recording_id == Recording.id).exists())
     return list(session.scalars(stmt))
@@ -471,7 +464,7 @@ def assign(session: Session, recording_ids: Sequence[int], listener_ids: Sequenc
     listeners = {u.id: u for u in session.scalars(select(User).where(User.id.in_(listener_ids)))}
     for lid in listener_ids:
         user = listeners.get(lid)
-        if user is None or user.role != "listener":
+        if user is None or user.role != Role.LISTENER:
             raise ReviewError(f"User {lid} is not a listener.")
     if not listener_ids:
         raise ReviewError("Choose at least one listener.")
@@ -489,7 +482,7 @@ def assign(session: Session, recording_ids: Sequence[int], listener_ids: Sequenc
         lid = listener_ids[i % len(listener_ids)]
         done = session.execute(
             insert(Assignment)
-            .values(recording_id=rid, listener_id=lid, position=next_pos[lid], is_gold=gold, status=A_NEW, assigned_at=utcnow())
+            .values(recording_id=rid, listener_id=lid, position=next_pos[lid], is_gold=gold, status=AssignmentStatus.NEW, assigned_at=utcnow())
             .on_conflict_do_nothing(index_elements=["recording_id", "listener_id"])
             .returning(Assignment.id)
         ).scalar()
@@ -566,7 +559,7 @@ class ListenerProgress:
 
 def listener_progress(session: Session) -> list[ListenerProgress]:
     """Per listener: queue size by status, open urgent flags, last submit, pay so far."""
-    listeners = list(session.scalars(select(User).where(User.role == "listener").order_by(User.name)))
+    listeners = list(session.scalars(select(User).where(User.role == Role.LISTENER).order_by(User.name)))
     counts: dict[tuple[int, str], int] = {
         (lid, status): n
         for lid, status, n in session.execute(
@@ -589,7 +582,7 @@ def listener_progress(session: Session) -> list[ListenerProgress]:
     )
     out = []
     for u in listeners:
-        new, prog, sub = (counts.get((u.id, s), 0) for s in (A_NEW, A_IN_PROGRESS, A_SUBMITTED))
+        new, prog, sub = (counts.get((u.id, s), 0) for s in (AssignmentStatus.NEW, AssignmentStatus.IN_PROGRESS, AssignmentStatus.SUBMITTED))
         out.append(ListenerProgress(u.id, u.name, u.active, new + prog + sub, new, prog, sub, urgent.get(u.id, 0), last.get(u.id), u.rate))
     return out
 

@@ -24,8 +24,7 @@ import numpy as np
 from pipeline.script.checklist import OFF_SCRIPT, Checklist
 from pipeline.script.embed import Scorer, get_scorer
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
-
-FOUND, MISSING = "found", "missing"
+from pipeline.vocabulary import StepStatus
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ class Alignment:
 
     @property
     def missing(self) -> list[str]:
-        return [s.id for s in self.steps if s.status == MISSING]
+        return [s.id for s in self.steps if s.status == StepStatus.MISSING]
 
     def to_json(self) -> dict[str, Any]:
         """The ``steps`` and ``off_script`` parts of the analyze JSON."""
@@ -338,7 +337,7 @@ def _assemble(
                 StepResult(
                     id=step.id,
                     title=step.title,
-                    status=FOUND,
+                    status=StepStatus.FOUND,
                     utterances=utts,
                     start=min(transcript.utterances[i].start for i in utts),
                     end=max(transcript.utterances[i].end for i in utts),
@@ -348,7 +347,7 @@ def _assemble(
             )
         else:
             closest = max((conf(t, s) for t in range(len(units))), default=0.0)
-            steps.append(StepResult(id=step.id, title=step.title, status=MISSING, confidence=1.0 - closest))
+            steps.append(StepResult(id=step.id, title=step.title, status=StepStatus.MISSING, confidence=1.0 - closest))
 
     per_utt: dict[int, list[str]] = {}
     off_units: dict[int, list[int]] = {}

@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.script.align import FOUND
 from pipeline.script.checklist import OFF_SCRIPT, Checklist
 from pipeline.storage.store import AlignmentRow, ChecklistVersion, Review
+from pipeline.vocabulary import Mark, ReviewStatus, StepStatus
 
 
 def store_checklist_version(session: Session, checklist: Checklist) -> ChecklistVersion:
@@ -46,7 +46,7 @@ def reviewed_examples(session: Session, checklist_version_id: int) -> dict[str, 
     reviews = session.scalars(
         select(Review)
         .join(AlignmentRow, Review.alignment_id == AlignmentRow.id)
-        .where(AlignmentRow.checklist_version_id == checklist_version_id, Review.status == "submitted")
+        .where(AlignmentRow.checklist_version_id == checklist_version_id, Review.status == ReviewStatus.SUBMITTED)
         .order_by(Review.id)
     ).all()
     for review in reviews:
@@ -55,7 +55,7 @@ def reviewed_examples(session: Session, checklist_version_id: int) -> dict[str, 
         steps = {s["id"]: s for s in result.get("steps", [])}
         for mark in review.marks:
             step = steps.get(mark.step_id)
-            if mark.mark == "correct" and step and step.get("status") == FOUND:
+            if mark.mark == Mark.CORRECT and step and step.get("status") == StepStatus.FOUND:
                 # the quote is the sentence that matched; whole utterances may mix steps
                 add(mark.step_id, step.get("quote") or " ".join(texts.get(i, "") for i in step.get("utterances", [])))
         for moment in review.moments:

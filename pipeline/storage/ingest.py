@@ -33,7 +33,8 @@ from pipeline.config import Settings
 from pipeline.errors import AudioError, CallreviewError
 from pipeline.speech.audio import file_sha256, make_listening_copy, probe, stream_sha256
 from pipeline.storage import store
-from pipeline.storage.store import ALIGNED, FAILED, NEW, PROCESSING, TRANSCRIBED, Recording, session_scope
+from pipeline.storage.store import Recording, session_scope
+from pipeline.vocabulary import FileResult, RecordingStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ Source = Path | str  # a local path, or an fsspec URL kept as a string
 @dataclass
 class ProcessResult:
     path: str
-    status: str  # done | skipped | duplicate | failed | busy
+    status: FileResult
     recording_id: int | None = None
     message: str = ""
 
@@ -173,7 +174,7 @@ def register(
             operator=operator,
             operator_channel=operator_channel or settings.operator_channel,
             source_meta=meta,
-            status=NEW,
+            status=RecordingStatus.NEW,
             attempts=0,
         )
         if not url:
@@ -181,7 +182,7 @@ def register(
                 info = probe(path, max_duration_s=settings.max_duration_s)
                 recording.duration, recording.channels, recording.sample_rate = info.duration, info.channels, info.sample_rate
             except CallreviewError as exc:
-                recording.status, recording.error = FAILED, str(exc)
+                recording.status, recording.error = RecordingStatus.FAILED, str(exc)
         session.add(recording)
         session.flush()
         return recording.id, True
@@ -232,7 +233,7 @@ def try_claim(
         if current is None:
             return DONE
         lapsed = store.utcnow() - dt.timedelta(seconds=CLAIM_LEASE_S)
-        if current.status == PROCESSING:
+        if current.status == RecordingStatus.PROCESSING:
             claimed_at = current.claimed_at
             if claimed_at is not None and claimed_at.tzinfo is None:  # SQLite drops the zone
                 claimed_at = claimed_at.replace(tzinfo=dt.timezone.utc)
@@ -251,7 +252,7 @@ def try_claim(
             update(Recording)
             .where(Recording.id == recording_id, Recording.status == current.status, condition)
             .values(
-                status=PROCESSING,
+                status=RecordingStatus.PROCESSING,
                 claimed_by=worker,
                 claimed_at=store.utcnow(),
                 attempts=Recording.attempts + 1,
@@ -278,11 +279,11 @@ def _needs_work(settings: Settings, recording_id: int, checklist_sha: str | None
 
 
 def _needs_work_in(session, rec: Recording, checklist_sha: str | None) -> bool:
-    if rec.status == ALIGNED and checklist_sha:
+    if rec.status == RecordingStatus.ALIGNED and checklist_sha:
         return not _has_alignment(session, rec.id, checklist_sha)
-    if rec.status == ALIGNED:
+    if rec.status == RecordingStatus.ALIGNED:
         return False
-    if rec.status == TRANSCRIBED:
+    if rec.status == RecordingStatus.TRANSCRIBED:
         return checklist_sha is not None
     return True
 
@@ -353,9 +354,9 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
             log.error("processing %s failed", name, exc_info=exc)
         with session_scope(settings.db_url) as session:
             rec = session.get(Recording, rid)
-            rec.status, rec.error, rec.claimed_by = FAILED, message, None
+            rec.status, rec.error, rec.claimed_by = RecordingStatus.FAILED, message, None
             _finish_run(session, run[0], run[1], message)
-        results[rid] = ProcessResult(source, "failed", rid, message)
+        results[rid] = ProcessResult(source, FileResult.FAILED, rid, message)
 
     todo = [rid for rid in recording_ids if not facts[rid][2]]
     runs = {rid: (_start_run(settings, rid, "transcribe", worker), time.perf_counter()) for rid in todo}
@@ -387,7 +388,7 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
                     rec.duration, rec.channels = audio.info.duration, audio.info.channels
                     rec.sample_rate, rec.listen_path = audio.info.sample_rate, str(listen_path.resolve())
                     if checklist is None:  # else it stays claimed until aligned
-                        rec.status, rec.claimed_by = TRANSCRIBED, None
+                        rec.status, rec.claimed_by = RecordingStatus.TRANSCRIBED, None
                     _finish_run(session, runs[rid][0], runs[rid][1], None)
             except Exception as exc:  # the batch goes on; the reason is stored and shown
                 failed(rid, "transcribe", runs[rid], exc)
@@ -401,7 +402,7 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
             except Exception as exc:
                 failed(rid, "align", run, exc)
                 continue
-        results[rid] = ProcessResult(facts[rid][0], "done", rid)
+        results[rid] = ProcessResult(facts[rid][0], FileResult.DONE, rid)
     return [results[rid] for rid in recording_ids]
 
 
@@ -426,7 +427,7 @@ def align_stored(settings: Settings, recording_id: int, checklist, started: floa
             session.add(AlignmentRow(recording_id=recording_id, checklist_version_id=version.id, result=result))
         else:
             row.result = result
-        rec.status, rec.claimed_by = ALIGNED, None
+        rec.status, rec.claimed_by = RecordingStatus.ALIGNED, None
         _finish_run(session, run_id, started, None)
 
 
@@ -455,9 +456,9 @@ def work_on_many(
     for k, job in enumerate(jobs):
         outcome = try_claim(settings, job.recording_id, worker, checklist.sha256 if checklist else None, live_addresses)
         if outcome == BUSY:
-            results[k] = ProcessResult(job.path, "busy", job.recording_id, f"{source_name(job.path)}: another worker is processing it")
+            results[k] = ProcessResult(job.path, FileResult.BUSY, job.recording_id, f"{source_name(job.path)}: another worker is processing it")
         elif outcome == DONE:
-            results[k] = ProcessResult(job.path, "skipped", job.recording_id, "already processed")
+            results[k] = ProcessResult(job.path, FileResult.SKIPPED, job.recording_id, "already processed")
         else:
             claimed.append(k)
     done = process_many(settings, [jobs[k].recording_id for k in claimed], checklist, worker)
@@ -494,19 +495,19 @@ def plan(
     seen: set[int] = set()
     for path in expand_paths(paths):
         if not is_url(path) and not Path(path).is_file():
-            yield ProcessResult(str(path), "failed", None, f"{path}: no such file")
+            yield ProcessResult(str(path), FileResult.FAILED, None, f"{path}: no such file")
             continue
         try:
             recording_id, _ = register(settings, path, operator, operator_channel, metadata.get(source_name(path)))
         except (CallreviewError, OSError) as exc:
-            yield ProcessResult(str(path), "failed", None, f"{source_name(path)}: {exc}" if isinstance(exc, OSError) else str(exc))
+            yield ProcessResult(str(path), FileResult.FAILED, None, f"{source_name(path)}: {exc}" if isinstance(exc, OSError) else str(exc))
             continue
         if recording_id in seen:
-            yield ProcessResult(str(path), "duplicate", recording_id, f"{source_name(path)}: same audio as a file earlier in this batch")
+            yield ProcessResult(str(path), FileResult.DUPLICATE, recording_id, f"{source_name(path)}: same audio as a file earlier in this batch")
             continue
         seen.add(recording_id)
         if not _needs_work(settings, recording_id, checklist.sha256 if checklist else None):
-            yield ProcessResult(str(path), "skipped", recording_id, "already processed")
+            yield ProcessResult(str(path), FileResult.SKIPPED, recording_id, "already processed")
             continue
         # A file that failed its probe at registration is retried here too:
         # decoding raises the same clear error if it is still bad.

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from pipeline.config import Settings, available_cores, default_workers
 from pipeline.storage.ingest import (
-    FAILED,
     Job,
     ProcessResult,
     expand_paths,
@@ -35,6 +34,7 @@ from pipeline.storage.ingest import (
     work_on_many,
     worker_name,
 )
+from pipeline.vocabulary import FileResult, RecordingStatus
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,8 @@ def _give_up(settings: Settings, job: Job, message: str) -> ProcessResult:
     with session_scope(settings.db_url) as session:
         rec = session.get(Recording, job.recording_id)
         if rec is not None:
-            rec.status, rec.error, rec.claimed_by = FAILED, message, None
-    return ProcessResult(job.path, "failed", job.recording_id, message)
+            rec.status, rec.error, rec.claimed_by = RecordingStatus.FAILED, message, None
+    return ProcessResult(job.path, FileResult.FAILED, job.recording_id, message)
 
 
 # --- local process pool -----------------------------------------------------

@@ -32,6 +32,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
+from pipeline.vocabulary import RecordingStatus, ReviewStatus
+
 if TYPE_CHECKING:
     from pipeline.speech.transcript import Transcript
 
@@ -42,10 +44,6 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
-
-
-# Recording.status values, in processing order.
-NEW, PROCESSING, TRANSCRIBED, ALIGNED, FAILED = "new", "processing", "transcribed", "aligned", "failed"
 
 
 class Recording(Base):
@@ -63,7 +61,7 @@ class Recording(Base):
     operator_channel: Mapped[str] = mapped_column(String(5), default="left")
     operator: Mapped[str | None] = mapped_column(String(200), index=True)
     source_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(20), default=NEW, index=True)
+    status: Mapped[str] = mapped_column(String(20), default=RecordingStatus.NEW, index=True)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
@@ -180,7 +178,7 @@ class Review(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), unique=True)
     alignment_id: Mapped[int | None] = mapped_column(ForeignKey("alignments.id"))
-    status: Mapped[str] = mapped_column(String(20), default="draft")  # draft | submitted
+    status: Mapped[str] = mapped_column(String(20), default=ReviewStatus.DRAFT)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     urgent_reason: Mapped[str | None] = mapped_column(Text)
     urgent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # shown to the owner from then on
@@ -337,9 +335,6 @@ def load_transcript(session: Session, recording_id: int) -> "Transcript":
 
 
 # --- owner reports (migration 0003_reports) ----------------------------------
-
-# Outcome.outcome values; anything a CRM sends that maps to none of them is "other".
-ORDER, NO_ORDER, CANCELLED, OTHER_OUTCOME = "order", "no_order", "cancelled", "other"
 
 
 class Outcome(Base):

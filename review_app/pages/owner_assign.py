@@ -5,13 +5,14 @@ import streamlit as st
 from pipeline.review import accounts, review
 from pipeline.review.review import write_session
 from pipeline.storage.store import session_scope
+from pipeline.vocabulary import Role
 from review_app.session import db_url, fmt_time, require_role
 
-require_role("owner")
+require_role(Role.OWNER)
 st.title("Назначение звонков")
 
 with session_scope(db_url()) as s:
-    listeners = [u for u in accounts.list_users(s, role="listener") if u.active]
+    listeners = [u for u in accounts.list_users(s, role=Role.LISTENER) if u.active]
     unassigned_only = st.toggle("Только ещё не назначенные звонки", value=True, key="assign_unassigned")
     recordings = review.reviewable_recordings(s, unassigned_only=unassigned_only)
 

@@ -4,9 +4,10 @@ import streamlit as st
 
 from pipeline.review import review
 from pipeline.storage.store import session_scope
+from pipeline.vocabulary import Role
 from review_app.session import db_url, require_role
 
-require_role("owner")
+require_role(Role.OWNER)
 st.title("Прогресс слушателей")
 
 with session_scope(db_url()) as s:

@@ -4,6 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pipeline.reports import reports
+from pipeline.vocabulary import Category
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
 url = owner_db()
@@ -14,7 +15,7 @@ data = report_data(url)
 st.subheader("Как выполняются шаги")
 steps = reports.steps_report(data)
 if not steps.empty:
-    names = {"correct": "верно", "incorrect": "неверно", "not_in_script": "нет в скрипте", "missing": "пропущен"}
+    names = {Category.CORRECT: "верно", Category.INCORRECT: "неверно", Category.NOT_IN_SCRIPT: "нет в скрипте", Category.MISSING: "пропущен"}
     long = steps.melt(id_vars=["step"], value_vars=list(names), var_name="category", value_name="share")
     long["category"] = long["category"].map(names)
     st.altair_chart(

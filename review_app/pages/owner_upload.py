@@ -7,12 +7,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from pipeline.vocabulary import FileResult, Role
 from review_app.jobs import JobBoard
 from review_app.session import db_url, require_role, settings
 
 REPO = Path(__file__).resolve().parents[2]
-STATUS = {"done": "✅ готово", "skipped": "↷ уже обработан", "duplicate": "≡ дубликат", "failed": "⚠️ ошибка",
-          "busy": "⏳ обрабатывается другим процессом"}
+STATUS = {FileResult.DONE: "✅ готово", FileResult.SKIPPED: "↷ уже обработан", FileResult.DUPLICATE: "≡ дубликат",
+          FileResult.FAILED: "⚠️ ошибка", FileResult.BUSY: "⏳ обрабатывается другим процессом"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -20,7 +21,7 @@ def board() -> JobBoard:
     return JobBoard()
 
 
-require_role("owner")
+require_role(Role.OWNER)
 db_url()
 cfg = settings()
 st.title("Загрузка записей")
@@ -67,9 +68,9 @@ def progress() -> None:
                 st.error(f"Обработка остановилась: {job.error}")
             for r in job.results:
                 line = f"{STATUS.get(r.status, r.status)} · {Path(r.path).name}"
-                if r.message and r.status != "done":
+                if r.message and r.status != FileResult.DONE:
                     line += f" — {r.message}"
-                (st.warning if r.status == "failed" else st.markdown)(line)
+                (st.warning if r.status == FileResult.FAILED else st.markdown)(line)
 
 
 st.subheader("Обработка")

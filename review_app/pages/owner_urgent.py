@@ -5,9 +5,10 @@ import streamlit as st
 from pipeline.review import review
 from pipeline.review.review import write_session
 from pipeline.storage.store import session_scope
+from pipeline.vocabulary import ReviewStatus, Role
 from review_app.session import db_url, require_role
 
-require_role("owner")
+require_role(Role.OWNER)
 st.title("Срочные сделки")
 
 show_all = st.toggle("Показать и обработанные", key="urgent_all")
@@ -20,7 +21,7 @@ for f in flags:
         when = f.flagged_at.strftime("%d.%m.%Y %H:%M") if f.flagged_at else ""
         st.markdown(f"**{f.original_name}** · оператор: {f.operator or '—'} · отметил(а): {f.listener} · {when}")
         st.markdown(f"Причина: {f.reason or '_не указана_'}")
-        st.caption("отзыв отправлен" if f.review_status == "submitted" else "отзыв ещё в работе")
+        st.caption("отзыв отправлен" if f.review_status == ReviewStatus.SUBMITTED else "отзыв ещё в работе")
         if f.handled_at:
             st.caption(f"Обработано {f.handled_at.strftime('%d.%m.%Y %H:%M')}")
         elif st.button("Обработано", key=f"handled_{f.review_id}"):

@@ -5,15 +5,16 @@ import streamlit as st
 from pipeline.review import accounts
 from pipeline.review.review import write_session
 from pipeline.storage.store import session_scope
+from pipeline.vocabulary import Role
 from review_app.session import db_url, require_role
 
-require_role("owner")
+require_role(Role.OWNER)
 st.title("Пользователи")
 
 with session_scope(db_url()) as s:
     users = accounts.list_users(s)
 st.dataframe(
-    [{"Имя": u.name, "Роль": "владелец" if u.role == "owner" else "слушатель", "Активен": u.active,
+    [{"Имя": u.name, "Роль": "владелец" if u.role == Role.OWNER else "слушатель", "Активен": u.active,
       "Ставка за отзыв": u.rate} for u in users],
     hide_index=True,
 )
@@ -22,7 +23,7 @@ with st.form("add_user", clear_on_submit=True):
     st.subheader("Добавить пользователя")
     c1, c2, c3, c4 = st.columns(4)
     name = c1.text_input("Имя")
-    role = c2.selectbox("Роль", accounts.ROLES[::-1], format_func={"owner": "владелец", "listener": "слушатель"}.get)
+    role = c2.selectbox("Роль", tuple(Role)[::-1], format_func={Role.OWNER: "владелец", Role.LISTENER: "слушатель"}.get)
     password = c3.text_input("Пароль", type="password")
     rate = c4.number_input("Ставка за отзыв", min_value=0.0, value=0.0, step=10.0)
     if st.form_submit_button("Добавить"):

@@ -13,16 +13,17 @@ import streamlit as st
 
 from pipeline.review import review, signing
 from pipeline.review.review import CallView, write_session
+from pipeline.vocabulary import Mark, Role
 from review_app.session import db_url, fmt_time, origin, parse_time, require_role, secret
 
 MARK_LABELS = {
-    review.CORRECT: "✅ Выполнено верно",
-    review.INCORRECT: "❌ Выполнено неверно",
-    review.NOT_IN_SCRIPT: "➖ Не покрыто скриптом",
+    Mark.CORRECT: "✅ Выполнено верно",
+    Mark.INCORRECT: "❌ Выполнено неверно",
+    Mark.NOT_IN_SCRIPT: "➖ Не покрыто скриптом",
 }
 SPEAKERS = {"operator": "Оператор", "client": "Клиент"}
 
-user = require_role("listener")
+user = require_role(Role.LISTENER)
 
 raw = st.query_params.get("call") or st.session_state.get("cr_call")
 if not raw:
@@ -111,9 +112,9 @@ def _step_fragment(i: int) -> None:
             step.mark = value
 
     def on_confirm() -> None:
-        if save(review.save_mark, step.id, review.CORRECT):
-            step.mark = review.CORRECT
-            st.session_state[key] = review.CORRECT
+        if save(review.save_mark, step.id, Mark.CORRECT):
+            step.mark = Mark.CORRECT
+            st.session_state[key] = Mark.CORRECT
 
     def on_comment() -> None:
         value = st.session_state[ckey]
