@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from pipeline.config import default_workers, get_settings
-from pipeline.vocabulary import FileResult, RecordingStatus, SaleOutcome, StepStatus
+from pipeline.vocabulary import FileResult, RecordingStatus, SaleOutcome
 
 app = typer.Typer(
     help="callreview: offline call review. Transcribe call recordings with Whisper, "
@@ -235,8 +235,8 @@ def analyze(
                 failed += 1
                 typer.echo(f"failed: {r.error}", err=True)
             else:
-                found = sum(s["status"] == StepStatus.FOUND for s in r.result["steps"])
-                typer.echo(f"{r.output}: {found}/{len(r.result['steps'])} steps, {len(r.result['off_script'])} off-script")
+                found = sum(s.found for s in r.result.steps)
+                typer.echo(f"{r.output}: {found}/{len(r.result.steps)} steps, {len(r.result.off_script)} off-script")
     except CallreviewError as exc:
         _fail(exc)
     if failed:

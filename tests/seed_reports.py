@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pipeline.script.result import AlignmentRecord, ChecklistRef, StepResult
 from pipeline.storage.store import (
     AlignmentRow,
     Assignment,
@@ -31,6 +32,7 @@ from pipeline.storage.store import (
     UtteranceRow,
     session_scope,
 )
+from pipeline.vocabulary import StepStatus
 
 V1 = ["greet", "needs", "offer", "close"]
 V2 = ["greet", "needs", "offer", "delivery", "close"]
@@ -42,9 +44,12 @@ def _t(day: int) -> dt.datetime:
     return dt.datetime(2026, 11, day, 10, 0, tzinfo=UTC)
 
 
-def _alignment(steps: list[str], statuses: str) -> dict:
-    return {"steps": [{"id": s, "status": "found" if f == "F" else "missing", "utterances": [], "start": None, "end": None,
-                       "confidence": 0.9} for s, f in zip(steps, statuses.split())], "off_script": []}
+def _alignment(version: ChecklistVersion, steps: list[str], statuses: str) -> dict:
+    ref = ChecklistRef(id=version.checklist_id, version=version.version, sha256=version.sha256)
+    return AlignmentRecord(checklist=ref, steps=[
+        StepResult(id=s, title=TITLES[s], status=StepStatus.FOUND if f == "F" else StepStatus.MISSING, confidence=0.9)
+        for s, f in zip(steps, statuses.split())
+    ]).to_json()
 
 
 # The call of tests/test_conversation.py: operator talk 10.0 s, client 9.1 s.
@@ -87,7 +92,7 @@ def seed(url: str) -> dict[str, int]:
             s.flush()
             ids[name] = rec.id
             steps = V1 if ver is v1 else V2
-            row = AlignmentRow(recording_id=rec.id, checklist_version_id=ver.id, result=_alignment(steps, statuses))
+            row = AlignmentRow(recording_id=rec.id, checklist_version_id=ver.id, result=_alignment(ver, steps, statuses))
             s.add(row)
             s.flush()
             aligns[name] = row

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.script.align import align, align_many, analysis_json, split_sentences
+from pipeline.script.align import align, align_many, alignment_record, split_sentences
 from pipeline.script.checklist import OFF_SCRIPT, load_checklist
+from pipeline.script.result import AlignmentRecord
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
 from pipeline.storage.checklists import reviewed_examples, store_checklist_version
+from pipeline.vocabulary import StepStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 APPLIANCES = ROOT / "checklists" / "appliances-inbound.yaml"
@@ -139,10 +141,11 @@ def test_sentence_times_come_from_word_timestamps(checklist):
     assert result.off_script[0].start == 5.0 and result.off_script[0].end == 7.5
 
 
-def test_analysis_json_shape(checklist):
+def test_alignment_record_json_shape(checklist):
     transcript = call(*FULL_CALL)
-    result = analysis_json("call.wav", transcript, checklist, align(transcript, checklist))
-    json.dumps(result)  # serialisable
+    record = alignment_record("call.wav", transcript, checklist, align(transcript, checklist))
+    result = json.loads(json.dumps(record.to_json()))  # serialisable
+    assert AlignmentRecord.model_validate(result) == AlignmentRecord.model_validate(record.to_json())
     assert result["file"] == "call.wav"
     assert result["checklist"] == {"id": checklist.id, "version": checklist.version, "sha256": checklist.sha256}
     assert result["duration"] == transcript.duration
@@ -164,7 +167,8 @@ def test_align_many_equals_align(checklist):
     batch = align_many(calls, checklist)
     for transcript, together in zip(calls, batch):
         alone = align(transcript, checklist)
-        assert alone.to_json() == together.to_json()
+        as_stored = [alignment_record("c.wav", transcript, checklist, a).to_json() for a in (alone, together)]
+        assert as_stored[0] == as_stored[1]
 
 
 # --- the labelled set ---------------------------------------------------------
@@ -239,13 +243,11 @@ def test_listener_confirmed_examples_change_the_alignment(tmp_path, checklist):
         listener = User(name="lena", role="listener", password_hash="x")
         session.add_all([rec, listener])
         session.flush()
-        result = analysis_json("call.wav", transcript, checklist, align(transcript, checklist))
+        record = alignment_record("call.wav", transcript, checklist, align(transcript, checklist))
         # what the aligner would have said if it had been right: the listener corrected it
-        result["steps"] = [
-            {**s, "status": "found", "utterances": [10], "quote": odd_card} if s["id"] == "loyalty_card" else s
-            for s in result["steps"]
-        ]
-        row = AlignmentRow(recording_id=rec.id, checklist_version_id=version.id, result=result)
+        record.step("loyalty_card").status = StepStatus.FOUND
+        record.step("loyalty_card").utterances, record.step("loyalty_card").quote = [10], odd_card
+        row = AlignmentRow(recording_id=rec.id, checklist_version_id=version.id, result=record.to_json())
         assignment = Assignment(recording_id=rec.id, listener_id=listener.id)
         session.add_all([row, assignment])
         session.flush()

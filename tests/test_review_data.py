@@ -15,7 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from pipeline.vocabulary import RecordingStatus
+from pipeline.script.result import AlignmentRecord, ChecklistRef, OffScript, StepResult
+from pipeline.vocabulary import RecordingStatus, StepStatus
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKLIST = REPO / "checklists" / "appliances-inbound.yaml"
@@ -89,16 +90,16 @@ def add_call(session, name: str, operator: str = OPERATOR_NAME, listen_path: Pat
     )
     version = _checklist_version(session)
     found = {"greeting": 0, "need": 2, "budget": 4, "offer": 6, "farewell": 10}
-    steps = []
-    for sid in STEP_IDS:
-        if sid in found:
-            i = found[sid]
-            steps.append({"id": sid, "status": "found", "utterances": [i], "start": i * seconds_per_turn,
-                          "end": i * seconds_per_turn + 3.5, "confidence": 0.82})
-        else:
-            steps.append({"id": sid, "status": "missing", "utterances": [], "start": None, "end": None, "confidence": 0.2})
-    off_script = [{"utterance": 7, "start": 7 * seconds_per_turn, "end": 7 * seconds_per_turn + 3.5, "text": SCRIPT_CALL[7][1]}]
-    session.add(AlignmentRow(recording_id=rec.id, checklist_version_id=version.id, result={"steps": steps, "off_script": off_script}))
+    steps = [
+        StepResult(id=sid, status=StepStatus.FOUND, utterances=[found[sid]], start=found[sid] * seconds_per_turn,
+                   end=found[sid] * seconds_per_turn + 3.5, confidence=0.82)
+        if sid in found else StepResult(id=sid, status=StepStatus.MISSING, confidence=0.2)
+        for sid in STEP_IDS
+    ]
+    off_script = [OffScript(utterance=7, start=7 * seconds_per_turn, end=7 * seconds_per_turn + 3.5, text=SCRIPT_CALL[7][1])]
+    ref = ChecklistRef(id=version.checklist_id, version=version.version, sha256=version.sha256)
+    record = AlignmentRecord(file=name, checklist=ref, steps=steps, off_script=off_script)
+    session.add(AlignmentRow(recording_id=rec.id, checklist_version_id=version.id, result=record.to_json()))
     session.flush()
     return rec.id
 

@@ -45,11 +45,11 @@ def categorize(mark: str | None, pipeline_status: str | None) -> str | None:
     """One listener verdict for a step: correct, incorrect, not_in_script or missing."""
     if mark in (Category.CORRECT, Category.NOT_IN_SCRIPT, Category.MISSING):
         return mark
-    not_found = pipeline_status in (StepStatus.MISSING, "not_found", None)
+    not_found = pipeline_status in (StepStatus.MISSING, None)
     if mark == Category.INCORRECT:
         return Category.MISSING if not_found else Category.INCORRECT
     # Unmarked (only in drafts): the aligner's "missing" stands until a listener says otherwise.
-    return Category.MISSING if pipeline_status in (StepStatus.MISSING, "not_found") else None
+    return Category.MISSING if pipeline_status == StepStatus.MISSING else None
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def load(session: Session, with_utterances: bool = True) -> ReportData:
         v = versions.get(row.checklist_version_id)
         content_steps = (v.content or {}).get("steps", []) if v else []
         order = [(s["id"], s.get("title", s["id"])) for s in content_steps]
-        pipeline = {s["id"]: s.get("status", "") for s in row.result.get("steps", [])}
+        pipeline = {s.id: s.status for s in row.record.steps}
         if not order:
             order = [(sid, sid) for sid in pipeline]
         return order, pipeline

@@ -27,7 +27,7 @@ from pipeline.storage.store import (
     Review,
     User,
 )
-from pipeline.vocabulary import ReviewStatus, Role, SaleOutcome, StepStatus
+from pipeline.vocabulary import ReviewStatus, Role, SaleOutcome
 
 
 class SamplingError(CallreviewError):
@@ -209,14 +209,6 @@ def plan_assignments(
 # --- database edge -----------------------------------------------------------
 
 
-def pipeline_adherence(result: dict) -> float | None:
-    """Share of script steps the alignment found in a call."""
-    steps = result.get("steps") or []
-    if not steps:
-        return None
-    return sum(s.get("status") == StepStatus.FOUND for s in steps) / len(steps)
-
-
 def load_candidates(
     session: Session, include_assigned: bool = False, since: dt.datetime | None = None
 ) -> list[Candidate]:
@@ -236,7 +228,7 @@ def load_candidates(
             Candidate(
                 recording_id=rec.id,
                 operator=rec.operator,
-                adherence=pipeline_adherence(latest[rec.id].result),
+                adherence=latest[rec.id].record.adherence(),
                 outcome=outcomes.get(rec.id),
                 duration=rec.duration,
             )

@@ -267,8 +267,7 @@ def load_items(session: Session) -> list[Item]:
         if row is None:
             return None, None, {}
         v = versions.get(row.checklist_version_id)
-        steps = {s["id"]: s for s in row.result.get("steps", [])}
-        return (v.checklist_id if v else None), (v.version if v else None), steps
+        return (v.checklist_id if v else None), (v.version if v else None), {s.id: s for s in row.record.steps}
 
     items = []
     marks = session.scalars(select(StepMark).where(StepMark.review_id.in_(reviews), StepMark.mark == Mark.NOT_IN_SCRIPT)
@@ -276,17 +275,17 @@ def load_items(session: Session) -> list[Item]:
     for m in marks:
         review, a, user, rec = reviews[m.review_id]
         cl, ver, steps = context(review)
-        step = steps.get(m.step_id, {})
-        quote = " ".join(texts.get((rec.id, i), "") for i in step.get("utterances") or []).strip()
-        start, end = step.get("start"), step.get("end")
+        step = steps.get(m.step_id)
+        quote = " ".join(texts.get((rec.id, i), "") for i in step.utterances).strip() if step else ""
+        start, end = (step.start, step.end) if step else (None, None)
         items.append(Item(f"mark:{m.id}", rec.id, user.name, (m.comment or "").strip() or quote, quote, m.step_id,
                           max(0.0, start - CLIP_PAD_S) if start is not None else None,
                           end + CLIP_PAD_S if end is not None else None, call_time(rec), cl, ver, rec.listen_path))
     for mo in session.scalars(select(OffScriptMoment).where(OffScriptMoment.review_id.in_(reviews)).order_by(OffScriptMoment.id)):
         review, a, user, rec = reviews[mo.review_id]
         cl, ver, steps = context(review)
-        near = [s for s in steps.values() if s.get("start") is not None and s["start"] <= mo.time]
-        step_id = max(near, key=lambda s: s["start"])["id"] if near else None
+        near = [s for s in steps.values() if s.start is not None and s.start <= mo.time]
+        step_id = max(near, key=lambda s: s.start).id if near else None
         quote = (mo.text or "").strip()
         items.append(Item(f"moment:{mo.id}", rec.id, user.name, (mo.description or "").strip() or quote, quote, step_id,
                           max(0.0, mo.time - CLIP_PAD_S), mo.time + MOMENT_CLIP_S, call_time(rec), cl, ver,

@@ -131,7 +131,7 @@ class Suggestion:
 
     @property
     def found(self) -> bool:
-        return self.start is not None and self.status not in (StepStatus.MISSING, "not_found")
+        return self.start is not None and self.status != StepStatus.MISSING
 
 
 @dataclass
@@ -244,29 +244,22 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
     checklist: dict[str, Any] = {}
     if alignment is not None:
         checklist = session.get(ChecklistVersion, alignment.checklist_version_id).content
-    result = alignment.result if alignment else {}
+    record = alignment.record if alignment else None
 
     utt_rows = list(session.scalars(select(UtteranceRow).where(UtteranceRow.recording_id == rec.id).order_by(UtteranceRow.idx)))
     mask = Masker([u.text for u in utt_rows if u.speaker == "operator"], rec.operator)
     utterances = [UtteranceView(u.idx, u.speaker, u.start, u.end, mask(u.text)) for u in utt_rows]
     by_idx = {u.idx: u for u in utterances}
 
-    suggestions = {s.get("id"): s for s in result.get("steps", [])}
+    suggestions = {s.id: s for s in record.steps} if record else {}
     marks = {m.step_id: m for m in session.scalars(select(StepMark).where(StepMark.review_id == review.id))}
     steps = []
     for step in checklist.get("steps", []):
         sug = suggestions.get(step["id"])
         suggestion = None
         if sug is not None:
-            idxs = sug.get("utterances") or []
-            quote = " ".join(by_idx[i].text for i in idxs if i in by_idx)
-            suggestion = Suggestion(
-                status=str(sug.get("status", "")),
-                start=sug.get("start"),
-                end=sug.get("end"),
-                quote=quote,
-                confidence=sug.get("confidence"),
-            )
+            quote = " ".join(by_idx[i].text for i in sug.utterances if i in by_idx)
+            suggestion = Suggestion(status=sug.status, start=sug.start, end=sug.end, quote=quote, confidence=sug.confidence)
         mark = marks.get(step["id"])
         steps.append(
             StepView(
@@ -285,13 +278,12 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
     moments = list(session.scalars(select(OffScriptMoment).where(OffScriptMoment.review_id == review.id).order_by(OffScriptMoment.time)))
     confirmed = {m.utterance_idx: m for m in moments if m.utterance_idx is not None}
     off_script = []
-    for item in result.get("off_script", []):
-        idx = item.get("utterance")
+    for item in record.off_script if record else []:
+        idx = item.utterance
         m = confirmed.get(idx)
-        text_ = by_idx[idx].text if idx in by_idx else Masker([], rec.operator)(item.get("text", ""))
+        text_ = by_idx[idx].text if idx in by_idx else Masker([], rec.operator)(item.text)
         off_script.append(
-            OffScriptSuggestion(idx, float(item.get("start", 0.0)), float(item.get("end", 0.0)), text_,
-                                m.id if m else None, m.description if m else "")
+            OffScriptSuggestion(idx, item.start, item.end, text_, m.id if m else None, m.description if m else "")
         )
     suggested = {o.utterance_idx for o in off_script}
     added = [

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from pipeline.script.checklist import OFF_SCRIPT, Checklist
 from pipeline.script.embed import Scorer, get_scorer
+from pipeline.script.result import AlignmentRecord, ChecklistRef, OffScript, StepResult, UtteranceText
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
 from pipeline.vocabulary import StepStatus
 
@@ -72,44 +73,6 @@ class Unit:
 
 
 @dataclass
-class StepResult:
-    id: str
-    title: str
-    status: str  # found | missing
-    utterances: list[int] = field(default_factory=list)
-    start: float | None = None
-    end: float | None = None
-    confidence: float = 0.0  # found: that it was done here; missing: that it was not done
-    quote: str = ""  # the best-matching sentence, for the listener's checklist
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for key in ("start", "end"):
-            if d[key] is not None:
-                d[key] = round(d[key], 2)
-        d["confidence"] = round(d["confidence"], 3)
-        return d
-
-
-@dataclass
-class OffScript:
-    utterance: int
-    start: float
-    end: float
-    text: str
-    confidence: float = 0.0  # that the sentence(s) match no step
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "utterance": self.utterance,
-            "start": round(self.start, 2),
-            "end": round(self.end, 2),
-            "text": self.text,
-            "confidence": round(self.confidence, 3),
-        }
-
-
-@dataclass
 class Alignment:
     checklist: dict[str, Any]  # id, version, sha256
     scorer: str
@@ -126,13 +89,6 @@ class Alignment:
     @property
     def missing(self) -> list[str]:
         return [s.id for s in self.steps if s.status == StepStatus.MISSING]
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``steps`` and ``off_script`` parts of the analyze JSON."""
-        return {
-            "steps": [s.to_dict() for s in self.steps],
-            "off_script": [o.to_dict() for o in self.off_script],
-        }
 
 
 # --- sentences ----------------------------------------------------------------
@@ -433,19 +389,17 @@ def align(
     return align_many([transcript], checklist, scorer, extra_examples, params)[0]
 
 
-def analysis_json(file_name: str, transcript: Transcript, checklist: Checklist, alignment: Alignment) -> dict[str, Any]:
-    """The full ``callreview analyze`` JSON for one input (docs/output-format.md)."""
-    return {
-        "file": file_name,
-        "checklist": checklist.ref(),
-        "scorer": alignment.scorer,
-        "duration": round(transcript.duration, 2),
-        "utterances": [
-            {"i": i, "speaker": u.speaker, "start": round(u.start, 2), "end": round(u.end, 2), "text": u.text}
+def alignment_record(file_name: str, transcript: Transcript, checklist: Checklist, alignment: Alignment) -> AlignmentRecord:
+    """What ``callreview analyze`` writes and ``process`` stores for one input (docs/output-format.md)."""
+    return AlignmentRecord(
+        file=file_name,
+        checklist=ChecklistRef(**checklist.ref()),
+        scorer=alignment.scorer,
+        duration=round(transcript.duration, 2),
+        utterances=[
+            UtteranceText(i=i, speaker=u.speaker, start=round(u.start, 2), end=round(u.end, 2), text=u.text)
             for i, u in enumerate(transcript.utterances)
         ],
-        **alignment.to_json(),
-    }
-
-
-alignment_to_dict = Alignment.to_json
+        steps=alignment.steps,
+        off_script=alignment.off_script,
+    )

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from pipeline.errors import CallreviewError, InputError
-from pipeline.script.align import align_many, analysis_json
+from pipeline.script.align import align_many, alignment_record
 from pipeline.script.checklist import Checklist
+from pipeline.script.result import AlignmentRecord
 from pipeline.speech.chat import is_chat_json, load_chat, parse_chat
 from pipeline.speech.transcript import Transcript
 
@@ -73,7 +74,7 @@ class AnalyzeResult:
     path: Path
     output: Path | None
     error: str | None = None
-    result: dict | None = None
+    result: AlignmentRecord | None = None
 
 
 def output_name(path: Path, taken: set[str]) -> str:
@@ -115,9 +116,9 @@ def analyze_files(
     taken: set[str] = set()
     alignments = align_many([t for _, t in loaded], checklist, extra_examples=extra_examples)
     for (p, transcript), alignment in zip(loaded, alignments):
-        result = analysis_json(p.name, transcript, checklist, alignment)
+        result = alignment_record(p.name, transcript, checklist, alignment)
         dest = out_dir / output_name(p, taken)
         tmp = dest.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(result.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
         tmp.replace(dest)
         yield AnalyzeResult(p, dest, None, result)

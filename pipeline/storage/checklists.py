@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.script.checklist import OFF_SCRIPT, Checklist
 from pipeline.storage.store import AlignmentRow, ChecklistVersion, Review
-from pipeline.vocabulary import Mark, ReviewStatus, StepStatus
+from pipeline.vocabulary import Mark, ReviewStatus
 
 
 def store_checklist_version(session: Session, checklist: Checklist) -> ChecklistVersion:
@@ -50,14 +50,13 @@ def reviewed_examples(session: Session, checklist_version_id: int) -> dict[str, 
         .order_by(Review.id)
     ).all()
     for review in reviews:
-        result = session.get(AlignmentRow, review.alignment_id).result or {}
-        texts = {u["i"]: u["text"] for u in result.get("utterances", [])}
-        steps = {s["id"]: s for s in result.get("steps", [])}
+        record = session.get(AlignmentRow, review.alignment_id).record
+        texts = record.texts()
         for mark in review.marks:
-            step = steps.get(mark.step_id)
-            if mark.mark == Mark.CORRECT and step and step.get("status") == StepStatus.FOUND:
+            step = record.step(mark.step_id)
+            if mark.mark == Mark.CORRECT and step and step.found:
                 # the quote is the sentence that matched; whole utterances may mix steps
-                add(mark.step_id, step.get("quote") or " ".join(texts.get(i, "") for i in step.get("utterances", [])))
+                add(mark.step_id, step.quote or " ".join(texts.get(i, "") for i in step.utterances))
         for moment in review.moments:
             add(OFF_SCRIPT, moment.text or texts.get(moment.utterance_idx, ""))
     # drop texts that listeners confirmed both as a step and as off-script

@@ -409,7 +409,7 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
 def align_stored(settings: Settings, recording_id: int, checklist, started: float, run_id: int) -> None:
     """Align a stored transcript with ``checklist`` and store the result (replacing an
     older one for the same version), closing the open ``run_id``."""
-    from pipeline.script.align import align, analysis_json
+    from pipeline.script.align import align, alignment_record
     from pipeline.storage.checklists import store_checklist_version
     from pipeline.storage.store import AlignmentRow
 
@@ -417,7 +417,7 @@ def align_stored(settings: Settings, recording_id: int, checklist, started: floa
         rec = session.get(Recording, recording_id)
         transcript = store.load_transcript(session, recording_id)
         version = store_checklist_version(session, checklist)
-        result = analysis_json(rec.original_name, transcript, checklist, align(transcript, checklist))
+        result = alignment_record(rec.original_name, transcript, checklist, align(transcript, checklist)).to_json()
         row = session.scalar(
             select(AlignmentRow).where(
                 AlignmentRow.recording_id == recording_id, AlignmentRow.checklist_version_id == version.id

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
+from pipeline.script.result import AlignmentRecord
 from pipeline.vocabulary import RecordingStatus, ReviewStatus
 
 if TYPE_CHECKING:
@@ -133,10 +134,14 @@ class AlignmentRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
     checklist_version_id: Mapped[int] = mapped_column(ForeignKey("checklist_versions.id"), index=True)
-    result: Mapped[dict[str, Any]] = mapped_column()  # the `analyze` JSON: steps + off_script
+    result: Mapped[dict[str, Any]] = mapped_column()  # AlignmentRecord.to_json(): read it through .record
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     checklist_version: Mapped[ChecklistVersion] = relationship()
+
+    @property
+    def record(self) -> AlignmentRecord:
+        return AlignmentRecord.model_validate(self.result)
 
 
 class User(Base):
