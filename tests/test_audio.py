@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import AudioError
+from pipeline.hashing import file_sha256
 from pipeline.speech import audio
 
 
@@ -137,4 +138,4 @@ def test_listening_copy_and_clip(synth, stereo, tmp_path):
 def test_file_sha256(tmp_path):
     p = tmp_path / "x.bin"
     p.write_bytes(b"abc")
-    assert audio.file_sha256(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert file_sha256(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ModelError
+from pipeline.hashing import file_sha256
 from pipeline.speech import models
 
 
@@ -37,7 +38,7 @@ def test_concurrent_first_use_is_atomic(tmp_path):
     for t in threads:
         t.join()
     assert not errors and len(results) == 2 and results[0] == results[1]
-    assert models._sha256(results[0] / "model.bin") == models.BUNDLED_SHA256
+    assert file_sha256(results[0] / "model.bin") == models.BUNDLED_SHA256
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
 
 

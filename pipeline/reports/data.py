@@ -31,6 +31,7 @@ from pipeline.storage.store import (
     StepMark,
     User,
     UtteranceRow,
+    as_utc,
 )
 from pipeline.vocabulary import Category, ReviewStatus, Role, StepStatus
 
@@ -130,13 +131,7 @@ class ReportData:
 
 def _rank(j: Judgement) -> tuple:
     far = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
-    return (0 if j.reviewer_role == Role.OWNER else 1, _aware(j.submitted_at) or far, j.review_id)
-
-
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    if t is None:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return (0 if j.reviewer_role == Role.OWNER else 1, as_utc(j.submitted_at) or far, j.review_id)
 
 
 TIME_KEYS = ("call_time", "started_at", "start_time", "datetime", "time", "date")
@@ -148,10 +143,10 @@ def call_time(rec: Recording, outcome_time: dt.datetime | None = None) -> dt.dat
         value = (rec.source_meta or {}).get(key)
         if value:
             try:
-                return _aware(dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+                return as_utc(dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")))
             except ValueError:
                 continue
-    return _aware(outcome_time) or _aware(rec.created_at)
+    return as_utc(outcome_time) or as_utc(rec.created_at)
 
 
 def load(session: Session, with_utterances: bool = True) -> ReportData:
@@ -216,7 +211,7 @@ def load(session: Session, with_utterances: bool = True) -> ReportData:
             version = v.version if v else None
         reviews.append(
             ReviewInfo(review.id, a.recording_id, user.name, user.role, user.rate or 0.0, a.is_gold,
-                       _aware(review.submitted_at), version)
+                       as_utc(review.submitted_at), version)
         )
     by_review = {r.review_id: r for r in reviews}
     judgements = []

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import InputError
-from pipeline.storage.store import Outcome, Recording
+from pipeline.storage.store import Outcome, Recording, as_utc
 from pipeline.vocabulary import SaleOutcome
 
 # Words CRMs (Russian and English) use for each outcome, compared lower-cased.
@@ -125,7 +125,7 @@ def parse_time(value: str | None) -> dt.datetime | None:
                 continue
         else:
             return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return as_utc(t)
 
 
 def read_crm_csv(text: str, mapping: ColumnMapping, source: str = "CSV") -> list[OutcomeRecord]:

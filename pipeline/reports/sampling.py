@@ -26,6 +26,7 @@ from pipeline.storage.store import (
     Recording,
     Review,
     User,
+    as_utc,
 )
 from pipeline.vocabulary import ReviewStatus, Role, SaleOutcome
 
@@ -222,7 +223,7 @@ def load_candidates(
     for rec in session.scalars(select(Recording).where(Recording.id.in_(latest)).order_by(Recording.id)):
         if not include_assigned and rec.id in assigned:
             continue
-        if since is not None and rec.created_at is not None and _aware(rec.created_at) < _aware(since):
+        if since is not None and rec.created_at is not None and rec.created_at < as_utc(since):
             continue
         out.append(
             Candidate(
@@ -236,8 +237,6 @@ def load_candidates(
     return out
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 def gold_recording_ids(session: Session) -> list[int]:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
 from pipeline.reports.data import call_time
+from pipeline.script.embed import BACKGROUND_RU, as_dense, get_scorer, tfidf_encoder
 from pipeline.storage.store import (
     AlignmentRow,
     Assignment,
@@ -79,22 +80,9 @@ class Item:
 Encoder = Callable[[list[str]], np.ndarray]
 
 
-def _tfidf_encoder(texts: Sequence[str]) -> Encoder:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    from pipeline.script.embed import BACKGROUND_RU
-
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
-                          preprocessor=lambda t: t.lower().replace("ё", "е"))
-    vec.fit(list(texts) + BACKGROUND_RU)
-    return lambda xs: vec.transform(list(xs))
-
-
 def default_encoders() -> dict[str, Encoder]:
     """The alignment's cached sentence models, when they load; else none (TF-IDF only)."""
     try:
-        from pipeline.script.embed import get_scorer
-
         scorer = get_scorer()
     except Exception as exc:  # a missing optional model must not break the owner's report
         log.warning("sentence models unavailable, grouping situations with TF-IDF only: %s", exc)
@@ -106,22 +94,18 @@ def default_encoders() -> dict[str, Encoder]:
 def similarity(texts: Sequence[str], encoders: dict[str, Encoder] | None = None) -> np.ndarray:
     """Pairwise similarity of texts: per model, cosine standardised against the
     cosines of these texts with background shop talk, then averaged over models."""
-    from pipeline.script.embed import BACKGROUND_RU
-
     texts = list(texts)
     encoders = dict(default_encoders() if encoders is None else encoders)
-    encoders["tfidf"] = _tfidf_encoder(texts)
+    encoders["tfidf"] = tfidf_encoder(texts)
     total = np.zeros((len(texts), len(texts)))
     for name, encode in encoders.items():
         a = encode(texts)
-        bg = _dense(a @ encode(BACKGROUND_RU).T)
-        sims = _dense(a @ a.T)
+        bg = as_dense(a @ encode(BACKGROUND_RU).T)
+        sims = as_dense(a @ a.T)
         total += (sims - bg.mean()) / (bg.std() or 1.0)
     return total / len(encoders)
 
 
-def _dense(m) -> np.ndarray:
-    return np.asarray(m.toarray() if hasattr(m, "toarray") else m, dtype=np.float64)
 
 
 def group_texts(texts: Sequence[str], threshold: float = DEFAULT_THRESHOLD,

@@ -25,7 +25,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -217,9 +217,8 @@ class Scorer:
         parts = {}
         for model in models or self.models:
             if model == "tfidf":
-                vec = _fit_tfidf(flat + BACKGROUND_RU)
-                ex_m = _tfidf_rows(vec, flat)
-                encode = lambda texts, vec=vec: _tfidf_rows(vec, texts)  # noqa: E731
+                encode = tfidf_encoder(flat)
+                ex_m = encode(flat)
             else:
                 emb = self._embedders[model]
                 ex_m = emb.encode_pinned(flat)
@@ -248,49 +247,35 @@ class Scorer:
         return total / len(classes.parts)
 
 
-def _as_dense(m) -> np.ndarray:
+def as_dense(m) -> np.ndarray:
+    """A (possibly sparse) similarity matrix as a dense float32 array."""
     return np.asarray(m.toarray() if hasattr(m, "toarray") else m, dtype=np.float32)
 
 
-AGG = "mean"
-
-
 def _raw(m, ex_m, owner: np.ndarray, k: int) -> np.ndarray:
-    """Cosine with each example, averaged per step (averaging beat the maximum)."""
-    sims = _as_dense(m @ ex_m.T)
-    if AGG == "mean":
-        out = np.zeros((sims.shape[0], k), np.float32)
-        np.add.at(out.T, owner, sims.T)
-        return out / np.bincount(owner, minlength=k).astype(np.float32)
+    """Cosine with each example, averaged per step (averaging beat the maximum,
+    the top two and their mix; docs/benchmarks.md)."""
+    sims = as_dense(m @ ex_m.T)
     out = np.zeros((sims.shape[0], k), np.float32)
-    for s in range(k):
-        block = np.sort(sims[:, owner == s], axis=1)[:, ::-1]
-        if AGG == "max":
-            out[:, s] = block[:, 0]
-        elif AGG == "top2":
-            out[:, s] = block[:, :2].mean(axis=1)
-        elif AGG == "meanmax":
-            out[:, s] = 0.5 * block[:, 0] + 0.5 * block.mean(axis=1)
-    return out
+    np.add.at(out.T, owner, sims.T)
+    return out / np.bincount(owner, minlength=k).astype(np.float32)
 
 
-def _fit_tfidf(texts: list[str]):
+def tfidf_encoder(texts: Sequence[str]) -> Callable[[Sequence[str]], Any]:
+    """Character n-gram TF-IDF fitted on ``texts`` plus the background shop talk;
+    returns the function that encodes sentences with it (sparse, L2-normalised rows)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vec = TfidfVectorizer(
         analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, preprocessor=_tfidf_text, dtype=np.float32
     )
-    vec.fit(texts)
-    return vec
+    vec.fit(list(texts) + BACKGROUND_RU)
+    return lambda xs: vec.transform(list(xs))
 
 
 def _tfidf_text(text: str) -> str:
     # ASR and typists drop the diaeresis at random
     return text.lower().replace("ё", "е")
-
-
-def _tfidf_rows(vec, texts: Sequence[str]):
-    return vec.transform(list(texts))
 
 
 @lru_cache(maxsize=4)

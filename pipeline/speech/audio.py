@@ -8,7 +8,6 @@ ogg/opus, m4a, amr, ...
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -59,20 +58,6 @@ class DecodedAudio:
     @property
     def duration(self) -> float:
         return max((len(c) for c in self.channels), default=0) / self.sample_rate
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in blocks (recordings can be large)."""
-    with open(path, "rb") as f:
-        return stream_sha256(f)
-
-
-def stream_sha256(f) -> str:  # noqa: ANN001 - any binary file object (local or fsspec)
-    """Hex sha256 of an open binary file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    for block in iter(lambda: f.read(1 << 20), b""):
-        h.update(block)
-    return h.hexdigest()
 
 
 @lru_cache(maxsize=1)

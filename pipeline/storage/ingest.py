@@ -31,7 +31,8 @@ from sqlalchemy import select, update
 
 from pipeline.config import Settings
 from pipeline.errors import AudioError, CallreviewError
-from pipeline.speech.audio import file_sha256, make_listening_copy, probe, stream_sha256
+from pipeline.hashing import file_sha256, stream_sha256
+from pipeline.speech.audio import make_listening_copy, probe
 from pipeline.storage import store
 from pipeline.storage.store import Recording, session_scope
 from pipeline.vocabulary import FileResult, RecordingStatus
@@ -234,10 +235,7 @@ def try_claim(
             return DONE
         lapsed = store.utcnow() - dt.timedelta(seconds=CLAIM_LEASE_S)
         if current.status == RecordingStatus.PROCESSING:
-            claimed_at = current.claimed_at
-            if claimed_at is not None and claimed_at.tzinfo is None:  # SQLite drops the zone
-                claimed_at = claimed_at.replace(tzinfo=dt.timezone.utc)
-            expired = claimed_at is None or claimed_at < lapsed
+            expired = current.claimed_at is None or current.claimed_at < lapsed
             if not expired:
                 live = live_addresses() if callable(live_addresses) else live_addresses
                 if not _holder_is_dead(current.claimed_by, live):

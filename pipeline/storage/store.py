@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from pipeline.script.result import AlignmentRecord
 from pipeline.vocabulary import RecordingStatus, ReviewStatus
@@ -41,6 +42,27 @@ if TYPE_CHECKING:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def as_utc(t: dt.datetime | None) -> dt.datetime | None:
+    """An aware time in UTC; a naive one (SQLite, a CRM export) is taken to be UTC already."""
+    if t is None:
+        return None
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp column that always reads back aware, in UTC: SQLite drops the zone
+    that PostgreSQL keeps, and comparing naive with aware times raises."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:  # noqa: ANN001
+        return as_utc(value)
+
+    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:  # noqa: ANN001
+        return as_utc(value)
 
 
 class Base(DeclarativeBase):
@@ -66,11 +88,11 @@ class Recording(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
-    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     language: Mapped[str | None] = mapped_column(String(10))
     model: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     utterances: Mapped[list["UtteranceRow"]] = relationship(
         back_populates="recording", order_by="UtteranceRow.idx", cascade="all, delete-orphan"
@@ -105,8 +127,8 @@ class ProcessingRun(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     engine: Mapped[str | None] = mapped_column(String(50))
     model: Mapped[str | None] = mapped_column(String(200))
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     seconds: Mapped[float | None] = mapped_column(Float)
     ok: Mapped[bool | None] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
@@ -124,7 +146,7 @@ class ChecklistVersion(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(500))
     content: Mapped[dict[str, Any]] = mapped_column()
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AlignmentRow(Base):
@@ -135,7 +157,7 @@ class AlignmentRow(Base):
     recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
     checklist_version_id: Mapped[int] = mapped_column(ForeignKey("checklist_versions.id"), index=True)
     result: Mapped[dict[str, Any]] = mapped_column()  # AlignmentRecord.to_json(): read it through .record
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     checklist_version: Mapped[ChecklistVersion] = relationship()
 
@@ -153,7 +175,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(500))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     rate: Mapped[float] = mapped_column(Float, default=0.0)  # pay per submitted review
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Assignment(Base):
@@ -171,7 +193,7 @@ class Assignment(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)  # due order within the queue
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default="new")  # new | in_progress | submitted
-    assigned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     recording: Mapped[Recording] = relationship()
     listener: Mapped[User] = relationship()
@@ -186,11 +208,11 @@ class Review(Base):
     status: Mapped[str] = mapped_column(String(20), default=ReviewStatus.DRAFT)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     urgent_reason: Mapped[str | None] = mapped_column(Text)
-    urgent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # shown to the owner from then on
-    urgent_handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    urgent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())  # shown to the owner from then on
+    urgent_handled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     assignment: Mapped[Assignment] = relationship()
     marks: Mapped[list["StepMark"]] = relationship(back_populates="review", cascade="all, delete-orphan")
@@ -351,12 +373,12 @@ class Outcome(Base):
     call_ref: Mapped[str] = mapped_column(String(500), unique=True)  # call id or file name as the CRM wrote it
     recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id", ondelete="SET NULL"), index=True)
     operator: Mapped[str | None] = mapped_column(String(200))
-    time: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(String(20))  # order | no_order | cancelled | other
     amount: Mapped[float | None] = mapped_column(Float)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
     source: Mapped[str] = mapped_column(String(500), default="")
-    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class SituationMarker(Base):
@@ -373,4 +395,4 @@ class SituationMarker(Base):
     label: Mapped[str] = mapped_column(Text, default="")
     item_keys: Mapped[list[Any]] = mapped_column(default=list)  # ["mark:12", "moment:3", ...]
     created_by: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
