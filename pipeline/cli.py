@@ -126,13 +126,19 @@ def _settings(**overrides):
     return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
+def _database():
+    """Settings, with their database migrated to the newest schema."""
+    from pipeline.storage.store import migrated
+
+    settings = get_settings()
+    migrated(settings.db_url)
+    return settings
+
+
 @app.command()
 def init() -> None:
     """Create or upgrade the database (SQLite in data/ unless DATABASE_URL is set)."""
-    from pipeline.storage.store import upgrade
-
-    settings = get_settings()
-    upgrade(settings.db_url)
+    settings = _database()
     typer.echo(f"database ready: {settings.db_url}")
 
 
@@ -248,10 +254,9 @@ def status() -> None:
     """Recordings by status, and every failure with its reason."""
     from sqlalchemy import func, select
 
-    from pipeline.storage.store import Recording, session_scope, upgrade
+    from pipeline.storage.store import Recording, session_scope
 
-    settings = get_settings()
-    upgrade(settings.db_url)
+    settings = _database()
     with session_scope(settings.db_url) as session:
         counts = session.execute(select(Recording.status, func.count()).group_by(Recording.status)).all()
         failures = session.execute(
@@ -282,10 +287,9 @@ def report(
     from pipeline.errors import CallreviewError
     from pipeline.reports import reports
     from pipeline.reports.data import load
-    from pipeline.storage.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope
 
-    settings = get_settings()
-    upgrade(settings.db_url)
+    settings = _database()
     try:
         with session_scope(settings.db_url) as session:
             if kind == "all":
@@ -325,10 +329,9 @@ def sample(
 
     from pipeline.errors import CallreviewError
     from pipeline.reports import sampling
-    from pipeline.storage.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope
 
-    settings = get_settings()
-    upgrade(settings.db_url)
+    settings = _database()
     rules = sampling.PriorityRules(low_adherence, no_order, short, priority_share)
     try:
         with session_scope(settings.db_url) as session:
@@ -365,7 +368,7 @@ def outcomes_import(
     """Import a CRM CSV, matching rows to recordings by call id or file name."""
     from pipeline.errors import CallreviewError
     from pipeline.reports import outcomes
-    from pipeline.storage.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope
 
     values = {}
     for v in value:
@@ -374,8 +377,7 @@ def outcomes_import(
             raise typer.BadParameter(f"--value {v!r}: write RAW=order, RAW=no_order, RAW=cancelled or RAW=other")
         values[raw] = canon
     mapping = outcomes.ColumnMapping(call=call, outcome=outcome, operator=operator, time=time, amount=amount, values=values)
-    settings = get_settings()
-    upgrade(settings.db_url)
+    settings = _database()
     try:
         with session_scope(settings.db_url) as session:
             res = outcomes.import_csv(session, csv_file, mapping)
@@ -404,10 +406,9 @@ def users_add(
 ) -> None:
     """Create an account (the password is stored as an argon2 hash)."""
     from pipeline.review import accounts
-    from pipeline.storage.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope
 
-    settings = get_settings()
-    upgrade(settings.db_url)
+    settings = _database()
     try:
         with session_scope(settings.db_url) as session:
             accounts.add_user(session, name, role, password, rate=rate)
@@ -421,10 +422,9 @@ def users_add(
 def users_list() -> None:
     """Show all accounts."""
     from pipeline.review import accounts
-    from pipeline.storage.store import session_scope, upgrade
+    from pipeline.storage.store import session_scope
 
-    settings = get_settings()
-    upgrade(settings.db_url)
+    settings = _database()
     with session_scope(settings.db_url) as session:
         for u in accounts.list_users(session):
             typer.echo(f"{u.id:>4}  {u.name:<20} {u.role:<9} {'active' if u.active else 'disabled':<9} rate {u.rate:g}")
@@ -440,16 +440,14 @@ def assign(
 ) -> None:
     """Put calls into listeners' queues."""
     from pipeline.errors import CallreviewError
+    from pipeline.reports import sampling
     from pipeline.review import accounts, review
-    from pipeline.storage.store import upgrade
-
-    settings = get_settings()
-    upgrade(settings.db_url)
+    settings = _database()
     if not recording and not sample:
         raise typer.BadParameter("give recording ids or --sample N")
     try:
         with review.write_session(settings.db_url) as session:
-            ids = list(recording or []) or review.sample_recordings(session, sample, stratify=stratify, seed=seed)
+            ids = list(recording or []) or sampling.sample_recordings(session, sample, stratify=stratify, seed=seed)
             listener_ids = [accounts.get_user(session, n).id for n in listener]
             res = review.assign(session, ids, listener_ids)
     except CallreviewError as exc:
@@ -468,9 +466,7 @@ def serve(
     import os
     import sys
 
-    from pipeline.storage.store import upgrade
-
-    upgrade(get_settings().db_url)
+    _database()
     os.execv(sys.executable, serve_command(host, port))
 
 

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from pipeline.config import Settings
 from pipeline.review import accounts, review, signing
-from pipeline.storage.store import session_scope
+from pipeline.storage.store import migrated, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ async def audio(request: Request) -> Response:
         assignment_id = int(signing.verify(request.path_params["token"], signing.AUDIO, signing.load_secret(settings)))
     except (signing.SignatureError, ValueError, TypeError):
         return PlainTextResponse("This audio link is invalid or has expired; reload the call page.", status_code=403)
-    with session_scope(settings.db_url) as session:
+    with session_scope(migrated(settings.db_url)) as session:
         path = review.listen_path_for(session, assignment_id)
     if not path or not Path(path).is_file():
         return PlainTextResponse("No listening copy for this call.", status_code=404)
@@ -50,7 +50,7 @@ async def set_session(request: Request) -> Response:
     HttpOnly cookie, so a page reload keeps the user logged in."""
     token = (await request.body()).decode("ascii", "replace").strip()
     settings = _settings()
-    with session_scope(settings.db_url) as session:
+    with session_scope(migrated(settings.db_url)) as session:
         user = accounts.user_from_token(session, token, signing.load_secret(settings))
     if user is None:
         return PlainTextResponse("invalid login token", status_code=403)

@@ -16,7 +16,7 @@ import streamlit as st
 from pipeline.config import Settings
 from pipeline.review import accounts, signing
 from pipeline.review.accounts import CurrentUser
-from pipeline.storage.store import session_scope, upgrade
+from pipeline.storage.store import migrated, session_scope
 from review_app.routes import COOKIE
 
 _USER = "cr_user"
@@ -29,17 +29,9 @@ def settings() -> Settings:
     return Settings()
 
 
-@st.cache_resource(show_spinner=False)
-def _migrated(url: str) -> bool:
-    upgrade(url)
-    return True
-
-
 def db_url() -> str:
     """The database URL, migrated to the newest schema once per process."""
-    url = settings().db_url
-    _migrated(url)
-    return url
+    return migrated(settings().db_url)
 
 
 def secret() -> bytes:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from test_review_data import OPERATOR_NAME, SECRETS, STEP_IDS, add_call, build_world
 
+from pipeline.reports import sampling
 from pipeline.review import review
 from pipeline.review.review import write_session
 from pipeline.storage.store import Assignment, Review, StepMark, session_scope
@@ -149,7 +150,7 @@ def test_assign_sample_progress_and_urgent(world):
         for i in range(6):
             add_call(s, f"extra_{i}.wav", operator="Пётр" if i < 4 else "Иван")
     with write_session(world.url) as s:
-        ids = review.sample_recordings(s, 4, stratify=True, seed=1)
+        ids = sampling.sample_recordings(s, 4, stratify=True, seed=1)
         assert len(ids) == 4
         ops = [s.get(__import__("pipeline.storage.store", fromlist=["Recording"]).Recording, i).operator for i in ids]
         assert ops.count("Пётр") >= 2 and ops.count("Иван") >= 1

@@ -23,6 +23,13 @@ def test_allocate_proportional_largest_remainder():
     assert sampling.allocate({"A": 1, "B": 1}, 5) == {"A": 1, "B": 1}
 
 
+def test_allocate_floor_keeps_small_operators_heard():
+    assert sampling.allocate({"A": 10, "B": 1}, 4) == {"A": 4, "B": 0}
+    assert sampling.allocate({"A": 10, "B": 1}, 4, floor=1) == {"A": 3, "B": 1}
+    # too few calls to give everyone the floor: plain proportional
+    assert sampling.allocate({"A": 10, "B": 1, "C": 1}, 2, floor=1) == {"A": 2, "B": 0, "C": 0}
+
+
 def test_stratified_sample_with_priority():
     # Anna 10 calls (ids 0-9), 4 of them flagged; Boris 10 calls, none flagged; 10 to draw -> 5 each.
     cands = [Candidate(i, "Anna", adherence=0.3 if i < 3 else 0.9, outcome="order", duration=120) for i in range(10)]
@@ -79,3 +86,5 @@ def test_sample_and_assign_writes_rows(db_url):
         assert gold.position > 0  # appended after max's earlier calls
         with pytest.raises(sampling.SamplingError, match="No active listener named bob"):
             sampling.sample_and_assign(s, listeners=["bob"])
+        # the same plan written again (a second owner tab) adds nothing
+        assert sampling.write_assignments(s, res.plan) == 0

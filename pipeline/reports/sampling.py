@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
 from pipeline.reports import stats
+from pipeline.review import review
 from pipeline.storage.store import (
     AlignmentRow,
     Assignment,
@@ -81,14 +82,20 @@ class Picked:
     reasons: tuple[str, ...] = ()
 
 
-def allocate(strata: dict[str, int], n: int) -> dict[str, int]:
+def allocate(strata: dict[str, int], n: int, floor: int = 0) -> dict[str, int]:
     """Split n over strata in proportion to their sizes (largest remainder),
-    never more than a stratum holds."""
+    never more than a stratum holds; with ``floor``, each stratum gets that many
+    first when n allows, so a small operator is still heard."""
     total = sum(strata.values())
     n = min(n, total)
     if n <= 0 or total == 0:
         return {k: 0 for k in strata}
-    exact = {k: n * size / total for k, size in strata.items()}
+    base = {k: min(size, floor) for k, size in strata.items()}
+    if sum(base.values()) > n:
+        base = {k: 0 for k in strata}
+    rest = {k: size - base[k] for k, size in strata.items()}
+    left, room = n - sum(base.values()), sum(rest.values())
+    exact = {k: base[k] + (left * size / room if room else 0.0) for k, size in rest.items()}
     alloc = {k: min(strata[k], math.floor(v)) for k, v in exact.items()}
     # Hand out what is left by largest remainder, then to strata that still have room.
     order = sorted(strata, key=lambda k: (-(exact[k] - math.floor(exact[k])), k))
@@ -108,17 +115,17 @@ def allocate(strata: dict[str, int], n: int) -> dict[str, int]:
 
 
 def stratified_sample(
-    candidates: Sequence[Candidate], n: int, rules: PriorityRules | None = None, seed: int = 0
+    candidates: Sequence[Candidate], n: int, rules: PriorityRules | None = None, seed: int | None = 0, floor: int = 0
 ) -> list[Picked]:
-    """n calls, split over operators in proportion to their call counts; within
-    each operator priority calls first (up to ``rules.share`` of the quota),
-    the rest at random."""
+    """n calls, split over operators in proportion to their call counts (at least
+    ``floor`` each while n allows); within each operator priority calls first (up to
+    ``rules.share`` of the quota), the rest at random."""
     rules = rules or PriorityRules()
     rng = random.Random(seed)
     by_op: dict[str, list[Candidate]] = defaultdict(list)
     for c in candidates:
         by_op[c.operator or ""].append(c)
-    quota = allocate({op: len(cs) for op, cs in by_op.items()}, n)
+    quota = allocate({op: len(cs) for op, cs in by_op.items()}, n, floor)
     picked: list[Picked] = []
     for op in sorted(by_op):
         cs = sorted(by_op[op], key=lambda c: c.recording_id)
@@ -269,11 +276,21 @@ def active_listener_ids(session: Session, names: Sequence[str] = ()) -> list[int
 
 
 def write_assignments(session: Session, plan: AssignmentPlan) -> int:
-    """Insert the planned Assignment rows; returns how many were added."""
-    for a in plan.items:
-        session.add(Assignment(recording_id=a.recording_id, listener_id=a.listener_id, is_gold=a.is_gold, position=a.position))
-    session.flush()
-    return len(plan.items)
+    """Put the planned calls in the listeners' queues; returns how many were added."""
+    return sum(review.add_assignment(session, a.recording_id, a.listener_id, a.position, a.is_gold) for a in plan.items)
+
+
+def sample_recordings(session: Session, n: int, stratify: bool = False, seed: int | None = None,
+                      unassigned_only: bool = True) -> list[int]:
+    """``n`` reviewable recordings at random, as the owner's assign page and
+    ``callreview assign --sample`` draw them; ``stratify`` spreads them across
+    operators in proportion to their calls, at least one each while n allows."""
+    pool = [Candidate(r.id, r.operator) for r in review.reviewable_recordings(session, unassigned_only=unassigned_only)]
+    if stratify:
+        return [p.recording_id for p in stratified_sample(pool, n, PriorityRules(share=0.0), seed, floor=1)]
+    ids = [c.recording_id for c in pool]
+    random.Random(seed).shuffle(ids)
+    return ids[:n]
 
 
 @dataclass

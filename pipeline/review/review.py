@@ -10,7 +10,6 @@ of failing with "database is locked" when their read snapshot goes stale.
 from __future__ import annotations
 
 import datetime as dt
-import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -448,6 +447,19 @@ def reviewable_recordings(session: Session, unassigned_only: bool = False) -> li
     return list(session.scalars(stmt))
 
 
+def add_assignment(session: Session, recording_id: int, listener_id: int, position: int, gold: bool = False) -> bool:
+    """Put one recording in a listener's queue at ``position``; False if it is there already.
+    The one writer of assignments: a concurrent owner tab cannot make a duplicate."""
+    insert = _insert(session)
+    return session.execute(
+        insert(Assignment)
+        .values(recording_id=recording_id, listener_id=listener_id, position=position, is_gold=gold,
+                status=AssignmentStatus.NEW, assigned_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["recording_id", "listener_id"])
+        .returning(Assignment.id)
+    ).scalar() is not None
+
+
 def assign(session: Session, recording_ids: Sequence[int], listener_ids: Sequence[int], gold: bool = False) -> AssignResult:
     """Put recordings into listeners' queues, dealt round-robin, appended in due order.
 
@@ -468,17 +480,10 @@ def assign(session: Session, recording_ids: Sequence[int], listener_ids: Sequenc
         lid: (session.scalar(select(func.max(Assignment.position)).where(Assignment.listener_id == lid)) or 0) + 1
         for lid in listener_ids
     }
-    insert = _insert(session)
     result = AssignResult(0, 0, defaultdict(int))
     for i, rid in enumerate(recording_ids):
         lid = listener_ids[i % len(listener_ids)]
-        done = session.execute(
-            insert(Assignment)
-            .values(recording_id=rid, listener_id=lid, position=next_pos[lid], is_gold=gold, status=AssignmentStatus.NEW, assigned_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["recording_id", "listener_id"])
-            .returning(Assignment.id)
-        ).scalar()
-        if done is not None:
+        if add_assignment(session, rid, lid, next_pos[lid], gold):
             next_pos[lid] += 1
             result.created += 1
             result.per_listener[listeners[lid].name] += 1
@@ -486,46 +491,6 @@ def assign(session: Session, recording_ids: Sequence[int], listener_ids: Sequenc
             result.skipped += 1
     result.per_listener = dict(result.per_listener)
     return result
-
-
-def sample_recordings(session: Session, n: int, stratify: bool = False, seed: int | None = None,
-                      unassigned_only: bool = True) -> list[int]:
-    """``n`` reviewable recordings at random; ``stratify`` spreads them across operators
-    in proportion to each operator's calls (every operator gets at least one while n allows)."""
-    pool = reviewable_recordings(session, unassigned_only=unassigned_only)
-    rng = random.Random(seed)
-    if n >= len(pool):
-        ids = [r.id for r in pool]
-        rng.shuffle(ids)
-        return ids
-    if not stratify:
-        return [r.id for r in rng.sample(pool, n)]
-    groups: dict[str, list[int]] = defaultdict(list)
-    for r in pool:
-        groups[r.operator or ""].append(r.id)
-    for ids in groups.values():
-        rng.shuffle(ids)
-    # Largest-remainder allocation with a floor of one per operator.
-    keys = sorted(groups)
-    if n < len(keys):
-        return [groups[k][0] for k in rng.sample(keys, n)]
-    # One per operator, the rest by largest remainder in proportion to what is left.
-    quota = {k: 1 for k in keys}
-    left = n - len(keys)
-    spare = {k: len(groups[k]) - 1 for k in keys}
-    total_spare = sum(spare.values())
-    if left > 0 and total_spare > 0:
-        shares = {k: left * spare[k] / total_spare for k in keys}
-        for k in keys:
-            quota[k] += int(shares[k])
-        by_remainder = sorted(keys, key=lambda k: shares[k] - int(shares[k]), reverse=True)
-        while sum(quota.values()) < n:
-            for k in by_remainder:
-                if sum(quota.values()) < n and quota[k] < len(groups[k]):
-                    quota[k] += 1
-    chosen = [rid for k in keys for rid in groups[k][: quota[k]]]
-    rng.shuffle(chosen)
-    return chosen
 
 
 # --- owner: progress and urgent flags ----------------------------------------------

@@ -307,6 +307,14 @@ def upgrade(url: str) -> None:
     command.upgrade(cfg, "head")
 
 
+@lru_cache(maxsize=None)
+def migrated(url: str) -> str:
+    """``url``, upgraded to the newest schema once per process: the CLI commands,
+    the review app's pages and its HTTP routes all open the database through it."""
+    upgrade(url)
+    return url
+
+
 def count(session: Session, model: type[Base], **where: Any) -> int:
     from sqlalchemy import select
 

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from pipeline.reports import sampling
 from pipeline.review import accounts, review
 from pipeline.review.review import write_session
 from pipeline.storage.store import session_scope
@@ -40,6 +41,6 @@ with sample:
     stratify = st.checkbox("Поровну по операторам (стратифицированная выборка)", value=True, key="assign_strat")
     if st.button("Сделать выборку и назначить", key="assign_sample", disabled=not chosen_listeners):
         with write_session(db_url()) as s:
-            ids = review.sample_recordings(s, int(n), stratify=stratify, unassigned_only=unassigned_only)
+            ids = sampling.sample_recordings(s, int(n), stratify=stratify, unassigned_only=unassigned_only)
             res = review.assign(s, ids, chosen_listeners)
         st.success(f"Назначено {res.created}, пропущено {res.skipped}: {res.per_listener}")
