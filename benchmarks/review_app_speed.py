@@ -29,7 +29,7 @@ from test_review_data import SCRIPT_CALL, STEP_IDS, add_call, make_opus  # noqa:
 def build(tmp: Path, minutes: float):
     from sqlalchemy import select
 
-    from pipeline.review import accounts, review
+    from pipeline.review import accounts, assignments
     from pipeline.storage.store import Assignment, session_scope, upgrade
 
     url = f"sqlite:///{tmp / 'callreview.db'}"
@@ -43,7 +43,7 @@ def build(tmp: Path, minutes: float):
         accounts.add_user(s, "anna", "listener", "secret-pass")
         rid = add_call(s, "long.wav", listen_path=audio, repeat=repeat)
         uid = accounts.get_user(s, "anna").id
-        review.assign(s, [rid], [uid])
+        assignments.assign(s, [rid], [uid])
         aid = s.scalar(select(Assignment.id).where(Assignment.listener_id == uid))
     return url, data, aid, repeat * len(SCRIPT_CALL)
 

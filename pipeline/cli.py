@@ -285,7 +285,7 @@ def report(
 ) -> None:
     """The owner's reports outside the app: the same tables as the report pages."""
     from pipeline.errors import CallreviewError
-    from pipeline.reports import reports
+    from pipeline.reports import export, reports
     from pipeline.reports.data import load
     from pipeline.storage.store import session_scope
 
@@ -294,9 +294,9 @@ def report(
         with session_scope(settings.db_url) as session:
             if kind == "all":
                 data = load(session)
-                blob = reports.export_many({k: reports.build(k, session, data) for k in reports.REPORTS}, fmt)
+                blob = export.tables({k: reports.build(k, session, data) for k in reports.REPORTS}, fmt)
             else:
-                blob = reports.export(reports.build(kind, session), fmt, kind)
+                blob = export.table(reports.build(kind, session), fmt, kind)
     except CallreviewError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -441,7 +441,7 @@ def assign(
     """Put calls into listeners' queues."""
     from pipeline.errors import CallreviewError
     from pipeline.reports import sampling
-    from pipeline.review import accounts, review
+    from pipeline.review import accounts, assignments, review
     settings = _database()
     if not recording and not sample:
         raise typer.BadParameter("give recording ids or --sample N")
@@ -449,7 +449,7 @@ def assign(
         with review.write_session(settings.db_url) as session:
             ids = list(recording or []) or sampling.sample_recordings(session, sample, stratify=stratify, seed=seed)
             listener_ids = [accounts.get_user(session, n).id for n in listener]
-            res = review.assign(session, ids, listener_ids)
+            res = assignments.assign(session, ids, listener_ids)
     except CallreviewError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pipeline.review import review
+from pipeline.review import assignments
 from pipeline.storage.store import session_scope
 from pipeline.vocabulary import Role
 from review_app.session import current_user, db_url, emit_cookie_script, emit_logout_script, log_out
@@ -61,7 +61,7 @@ if user is not None:
         st.caption(f"Вы вошли как **{user.name}** ({'владелец' if user.is_owner else 'слушатель'})")
         if user.is_owner:
             with session_scope(db_url()) as s:
-                n_urgent = review.count_open_urgent(s)
+                n_urgent = assignments.count_open_urgent(s)
             if n_urgent:
                 st.error(f"🚨 Срочных сделок: {n_urgent}")
         if st.button("Выйти", key="logout"):

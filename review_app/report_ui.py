@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pipeline.reports import reports
+from pipeline.reports import export
 from pipeline.reports.data import ReportData, load
 from pipeline.storage.store import session_scope
 from pipeline.vocabulary import Role
@@ -59,6 +59,6 @@ def table(df: pd.DataFrame, name: str, caption: str | None = None) -> None:
         return
     st.dataframe(df, hide_index=True, use_container_width=True, column_config=_column_config(df))
     c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button("CSV", reports.export(df, "csv", name), f"{name}.csv", "text/csv", key=f"csv-{name}")
-    c2.download_button("XLSX", reports.export(df, "xlsx", name), f"{name}.xlsx",
+    c1.download_button("CSV", export.table(df, "csv", name), f"{name}.csv", "text/csv", key=f"csv-{name}")
+    c2.download_button("XLSX", export.table(df, "xlsx", name), f"{name}.xlsx",
                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key=f"xlsx-{name}")

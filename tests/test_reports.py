@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from seed_reports import CRM_CSV, seed
 
-from pipeline.reports import reports, stats
+from pipeline.reports import export, reports, stats
 from pipeline.reports.data import ReportError, categorize, load
 from pipeline.storage.store import session_scope
 
@@ -192,10 +192,10 @@ def test_sample_size_table():
     assert row(df, confidence=0.95, margin=0.05).sample_size == 278
 
 
-@pytest.mark.parametrize("fmt", reports.FORMATS)
+@pytest.mark.parametrize("fmt", export.FORMATS)
 def test_export_formats(data, fmt):
     table = reports.steps_report(data)
-    blob = reports.export(table, fmt, "steps")
+    blob = export.table(table, fmt, "steps")
     if fmt == "csv":
         text = blob.decode("utf-8-sig")
         assert text.splitlines()[0].startswith("checklist,step_id,step,reviewed_calls")
@@ -206,7 +206,7 @@ def test_export_formats(data, fmt):
     else:
         assert b"<table" in blob and b"Greeting" in blob
     with pytest.raises(ReportError):
-        reports.export(table, "pdf")
+        export.table(table, "pdf")
 
 
 def test_every_report_builds(db):
@@ -217,7 +217,7 @@ def test_every_report_builds(db):
                 continue  # needs the sentence models; tests/test_situations.py covers it
             df = reports.build(kind, s, data)
             assert len(df.columns) > 2, kind
-            reports.export(df, "xlsx", kind)
+            export.table(df, "xlsx", kind)
 
 
 PAGES = ["owner_script_improvement", "owner_steps", "owner_operators", "owner_listeners", "owner_sampling", "owner_outcomes"]

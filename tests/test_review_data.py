@@ -116,7 +116,7 @@ class World:
 
 def build_world(tmp: Path, url: str | None = None, calls: int = 3, listeners: int = 2, with_audio: bool = True) -> World:
     """A migrated database with an owner, listeners ``anna``, ``boris``... and calls dealt to them."""
-    from pipeline.review import accounts, review
+    from pipeline.review import accounts, assignments
     from pipeline.storage.store import session_scope, upgrade
 
     url = url or f"sqlite:///{tmp / 'callreview.db'}"
@@ -130,7 +130,7 @@ def build_world(tmp: Path, url: str | None = None, calls: int = 3, listeners: in
         rec_ids = [add_call(s, f"call_{i}_{SECRETS['file']}", listen_path=audio) for i in range(calls)]
         assignment_ids = {}
         for u in users:
-            review.assign(s, rec_ids, [u.id])
+            assignments.assign(s, rec_ids, [u.id])
             from pipeline.storage.store import Assignment
 
             assignment_ids[u.name] = list(s.scalars(select(Assignment.id).where(Assignment.listener_id == u.id).order_by(Assignment.position)))

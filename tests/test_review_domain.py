@@ -10,7 +10,7 @@ from sqlalchemy import select
 from test_review_data import OPERATOR_NAME, SECRETS, STEP_IDS, add_call, build_world
 
 from pipeline.reports import sampling
-from pipeline.review import review
+from pipeline.review import assignments, review
 from pipeline.review.review import write_session
 from pipeline.storage.store import Assignment, Review, StepMark, session_scope
 from pipeline.vocabulary import Mark, ReviewStatus
@@ -154,12 +154,12 @@ def test_assign_sample_progress_and_urgent(world):
         assert len(ids) == 4
         ops = [s.get(__import__("pipeline.storage.store", fromlist=["Recording"]).Recording, i).operator for i in ids]
         assert ops.count("Пётр") >= 2 and ops.count("Иван") >= 1
-        res = review.assign(s, ids, world.listener_ids)
+        res = assignments.assign(s, ids, world.listener_ids)
         assert res.created == 4 and set(res.per_listener.values()) == {2}
-        again = review.assign(s, ids[:1], [world.listener_ids[0]])  # round-robin put ids[0] with anna
+        again = assignments.assign(s, ids[:1], [world.listener_ids[0]])  # round-robin put ids[0] with anna
         assert again.skipped == 1
         with pytest.raises(review.ReviewError):
-            review.assign(s, ids, [world.owner_id])
+            assignments.assign(s, ids, [world.owner_id])
     anna = world.listener_ids[0]
     aid = world.assignment_ids["anna"][0]
     with write_session(world.url) as s:
@@ -168,12 +168,12 @@ def test_assign_sample_progress_and_urgent(world):
     with write_session(world.url) as s:
         review.submit_review(s, anna, aid)
     with session_scope(world.url) as s:
-        progress = {p.name: p for p in review.listener_progress(s)}
-        flags = review.urgent_flags(s)
+        progress = {p.name: p for p in assignments.listener_progress(s)}
+        flags = assignments.urgent_flags(s)
     assert progress["anna"].submitted == 1 and progress["anna"].assigned == 5 and progress["anna"].urgent_open == 1
     assert progress["anna"].earned == 50.0
     assert [f.reason for f in flags] == ["уйдёт к конкурентам"] and flags[0].listener == "anna"
     with write_session(world.url) as s:
-        review.mark_urgent_handled(s, flags[0].review_id)
+        assignments.mark_urgent_handled(s, flags[0].review_id)
     with session_scope(world.url) as s:
-        assert review.urgent_flags(s) == [] and review.count_open_urgent(s) == 0
+        assert assignments.urgent_flags(s) == [] and assignments.count_open_urgent(s) == 0

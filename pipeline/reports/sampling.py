@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
 from pipeline.reports import stats
-from pipeline.review import review
+from pipeline.review import assignments
 from pipeline.storage.store import (
     AlignmentRow,
     Assignment,
@@ -277,7 +277,7 @@ def active_listener_ids(session: Session, names: Sequence[str] = ()) -> list[int
 
 def write_assignments(session: Session, plan: AssignmentPlan) -> int:
     """Put the planned calls in the listeners' queues; returns how many were added."""
-    return sum(review.add_assignment(session, a.recording_id, a.listener_id, a.position, a.is_gold) for a in plan.items)
+    return sum(assignments.add_assignment(session, a.recording_id, a.listener_id, a.position, a.is_gold) for a in plan.items)
 
 
 def sample_recordings(session: Session, n: int, stratify: bool = False, seed: int | None = None,
@@ -285,7 +285,7 @@ def sample_recordings(session: Session, n: int, stratify: bool = False, seed: in
     """``n`` reviewable recordings at random, as the owner's assign page and
     ``callreview assign --sample`` draw them; ``stratify`` spreads them across
     operators in proportion to their calls, at least one each while n allows."""
-    pool = [Candidate(r.id, r.operator) for r in review.reviewable_recordings(session, unassigned_only=unassigned_only)]
+    pool = [Candidate(r.id, r.operator) for r in assignments.reviewable_recordings(session, unassigned_only=unassigned_only)]
     if stratify:
         return [p.recording_id for p in stratified_sample(pool, n, PriorityRules(share=0.0), seed, floor=1)]
     ids = [c.recording_id for c in pool]

@@ -82,7 +82,6 @@ def verify(token: str, kind: str, secret: bytes, now: float | None = None) -> An
 
 AUDIO = "audio"
 SESSION = "session"
-LOGIN_TICKET = "login-ticket"
 
 AUDIO_TTL_S = 6 * 3600  # a listener's working shift; the page re-signs on every render
 SESSION_TTL_S = 14 * 24 * 3600

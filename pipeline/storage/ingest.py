@@ -2,9 +2,10 @@
 the database, one recording per transaction so a killed batch loses nothing.
 
 ``plan`` registers a batch's files and yields the recordings that need work;
-``work_on_many`` processes a claimed group of them. The runner
-(``pipeline/storage/runner.py``) drives both. A recording is *claimed* atomically before work starts (status ``processing`` plus the
-worker's name), so two runners never do the same file, and a claim whose worker
+``work_on``/``work_on_many`` claim and process them. The runner
+(``pipeline/storage/runner.py``) drives both. A recording is *claimed*
+atomically before work starts (status ``processing`` plus the worker's name),
+so two runners never do the same file, and a claim whose worker
 died is taken over: the dead worker's unfinished run is closed as abandoned, so
 ``processing_runs`` shows the retry.
 
@@ -322,11 +323,6 @@ def _finish_run(session, run_id: int, started: float, error: str | None) -> None
     run = session.get(store.ProcessingRun, run_id)
     run.finished_at, run.seconds = store.utcnow(), time.perf_counter() - started
     run.ok, run.error = error is None, error
-
-
-def process_one(settings: Settings, recording_id: int, checklist=None, worker: str | None = None) -> ProcessResult:
-    """Transcribe (if not yet) and align (if a checklist is given) one claimed recording."""
-    return process_many(settings, [recording_id], checklist, worker)[0]
 
 
 def process_many(settings: Settings, recording_ids: list[int], checklist=None, worker: str | None = None) -> list[ProcessResult]:

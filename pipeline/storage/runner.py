@@ -3,15 +3,16 @@ this process, in a pool of local processes, or on the workers of a Dask
 distributed cluster. ``process_paths`` is what ``callreview ingest``/``process``
 and the owner's upload page call.
 
-The parallel runners take the ``Job``s that ``ingest.plan`` yields (recordings registered where
-the batch started) and call ``ingest.work_on`` for each inside a worker, which
+The parallel runners take the ``Job``s that ``ingest.plan`` yields (recordings
+registered where the batch started) and call ``ingest.work_on`` for each inside a
+worker, which
 claims the recording atomically in the database before doing anything. So two
 runners never process the same file, and a recording whose worker died is
 taken over by the retry (Dask reschedules the task; the local pool is restarted).
 
 Each worker process loads the Whisper model once, with ``cpu_threads`` = its
-share of the cores: on CPUs two single-thread processes do about twice the work
-of one process with two threads (docs/benchmarks.md).
+share of the cores. The transcriber already decodes in one stream per core, so
+the default is one process per two cores (``config.default_workers``).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _load_model(settings: Settings) -> None:
 
     try:
         get_transcriber(TranscribeOptions.from_settings(settings))
-    except Exception as exc:  # noqa: BLE001 - reported per file by process_one
+    except Exception as exc:  # noqa: BLE001 - each file then reports its own error
         log.warning("could not preload the model: %s", exc)
 
 

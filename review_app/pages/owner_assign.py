@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pipeline.reports import sampling
-from pipeline.review import accounts, review
+from pipeline.review import accounts, assignments
 from pipeline.review.review import write_session
 from pipeline.storage.store import session_scope
 from pipeline.vocabulary import Role
@@ -15,7 +15,7 @@ st.title("Назначение звонков")
 with session_scope(db_url()) as s:
     listeners = [u for u in accounts.list_users(s, role=Role.LISTENER) if u.active]
     unassigned_only = st.toggle("Только ещё не назначенные звонки", value=True, key="assign_unassigned")
-    recordings = review.reviewable_recordings(s, unassigned_only=unassigned_only)
+    recordings = assignments.reviewable_recordings(s, unassigned_only=unassigned_only)
 
 if not listeners:
     st.warning("Нет активных слушателей: добавьте их на странице «Пользователи».")
@@ -34,7 +34,7 @@ with by_hand:
     picked = st.multiselect("Звонки", list(labels), format_func=labels.get, key="assign_pick")
     if st.button("Назначить выбранные", key="assign_hand", disabled=not (picked and chosen_listeners)):
         with write_session(db_url()) as s:
-            res = review.assign(s, picked, chosen_listeners)
+            res = assignments.assign(s, picked, chosen_listeners)
         st.success(f"Назначено {res.created}, пропущено (уже в очереди) {res.skipped}: {res.per_listener}")
 with sample:
     n = st.number_input("Сколько звонков", min_value=1, max_value=len(recordings), value=min(10, len(recordings)), key="assign_n")
@@ -42,5 +42,5 @@ with sample:
     if st.button("Сделать выборку и назначить", key="assign_sample", disabled=not chosen_listeners):
         with write_session(db_url()) as s:
             ids = sampling.sample_recordings(s, int(n), stratify=stratify, unassigned_only=unassigned_only)
-            res = review.assign(s, ids, chosen_listeners)
+            res = assignments.assign(s, ids, chosen_listeners)
         st.success(f"Назначено {res.created}, пропущено {res.skipped}: {res.per_listener}")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pipeline.review import review
+from pipeline.review import assignments
 from pipeline.storage.store import session_scope
 from pipeline.vocabulary import Role
 from review_app.session import db_url, require_role
@@ -11,7 +11,7 @@ require_role(Role.OWNER)
 st.title("Прогресс слушателей")
 
 with session_scope(db_url()) as s:
-    rows = review.listener_progress(s)
+    rows = assignments.listener_progress(s)
 if not rows:
     st.info("Слушателей пока нет: добавьте их на странице «Пользователи».")
     st.stop()

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from pipeline.errors import CallreviewError
+from pipeline.errors import AudioError, CallreviewError
 from pipeline.reports import situations
+from pipeline.speech import audio
 from pipeline.storage.store import ChecklistVersion, session_scope
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
@@ -16,6 +17,15 @@ st.title("Улучшение скрипта")
 st.caption("Всё, что слушатели отметили как «нет в скрипте», сгруппировано по смыслу. Отметьте ситуацию, "
            "когда добавите её в новую версию скрипта: отчёт покажет, встречается ли она после этого.")
 refresh_button()
+
+
+@st.cache_data(max_entries=200, show_spinner=False)
+def clip(path: str, start: float, end: float) -> bytes | None:
+    """Only the seconds around the quote go to the browser, not the whole call."""
+    try:
+        return audio.clip(path, start, end)
+    except AudioError:
+        return None
 
 
 @st.cache_data(ttl=60, show_spinner="Группирую ситуации…")
@@ -51,7 +61,9 @@ for sit in sits:
             if item.text and item.text != item.quote:
                 st.caption(f"{item.reviewer}: {item.text}")
             if item.listen_path and Path(item.listen_path).is_file() and item.start is not None:
-                st.audio(item.listen_path, start_time=int(item.start), end_time=int(item.end) + 1 if item.end else None)
+                sound = clip(item.listen_path, item.start, item.end or item.start + situations.MOMENT_CLIP_S)
+                if sound:
+                    st.audio(sound, format="audio/ogg")
         if versions:
             with st.form(f"cover-{sit.number}-{sit.keys[0]}"):
                 v = st.selectbox("Закрыто в версии скрипта", versions, index=len(versions) - 1,

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pipeline.review import review
+from pipeline.review import assignments
 from pipeline.review.review import write_session
 from pipeline.storage.store import session_scope
 from pipeline.vocabulary import ReviewStatus, Role
@@ -13,7 +13,7 @@ st.title("Срочные сделки")
 
 show_all = st.toggle("Показать и обработанные", key="urgent_all")
 with session_scope(db_url()) as s:
-    flags = review.urgent_flags(s, include_handled=show_all)
+    flags = assignments.urgent_flags(s, include_handled=show_all)
 if not flags:
     st.success("Срочных отметок нет.")
 for f in flags:
@@ -26,5 +26,5 @@ for f in flags:
             st.caption(f"Обработано {f.handled_at.strftime('%d.%m.%Y %H:%M')}")
         elif st.button("Обработано", key=f"handled_{f.review_id}"):
             with write_session(db_url()) as s:
-                review.mark_urgent_handled(s, f.review_id)
+                assignments.mark_urgent_handled(s, f.review_id)
             st.rerun()
