@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=["one", "pool", "dask"], help="configurations: one pool dask")
     args = parser.parse_args(argv)
 
-    from pipeline.storage.ingest import expand_paths
+    from pipeline.storage.sources import expand_paths
 
     files = [Path(p) for p in expand_paths(args.inputs)]
     audio_s = _audio_seconds(files)

@@ -146,8 +146,8 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
     from tqdm import tqdm
 
     from pipeline.errors import CallreviewError
-    from pipeline.storage.ingest import expand_paths, source_name
     from pipeline.storage.runner import iter_process
+    from pipeline.storage.sources import expand_paths, source_name
 
     settings = _settings(model=model, engine=engine)
     files = expand_paths(paths)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from pipeline.storage import ingest, store
+from pipeline.storage import ingest, sources, store
 from pipeline.storage.ingest import BUSY, CLAIMED, DONE, register, try_claim
 from pipeline.storage.runner import process_paths
 from pipeline.storage.store import ProcessingRun, Recording, UtteranceRow, session_scope
@@ -134,7 +134,7 @@ def test_fsspec_url_input(settings, tmp_path, short_calls):
     streams and copied to a temp file only while a worker decodes it."""
     folder = copy_calls(short_calls[:1], tmp_path / "bucket")[0].parent
     url = f"file://{folder}/"
-    assert ingest.expand_paths([url]) == [f"file://{folder / short_calls[0].name}"]
+    assert sources.expand_paths([url]) == [f"file://{folder / short_calls[0].name}"]
     results = process_paths([url], settings)
     assert [r.status for r in results] == ["done"], results
     with session_scope(settings.db_url) as s:

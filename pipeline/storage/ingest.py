@@ -20,32 +20,26 @@ import csv
 import datetime as dt
 import logging
 import os
-import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from sqlalchemy import select, update
 
 from pipeline.config import Settings
-from pipeline.errors import AudioError, CallreviewError
-from pipeline.hashing import file_sha256, stream_sha256
+from pipeline.errors import CallreviewError
 from pipeline.speech.audio import make_listening_copy, probe
 from pipeline.storage import store
+from pipeline.storage.sources import Source, content_sha256, expand_paths, is_url, local_copy, source_name
 from pipeline.storage.store import Recording, session_scope
 from pipeline.vocabulary import FileResult, RecordingStatus
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = {".wav", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp4", ".aac", ".amr", ".flac", ".wma", ".webm"}
 # A claim older than this is considered abandoned even if we cannot check its process.
 CLAIM_LEASE_S = 30 * 60
-
-Source = Path | str  # a local path, or an fsspec URL kept as a string
-
 
 @dataclass
 class ProcessResult:
@@ -68,73 +62,6 @@ def worker_name(address: str | None = None) -> str:
     held by a worker on another machine can be checked against the cluster)."""
     name = f"{socket.gethostname()}:{os.getpid()}"
     return f"{name} {address}" if address else name
-
-
-def is_url(source: Source) -> bool:
-    """True for fsspec URLs (``s3://...``, ``file://...``), not for local paths."""
-    return isinstance(source, str) and "://" in source
-
-
-def source_name(source: Source) -> str:
-    """The file name of a path or URL (what messages and the database show)."""
-    return PurePosixPath(source.split("://", 1)[1]).name if is_url(source) else Path(source).name
-
-
-def expand_paths(paths: Iterable[str | Path]) -> list[Source]:
-    """Files as given, and audio files found under given folders, in a stable order.
-
-    URLs stay strings; a URL that names a folder (``s3://bucket/calls/``) is
-    listed through fsspec."""
-    found: list[Source] = []
-    for raw in paths:
-        if is_url(raw):
-            found.extend(_expand_url(str(raw)))
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS))
-        else:
-            found.append(path)
-    return found
-
-
-def _expand_url(url: str) -> list[str]:
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(url)
-    if not fs.isdir(root):
-        return [url]
-    files = sorted(p for p in fs.find(root) if PurePosixPath(p).suffix.lower() in AUDIO_EXTENSIONS)
-    return [fs.unstrip_protocol(p) for p in files]
-
-
-def _url_sha256(url: str) -> str:
-    import fsspec
-
-    with fsspec.open(url, "rb") as f:
-        return stream_sha256(f)
-
-
-@contextlib.contextmanager
-def local_copy(source: str) -> Iterator[Path]:
-    """A local file for ``source``: the path itself, or a URL copied into a
-    temp folder under its own name (error messages then name the real file)."""
-    if not is_url(source):
-        yield Path(source)
-        return
-    import fsspec
-
-    tmp = Path(tempfile.mkdtemp(prefix="callreview-stage-"))
-    try:
-        dest = tmp / source_name(source)
-        try:
-            with fsspec.open(source, "rb") as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-        except (OSError, ValueError) as exc:
-            raise AudioError(f"{source_name(source)}: cannot be read from {source} ({exc})") from exc
-        yield dest
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_metadata(csv_path: Path | None) -> dict[str, dict[str, str]]:
@@ -162,7 +89,7 @@ def register(
     it streams by and probed later, by the worker that decodes it.
     """
     url = is_url(path)
-    sha = _url_sha256(str(path)) if url else file_sha256(path)
+    sha = content_sha256(path)
     meta = dict(meta or {})
     operator = operator or meta.pop("operator", None)
     with session_scope(settings.db_url) as session:

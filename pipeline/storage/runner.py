@@ -27,14 +27,13 @@ from pipeline.config import Settings, available_cores, default_workers
 from pipeline.storage.ingest import (
     Job,
     ProcessResult,
-    expand_paths,
     load_checklist_opt,
     plan,
-    source_name,
     work_on,
     work_on_many,
     worker_name,
 )
+from pipeline.storage.sources import expand_paths, source_name
 from pipeline.vocabulary import FileResult, RecordingStatus
 
 log = logging.getLogger(__name__)
