@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 from pipeline.storage import ingest, sources, store
 from pipeline.storage.ingest import BUSY, CLAIMED, DONE, register, try_claim
-from pipeline.storage.runner import process_paths
+from pipeline.storage.runner import batches, process_paths
 from pipeline.storage.store import ProcessingRun, Recording, UtteranceRow, session_scope
 from pipeline.vocabulary import RecordingStatus
 
@@ -116,6 +116,15 @@ def _assert_processed_once(url: str, names: list[str]) -> None:
 
 
 @pytest.mark.slow
+def test_every_runner_hands_out_batches_spread_over_its_streams():
+    jobs = [ingest.Job(f"c{i}.wav", i) for i in range(20)]
+    assert [len(b) for b in batches(jobs[:6], 2)] == [3, 3]  # both workers busy, each with a batch
+    assert [len(b) for b in batches(jobs, 2)] == [8, 8, 4]  # never more than BATCH_CALLS in one claim
+    assert [len(b) for b in batches(jobs[:3], 8)] == [1, 1, 1]
+    assert [j for b in batches(jobs, 3) for j in b] == jobs  # every job once, in order
+    assert batches([], 2) == []
+
+
 def test_local_process_pool(settings, short_calls, tmp_path):
     calls = copy_calls(short_calls[:2], tmp_path / "in")
     results = process_paths([calls[0].parent], settings, workers=2)

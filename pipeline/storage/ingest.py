@@ -2,7 +2,7 @@
 the database, one recording per transaction so a killed batch loses nothing.
 
 ``plan`` registers a batch's files and yields the recordings that need work;
-``work_on``/``work_on_many`` claim and process them. The runner
+``work_on_many`` claims a group of them and processes it. The runner
 (``pipeline/storage/runner.py``) drives both. A recording is *claimed*
 atomically before work starts (status ``processing`` plus the worker's name),
 so two runners never do the same file, and a claim whose worker
@@ -352,17 +352,6 @@ def align_stored(settings: Settings, recording_id: int, checklist, started: floa
         _finish_run(session, run_id, started, None)
 
 
-def work_on(
-    settings: Settings,
-    job: Job,
-    checklist=None,
-    worker: str | None = None,
-    live_addresses: Collection[str] | Callable[[], Collection[str]] | None = None,
-) -> ProcessResult:
-    """Claim then process one registered recording: what every runner's worker does."""
-    return work_on_many(settings, [job], checklist, worker, live_addresses)[0]
-
-
 def work_on_many(
     settings: Settings,
     jobs: list[Job],
@@ -379,7 +368,9 @@ def work_on_many(
         if outcome == BUSY:
             results[k] = ProcessResult(job.path, FileResult.BUSY, job.recording_id, f"{source_name(job.path)}: another worker is processing it")
         elif outcome == DONE:
-            results[k] = ProcessResult(job.path, FileResult.SKIPPED, job.recording_id, "already processed")
+            # It needed work when the batch planned it: a worker of this batch (one
+            # that died after storing it, before its task ended) or a parallel run did it.
+            results[k] = ProcessResult(job.path, FileResult.DONE, job.recording_id, "processed by another worker during this batch")
         else:
             claimed.append(k)
     done = process_many(settings, [jobs[k].recording_id for k in claimed], checklist, worker)

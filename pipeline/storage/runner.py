@@ -3,12 +3,12 @@ this process, in a pool of local processes, or on the workers of a Dask
 distributed cluster. ``process_paths`` is what ``callreview ingest``/``process``
 and the owner's upload page call.
 
-The parallel runners take the ``Job``s that ``ingest.plan`` yields (recordings
-registered where the batch started) and call ``ingest.work_on`` for each inside a
-worker, which
-claims the recording atomically in the database before doing anything. So two
-runners never process the same file, and a recording whose worker died is
-taken over by the retry (Dask reschedules the task; the local pool is restarted).
+All three hand out the same work unit (``batches``): up to ``BATCH_CALLS``
+registered recordings that one worker claims atomically in the database and
+transcribes together (``ingest.work_on_many``), each then stored in its own
+transaction. So two runners never process the same file, and a recording whose
+worker died is taken over by the retry (Dask reschedules the task; the local
+pool is restarted).
 
 Each worker process loads the Whisper model once, with ``cpu_threads`` = its
 share of the cores. The transcriber already decodes in one stream per core, so
@@ -29,7 +29,6 @@ from pipeline.storage.ingest import (
     ProcessResult,
     load_checklist_opt,
     plan,
-    work_on,
     work_on_many,
     worker_name,
 )
@@ -72,6 +71,19 @@ def _split(items: Iterable[ProcessResult | Job]) -> tuple[list[ProcessResult], l
     return done, jobs
 
 
+def batches(jobs: list[Job], streams: int) -> list[list[Job]]:
+    """The work units every runner hands out: each claims and transcribes its calls
+    together (``work_on_many``), up to ``BATCH_CALLS`` a unit, and there are at
+    least as many units as parallel ``streams`` while the calls allow, so no
+    worker waits while another holds the whole batch."""
+    from pipeline.speech.transcribe import BATCH_CALLS
+
+    if not jobs:
+        return []
+    size = max(1, min(BATCH_CALLS, -(-len(jobs) // max(1, streams))))
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+
 def _give_up(settings: Settings, job: Job, message: str) -> ProcessResult:
     """Record a recording no worker could finish as failed, with the reason."""
     from pipeline.storage.store import Recording, session_scope
@@ -110,8 +122,8 @@ def _pool_init(settings: Settings, checklist, parent: int) -> None:
     _load_model(settings)
 
 
-def _pool_work(job: Job) -> ProcessResult:
-    return work_on(_pool_state["settings"], job, _pool_state["checklist"], _pool_state["worker"])
+def _pool_work(batch: list[Job]) -> list[ProcessResult]:
+    return work_on_many(_pool_state["settings"], batch, _pool_state["checklist"], _pool_state["worker"])
 
 
 def run_local(
@@ -128,10 +140,8 @@ def run_local(
     if not jobs:
         return
     workers = max(1, min(workers or default_workers(), len(jobs)))
-    if workers == 1:  # one file: a pool would only add a process start and a model load
-        worker = worker_name()
-        for job in jobs:
-            yield work_on(settings, job, checklist, worker)
+    if workers == 1:  # a pool would only add a process start and a model load
+        yield from run_serial(jobs, settings, checklist)
         return
     wsettings = _worker_settings(settings, available_cores() // workers)
     # spawn, not fork: the parent holds database connections and maybe threads.
@@ -139,17 +149,18 @@ def run_local(
     pending, restarts = list(jobs), 0
     while pending:
         with ProcessPoolExecutor(workers, context, initializer=_pool_init, initargs=(wsettings, checklist, os.getpid())) as pool:
-            futures = {pool.submit(_pool_work, job): job for job in pending}
+            futures = {pool.submit(_pool_work, batch): batch for batch in batches(pending, workers)}
             pending = []
             try:
                 for future in as_completed(futures):
-                    job = futures[future]
+                    batch = futures[future]
                     try:
-                        yield future.result()
+                        yield from future.result()
                     except BrokenProcessPool:
-                        pending.append(job)
+                        pending.extend(batch)
                     except Exception as exc:  # noqa: BLE001 - e.g. the database went away
-                        yield _give_up(settings, job, f"{source_name(job.path)}: the worker failed: {type(exc).__name__}: {exc}")
+                        for job in batch:
+                            yield _give_up(settings, job, f"{source_name(job.path)}: the worker failed: {type(exc).__name__}: {exc}")
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
@@ -171,8 +182,8 @@ def _dask_live_addresses() -> set[str]:
     return set(get_client().scheduler_info(n_workers=-1)["workers"])
 
 
-def _dask_work(settings: Settings, job: Job, checklist) -> ProcessResult:
-    """The task each Dask worker runs: claim, then process one recording.
+def _dask_work(settings: Settings, batch: list[Job], checklist) -> list[ProcessResult]:
+    """The task each Dask worker runs: claim, then process a batch of recordings together.
 
     A task occupies one worker thread, so it transcribes with one CPU thread
     unless the user set ``cpu_threads``: run one worker thread per core."""
@@ -181,7 +192,7 @@ def _dask_work(settings: Settings, job: Job, checklist) -> ProcessResult:
     if not settings.cpu_threads:
         settings = settings.model_copy(update={"cpu_threads": 1})
     # The model is loaded once per worker process: get_transcriber caches it.
-    return work_on(settings, job, checklist, worker_name(get_worker().address), _dask_live_addresses)
+    return work_on_many(settings, batch, checklist, worker_name(get_worker().address), _dask_live_addresses)
 
 
 def run_dask(
@@ -204,18 +215,22 @@ def run_dask(
         log.warning("Dask workers write to a SQLite file: only workers on this machine can reach it; use PostgreSQL (DATABASE_URL)")
     wsettings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     with Client(scheduler, timeout="30s") as client:
+        streams = sum(client.nthreads().values()) or 1
         futures = {
-            client.submit(_dask_work, wsettings, job, checklist, key=f"callreview-{job.recording_id}-{os.getpid()}-{i}", pure=False): job
-            for i, job in enumerate(jobs)
+            client.submit(_dask_work, wsettings, batch, checklist, key=f"callreview-{batch[0].recording_id}-{os.getpid()}-{i}",
+                          pure=False): batch
+            for i, batch in enumerate(batches(jobs, streams))
         }
         for future in as_completed(futures):
-            job = futures[future]
+            batch = futures[future]
             try:
-                yield future.result()
+                yield from future.result()
             except (KilledWorker, FutureCancelledError) as exc:
-                yield _give_up(settings, job, f"{source_name(job.path)}: the Dask workers processing it kept dying ({type(exc).__name__})")
+                for job in batch:
+                    yield _give_up(settings, job, f"{source_name(job.path)}: the Dask workers processing it kept dying ({type(exc).__name__})")
             except Exception as exc:  # noqa: BLE001 - e.g. a worker without the package
-                yield _give_up(settings, job, f"{source_name(job.path)}: the Dask task failed: {type(exc).__name__}: {exc}")
+                for job in batch:
+                    yield _give_up(settings, job, f"{source_name(job.path)}: the Dask task failed: {type(exc).__name__}: {exc}")
 
 
 def run_serial(items: Iterable[ProcessResult | Job], settings: Settings, checklist=None) -> Iterator[ProcessResult]:
