@@ -204,8 +204,8 @@ def ingest(
 
 @app.command()
 def process(
-    paths: list[str] = typer.Argument(..., help="Audio files or folders (searched recursively), or fsspec URLs (s3://bucket/calls/)."),
-    checklist: Path = typer.Option(..., "--checklist", exists=True, dir_okay=False, help="Script YAML to align the calls with."),
+    paths: list[str] = typer.Argument(None, help="Audio files or folders (searched recursively), or fsspec URLs (s3://bucket/calls/)."),
+    checklist: Path = typer.Option(None, "--checklist", exists=True, dir_okay=False, help="Script YAML to align the calls with (required unless --watch)."),
     operator: str = typer.Option(None, "--operator", help="Operator name for all these files."),
     metadata: Path = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="CSV with a 'file' column plus operator, phone, date, ..."),
     operator_channel: str = _OPERATOR_CHANNEL,
@@ -213,9 +213,34 @@ def process(
     engine: str = _ENGINE,
     workers: int = _WORKERS,
     scheduler: str = _SCHEDULER,
+    watch: bool = typer.Option(False, "--watch", help="Keep running and process what the review app's upload page registers, each call with the script chosen there (`callreview serve` starts one). Stop with Ctrl+C."),
+    exit_with_parent: bool = typer.Option(False, "--exit-with-parent", hidden=True),
 ) -> None:
-    """Ingest + transcribe + align with a script, all saved in the database."""
+    """Ingest + transcribe + align with a script, all saved in the database; or, with
+    --watch, be the worker that processes uploads."""
+    if watch:
+        _watch(model, engine, exit_with_parent)
+        return
+    if not paths or checklist is None:
+        raise typer.BadParameter("give the recordings and --checklist SCRIPT.yaml, or --watch")
     _run_batch(paths, checklist, operator, operator_channel, metadata, model, engine, workers, scheduler)
+
+
+def _watch(model: str | None, engine: str | None, exit_with_parent: bool) -> None:
+    import os
+
+    from pipeline.storage.runner import watch
+    from pipeline.storage.sources import source_name
+
+    _database()
+    settings = _settings(model=model, engine=engine)
+    typer.echo(f"watching {settings.db_url} for uploads (Ctrl+C stops)")
+    try:
+        for result in watch(settings, parent=os.getppid() if exit_with_parent else None):
+            message = f" ({result.message})" if result.message else ""
+            typer.echo(f"{result.status}: {source_name(result.path)}{message}")
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command()
@@ -462,11 +487,16 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8501, help="Port."),
 ) -> None:
-    """Start the review app (listeners and owner) at http://HOST:PORT."""
+    """Start the review app (listeners and owner) at http://HOST:PORT, and beside it the
+    worker that transcribes and aligns what the owner uploads (process --watch)."""
     import os
+    import subprocess
     import sys
 
     _database()
+    # The worker that processes uploads runs beside the server, never inside it,
+    # and ends with it (it watches for its parent, which exec keeps).
+    subprocess.Popen([sys.executable, "-m", "pipeline.cli", "process", "--watch", "--exit-with-parent"])
     os.execv(sys.executable, serve_command(host, port))
 
 
@@ -477,3 +507,7 @@ def serve_command(host: str, port: int) -> list[str]:
     server = Path(__file__).resolve().parent.parent / "review_app" / "server.py"
     return [sys.executable, "-m", "streamlit", "run", str(server), "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+
+
+if __name__ == "__main__":  # `python -m pipeline.cli`: how `serve` starts the upload worker
+    app()

@@ -21,6 +21,7 @@ class FileResult(StrEnum):
     """What a batch did with one input file (``ProcessResult.status``)."""
 
     DONE = "done"
+    REGISTERED = "registered"  # stored for a watching worker (uploads), not yet processed
     SKIPPED = "skipped"
     DUPLICATE = "duplicate"
     FAILED = "failed"

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from pipeline.script.checklist import load_checklist
 from pipeline.storage import ingest, sources, store
 from pipeline.storage.ingest import BUSY, CLAIMED, DONE, register, try_claim
-from pipeline.storage.runner import batches, process_paths
-from pipeline.storage.store import ProcessingRun, Recording, UtteranceRow, session_scope
-from pipeline.vocabulary import RecordingStatus
+from pipeline.storage.runner import HEARTBEAT, batches, pending_groups, process_paths, watch, worker_alive
+from pipeline.storage.store import AlignmentRow, ProcessingRun, Recording, UtteranceRow, session_scope
+from pipeline.vocabulary import FileResult, RecordingStatus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from shortcalls import copy_calls, make_short_calls  # noqa: E402
@@ -258,3 +259,73 @@ def test_dask_cluster_survives_a_killed_worker(settings, dask_cluster, short_cal
         redo = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == retried.id, ProcessingRun.ok.is_(True))).one()
         assert redo.worker != victim_worker
         assert sum(s.scalars(select(Recording.attempts))) == len(calls) + 1
+
+
+# --- uploads: registered by the page, processed by the watching worker ------------
+
+SCRIPT = REPO / "checklists" / "appliances-inbound.yaml"
+
+
+@pytest.mark.slow
+def test_watching_worker_aligns_uploads_with_their_script(settings, short_calls, tmp_path):
+    """What the owner's upload page does (register, nothing decoded) and what the
+    worker beside the server does with it, on SQLite and PostgreSQL."""
+    calls = copy_calls(short_calls[:2], tmp_path / "data" / "uploads" / "batch")
+    bad = calls[0].parent / "notes.wav"
+    bad.write_text("не звук\n" * 50, encoding="utf-8")
+    script = load_checklist(SCRIPT)
+    registered = ingest.register_uploads(settings, [*calls, bad, calls[0]], script, "Анна")
+    assert [r.status for r in registered] == [FileResult.REGISTERED, FileResult.REGISTERED, FileResult.FAILED, FileResult.DUPLICATE]
+    assert "notes.wav" in registered[2].message
+    with session_scope(settings.db_url) as s:
+        assert store.count(s, Recording, status=RecordingStatus.NEW) == 2  # registering transcribes nothing
+    [(checklist, jobs)] = pending_groups(settings)
+    assert checklist.sha256 == script.sha256 and [j.recording_id for j in jobs] == [r.recording_id for r in registered[:2]]
+
+    results = list(watch(settings, once=True))
+    assert sorted(r.status for r in results) == [FileResult.DONE] * 2, results
+    assert worker_alive(settings) and (settings.data_dir / HEARTBEAT).exists()
+    with session_scope(settings.db_url) as s:
+        for r in registered[:2]:
+            rec = s.get(Recording, r.recording_id)
+            assert rec.status == RecordingStatus.ALIGNED and rec.operator == "Анна"
+            row = s.scalar(select(AlignmentRow).where(AlignmentRow.recording_id == rec.id))
+            assert row.record.checklist.sha256 == script.sha256
+    assert pending_groups(settings) == [] and list(watch(settings, once=True)) == []
+    assert [u.status for u in ingest.recent_uploads(settings)] == [RecordingStatus.FAILED] + [RecordingStatus.ALIGNED] * 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_serve_starts_the_upload_worker_and_it_ends_with_the_server(settings, short_calls, tmp_path):
+    """`callreview serve` runs the review app and, as a separate process, the worker:
+    an upload registered while it runs gets aligned, and stopping the server stops it."""
+    import psutil
+
+    env = {**os.environ, "DATABASE_URL": settings.db_url, "CALLREVIEW_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([str(BIN / "callreview"), "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not [p for p in psutil.Process(server.pid).children() if "--watch" in p.cmdline()]:
+            assert server.poll() is None and time.monotonic() < deadline, "serve started no worker"
+            time.sleep(0.2)
+        [worker] = [p for p in psutil.Process(server.pid).children() if "--watch" in p.cmdline()]
+        [call] = copy_calls(short_calls[2:3], settings.data_dir / "uploads" / "batch")
+        [reg] = ingest.register_uploads(settings, [call], load_checklist(SCRIPT))
+        deadline = time.monotonic() + 180
+        while True:
+            with session_scope(settings.db_url) as s:
+                status = s.get(Recording, reg.recording_id).status
+            if status == RecordingStatus.ALIGNED:
+                break
+            assert status != RecordingStatus.FAILED and time.monotonic() < deadline, status
+            time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(30)
+    worker.wait(15)  # it notices its parent is gone within a poll
+    assert not worker.is_running()

@@ -81,12 +81,15 @@ def register(
     operator: str | None = None,
     operator_channel: str | None = None,
     meta: dict[str, str] | None = None,
+    checklist_version_id: int | None = None,
 ) -> tuple[int, bool]:
     """Store a recording row for ``path`` (deduplicated by content hash).
 
     Returns (recording id, created). A file that is not usable audio is stored
     as ``failed`` with the reason, so ``status`` can list it. A URL is hashed as
     it streams by and probed later, by the worker that decodes it.
+    ``checklist_version_id`` is the script a watching worker aligns it with;
+    given for a recording already stored, it replaces the earlier choice.
     """
     url = is_url(path)
     sha = content_sha256(path)
@@ -95,6 +98,8 @@ def register(
     with session_scope(settings.db_url) as session:
         existing = session.scalar(select(Recording).where(Recording.sha256 == sha))
         if existing is not None:
+            if checklist_version_id is not None:
+                existing.checklist_version_id = checklist_version_id
             return existing.id, False
         recording = Recording(
             sha256=sha,
@@ -105,6 +110,7 @@ def register(
             source_meta=meta,
             status=RecordingStatus.NEW,
             attempts=0,
+            checklist_version_id=checklist_version_id,
         )
         if not url:
             try:
@@ -115,6 +121,52 @@ def register(
         session.add(recording)
         session.flush()
         return recording.id, True
+
+
+def register_uploads(settings: Settings, paths: list[Path], checklist=None, operator: str | None = None) -> list[ProcessResult]:
+    """Register uploaded files for the watching worker, with the script to align
+    them with. Only hash and probe happen here, so the upload page stays quick
+    and Whisper never runs inside the web server."""
+    from pipeline.storage.checklists import store_checklist_version
+
+    version_id = None
+    if checklist is not None:
+        with session_scope(settings.db_url) as session:
+            version_id = store_checklist_version(session, checklist).id
+    results = []
+    for path in paths:
+        try:
+            rid, created = register(settings, path, operator, None, None, version_id)
+        except (CallreviewError, OSError) as exc:
+            results.append(ProcessResult(str(path), FileResult.FAILED, None, f"{source_name(path)}: {exc}"))
+            continue
+        with session_scope(settings.db_url) as session:
+            rec = session.get(Recording, rid)
+            if rec.status == RecordingStatus.FAILED and created:
+                results.append(ProcessResult(str(path), FileResult.FAILED, rid, rec.error or ""))
+            elif created:
+                results.append(ProcessResult(str(path), FileResult.REGISTERED, rid))
+            else:
+                results.append(ProcessResult(str(path), FileResult.DUPLICATE, rid, f"same audio as {rec.original_name}, stored before"))
+    return results
+
+
+@dataclass(frozen=True)
+class UploadState:
+    name: str
+    status: str
+    error: str | None
+    created_at: dt.datetime
+
+
+def recent_uploads(settings: Settings, limit: int = 50) -> list[UploadState]:
+    """The newest recordings uploaded through the review app, as the worker has left them."""
+    folder = str(Path(settings.data_dir, "uploads").resolve())
+    with session_scope(settings.db_url) as session:
+        rows = session.scalars(
+            select(Recording).where(Recording.source_path.startswith(folder)).order_by(Recording.id.desc()).limit(limit)
+        )
+        return [UploadState(r.original_name, r.status, r.error, r.created_at) for r in rows]
 
 
 # --- claims -----------------------------------------------------------------

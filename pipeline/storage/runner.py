@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from pipeline.config import Settings, available_cores, default_workers
+from pipeline.script.checklist import Checklist
 from pipeline.storage.ingest import (
     Job,
     ProcessResult,
@@ -294,3 +295,70 @@ def process_paths(
         if progress is not None:
             progress(len(results), len(files), source_name(result.path))
     return results
+
+
+# --- the worker beside the review app -----------------------------------------
+
+HEARTBEAT = "worker.alive"  # in the data folder; touched every few seconds while a worker watches
+
+
+def pending_groups(settings: Settings) -> list[tuple[Checklist | None, list[Job]]]:
+    """Registered recordings that still need work, grouped by the script they are to
+    be aligned with: new ones, claimed ones (a dead worker's claim is taken over), and
+    stored ones whose chosen script has no alignment yet."""
+    from sqlalchemy import and_, or_, select
+
+    from pipeline.storage.store import AlignmentRow, ChecklistVersion, Recording, session_scope
+
+    not_aligned_to_choice = ~select(AlignmentRow.id).where(
+        AlignmentRow.recording_id == Recording.id, AlignmentRow.checklist_version_id == Recording.checklist_version_id
+    ).exists()
+    stmt = select(Recording).where(or_(
+        Recording.status.in_((RecordingStatus.NEW, RecordingStatus.PROCESSING)),
+        and_(Recording.status.in_((RecordingStatus.TRANSCRIBED, RecordingStatus.ALIGNED)),
+             Recording.checklist_version_id.is_not(None), not_aligned_to_choice),
+    )).order_by(Recording.id)
+    groups: dict[int | None, list[Job]] = {}
+    with session_scope(settings.db_url) as session:
+        for rec in session.scalars(stmt):
+            groups.setdefault(rec.checklist_version_id, []).append(Job(rec.source_path, rec.id))
+        scripts = {vid: Checklist.model_validate(session.get(ChecklistVersion, vid).content) for vid in groups if vid is not None}
+    return [(scripts.get(vid), jobs) for vid, jobs in groups.items()]
+
+
+def watch(settings: Settings, poll_s: float = 2.0, once: bool = False, parent: int | None = None) -> Iterator[ProcessResult]:
+    """Process what the upload page registers, as it comes, each call with the script
+    chosen for it (``callreview process --watch``; ``callreview serve`` starts one).
+    ``once``: what is pending now, then return; ``parent``: stop when that process is gone."""
+    import threading
+    import time
+
+    beat = Path(settings.data_dir) / HEARTBEAT
+    beat.parent.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def heartbeat() -> None:  # a batch of long calls takes minutes: beat from a thread
+        while not stop.is_set():
+            beat.touch()
+            stop.wait(5.0)
+
+    threading.Thread(target=heartbeat, name="callreview-heartbeat", daemon=True).start()
+    try:
+        while True:
+            for checklist, jobs in pending_groups(settings):
+                for result in run_serial(jobs, settings, checklist):
+                    if result.status != FileResult.BUSY:  # another live worker has it
+                        yield result
+            if once or (parent is not None and os.getppid() != parent):
+                return
+            time.sleep(poll_s)
+    finally:
+        stop.set()
+
+
+def worker_alive(settings: Settings, within_s: float = 20.0) -> bool:
+    """Whether a watching worker has beaten its heartbeat lately (the upload page says so)."""
+    import time
+
+    beat = Path(settings.data_dir) / HEARTBEAT
+    return beat.exists() and time.time() - beat.stat().st_mtime < within_s

@@ -91,6 +91,8 @@ class Recording(Base):
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     language: Mapped[str | None] = mapped_column(String(10))
     model: Mapped[str | None] = mapped_column(String(200))
+    # the script an upload is to be aligned with, for the worker that picks it up (migration 0004)
+    checklist_version_id: Mapped[int | None] = mapped_column(ForeignKey("checklist_versions.id", name="fk_recordings_checklist_version"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -1,5 +1,7 @@
-"""Owner: upload recordings; they are stored, then transcribed and aligned in
-the background while the page shows progress."""
+"""Owner: upload recordings. The page only stores and registers them (hash and
+probe); the worker beside the server (`callreview process --watch`, started by
+`callreview serve`) transcribes and aligns them, and the page shows their
+progress from the database."""
 
 import datetime as dt
 import re
@@ -7,19 +9,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from pipeline.vocabulary import FileResult, Role
-from review_app.jobs import JobBoard
+from pipeline.errors import CallreviewError
+from pipeline.script.checklist import load_checklist
+from pipeline.storage.ingest import recent_uploads, register_uploads
+from pipeline.storage.runner import worker_alive
+from pipeline.vocabulary import FileResult, RecordingStatus, Role
 from review_app.session import db_url, require_role, settings
 
 REPO = Path(__file__).resolve().parents[2]
-STATUS = {FileResult.DONE: "✅ готово", FileResult.SKIPPED: "↷ уже обработан", FileResult.DUPLICATE: "≡ дубликат",
-          FileResult.FAILED: "⚠️ ошибка", FileResult.BUSY: "⏳ обрабатывается другим процессом"}
-
-
-@st.cache_resource(show_spinner=False)
-def board() -> JobBoard:
-    return JobBoard()
-
+STATUS = {RecordingStatus.NEW: "🕓 ждёт обработки", RecordingStatus.PROCESSING: "⏳ обрабатывается",
+          RecordingStatus.TRANSCRIBED: "📝 расшифрован", RecordingStatus.ALIGNED: "✅ готово",
+          RecordingStatus.FAILED: "⚠️ ошибка"}
 
 require_role(Role.OWNER)
 db_url()
@@ -46,31 +46,34 @@ if go:
             path = folder / safe
             path.write_bytes(f.getbuffer())
             paths.append(path)
-        board().start(paths, cfg, checklist, operator.strip() or None)
-        st.success(f"Файлов принято: {len(paths)}. Обработка идёт в фоне, страницу можно покинуть.")
+        try:
+            script = load_checklist(checklist) if checklist else None
+            with st.spinner("Регистрирую записи…"):
+                results = register_uploads(cfg, paths, script, operator.strip() or None)
+        except CallreviewError as exc:
+            st.error(str(exc))
+        else:
+            accepted = sum(r.status == FileResult.REGISTERED for r in results)
+            st.success(f"Записей принято: {accepted} из {len(results)}. Обработка идёт в фоне, страницу можно покинуть.")
+            for r in results:
+                if r.status != FileResult.REGISTERED:
+                    st.warning(f"{Path(r.path).name}: {r.message}")
 
 
 @st.fragment(run_every=2)
 def progress() -> None:
-    jobs = board().recent()
-    if not jobs:
-        st.caption("Загрузок в этом сеансе сервера ещё не было.")
+    if not worker_alive(cfg):
+        st.warning("Обработчик записей не запущен: загруженные записи ждут. Запустите `callreview process --watch` "
+                   "(его запускает `callreview serve`).")
+    uploads = recent_uploads(cfg)
+    if not uploads:
+        st.caption("Загруженных записей пока нет.")
         return
-    for job in jobs:
-        with st.container(border=True):
-            total = len(job.files)
-            label = f"Загрузка {job.started_at:%H:%M:%S}: {job.done} из {total}"
-            if not job.finished:
-                st.progress(job.done / total if total else 0.0, text=label + (f" · сейчас: {job.current}" if job.current else ""))
-            else:
-                st.markdown(f"**{label}** — завершено")
-            if job.error:
-                st.error(f"Обработка остановилась: {job.error}")
-            for r in job.results:
-                line = f"{STATUS.get(r.status, r.status)} · {Path(r.path).name}"
-                if r.message and r.status != FileResult.DONE:
-                    line += f" — {r.message}"
-                (st.warning if r.status == FileResult.FAILED else st.markdown)(line)
+    counts = {s: sum(u.status == s for u in uploads) for s in STATUS}
+    st.markdown(" · ".join(f"{STATUS[s]}: **{n}**" for s, n in counts.items() if n))
+    for u in uploads:
+        line = f"{STATUS.get(u.status, u.status)} · {u.name} · {u.created_at:%d.%m %H:%M}"
+        (st.warning if u.status == RecordingStatus.FAILED else st.markdown)(line + (f" — {u.error}" if u.error else ""))
 
 
 st.subheader("Обработка")
