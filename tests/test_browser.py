@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 def start_app(env_overrides: dict[str, str], log) -> tuple[subprocess.Popen, str]:
     """Serve the review app as `callreview serve` does, on a free port; wait until it answers."""
-    from pipeline.cli import serve_command
+    from pipeline.cli.owner import serve_command
 
     port = _free_port()
     proc = subprocess.Popen(serve_command("127.0.0.1", port), env=dict(os.environ, **env_overrides), cwd=REPO,

@@ -1,4 +1,4 @@
-"""pipeline/speech/transcribe.py with the real bundled model on real (synthesized) audio.
+"""pipeline/speech/ (regions, windows, segments, transcribe) with the real bundled model on real (synthesized) audio.
 
 One model is shared by the whole session (``transcriber`` in conftest.py); audio
 is kept short. Speech is festival's Russian voice through a telephone line
@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ModelError
+from pipeline.speech import regions, segments, windows
 from pipeline.speech import transcribe as T
 from pipeline.speech.audio import decode
 from pipeline.speech.transcript import Transcript, Word
@@ -162,16 +163,16 @@ def test_openai_engine_needs_a_checkpoint(model_cache):
 
 def test_split_turns_at_pauses():
     words = [Word(0.0, 0.4, "да"), Word(0.5, 0.9, "конечно"), Word(2.0, 2.3, "а"), Word(2.35, 2.8, "цена")]
-    utts = T.split_turns(words, "client", 1)
+    utts = segments.split_turns(words, "client", 1)
     assert [u.text for u in utts] == ["да конечно", "а цена"] and utts[1].start == 2.0
 
 
 def test_packing_maps_times_back():
     x = np.zeros(16000 * 20, dtype=np.float32)
-    packed = T.pack_regions(x, [(2.0, 4.0), (10.0, 11.0)])
-    assert abs(len(packed.audio) / 16000 - (2.0 + T.PACK_GAP_S + 1.0)) < 1e-3
+    packed = windows.pack_regions(x, [(2.0, 4.0), (10.0, 11.0)])
+    assert abs(len(packed.audio) / 16000 - (2.0 + windows.PACK_GAP_S + 1.0)) < 1e-3
     assert packed.to_original(0.5) == pytest.approx(2.5)
-    second = 2.0 + T.PACK_GAP_S
+    second = 2.0 + windows.PACK_GAP_S
     assert packed.to_original(second + 0.2) == pytest.approx(10.2)
     # a word stretched over the gap belongs to the piece holding its middle
     s, e, owner = packed.span_to_original(1.9, second + 0.5)
@@ -181,16 +182,16 @@ def test_packing_maps_times_back():
 def test_windows_cover_all_speech_in_time_order():
     """Regions of both channels share windows in time order; none is longer
     than a window; every second of speech lands in exactly one piece."""
-    fs = T.FRAME / 16000
+    fs = regions.FRAME / 16000
     db = [np.full(int(120 / fs), -30.0, dtype=np.float32) for _ in range(2)]
     db[0][int(50.0 / fs)] = -90.0  # one quiet frame (a pause between words) inside the long operator turn
-    regions = [[(1.0, 9.0), (40.0, 70.0)], [(8.5, 20.0), (21.0, 33.0)]]
-    plan = T.plan_windows(regions, db, length=20.0)
+    speech = [[(1.0, 9.0), (40.0, 70.0)], [(8.5, 20.0), (21.0, 33.0)]]
+    plan = windows.plan_windows(speech, db, length=20.0)
     for w in plan:
-        assert sum(e - s for _, s, e in w) + T.PACK_GAP_S * (len(w) - 1) <= 20.0 + 1e-6
+        assert sum(e - s for _, s, e in w) + windows.PACK_GAP_S * (len(w) - 1) <= 20.0 + 1e-6
     pieces = [p for w in plan for p in w]
     assert [p[1] for p in pieces] == sorted(p[1] for p in pieces)
-    for k, rs in enumerate(regions):
+    for k, rs in enumerate(speech):
         for s, e in rs:
             mine = sorted((ps, pe) for pk, ps, pe in pieces if pk == k and s <= ps < e)
             assert mine[0][0] == s and mine[-1][1] == pytest.approx(e)
@@ -202,43 +203,43 @@ def test_windows_cover_all_speech_in_time_order():
 
 def test_window_maps_words_to_their_channel():
     x = [np.zeros(16000 * 30, dtype=np.float32) for _ in range(2)]
-    plan = T.plan_windows([[(2.0, 4.0)], [(5.0, 6.0)]], [T._frame_db(c) for c in x])
+    plan = windows.plan_windows([[(2.0, 4.0)], [(5.0, 6.0)]], [regions.frame_db(c) for c in x])
     assert plan == [[(0, 2.0, 4.0), (1, 5.0, 6.0)]]
-    w = T._pack([(T._cut(x[k], s, e), s, k) for k, s, e in plan[0]])
-    second = 2.0 + T.PACK_GAP_S
+    w = windows.pack([(windows.cut(x[k], s, e), s, k) for k, s, e in plan[0]])
+    second = 2.0 + windows.PACK_GAP_S
     assert w.span_to_original(0.5, 1.0) == (pytest.approx(2.5), pytest.approx(3.0), 0)
     assert w.span_to_original(second + 0.1, second + 0.4) == (pytest.approx(5.1), pytest.approx(5.4), 1)
 
 
 def test_repeated_phrases_are_cut():
     ws = [Word(i, i + 0.5, t) for i, t in enumerate(["спасибо", "да", "да", "да", "да", "да", "пока"])]
-    assert [w.text for w in T._dedupe_repeats(ws)] == ["спасибо", "да", "да", "пока"]
+    assert [w.text for w in segments.dedupe_repeats(ws)] == ["спасибо", "да", "да", "пока"]
 
 
 def test_hallucination_filter():
-    ok = T._Seg(0, 2, "Добрый день", [Word(0, 1, "Добрый", 0.9), Word(1, 2, "день", 0.9)], -0.3, 0.1, 1.1)
-    assert T._is_hallucination(ok) is None
-    credit = T._Seg(0, 2, "Продолжение следует...", ok.words, -0.3, 0.1, 1.1)
-    assert T._is_hallucination(credit) == "known phrase"
-    unsure = T._Seg(0, 2, "Добрый день", ok.words, -1.1, 0.8, 1.1)
-    assert T._is_hallucination(unsure) == "no speech"
+    ok = segments.Seg(0, 2, "Добрый день", [Word(0, 1, "Добрый", 0.9), Word(1, 2, "день", 0.9)], -0.3, 0.1, 1.1)
+    assert segments.is_hallucination(ok) is None
+    credit = segments.Seg(0, 2, "Продолжение следует...", ok.words, -0.3, 0.1, 1.1)
+    assert segments.is_hallucination(credit) == "known phrase"
+    unsure = segments.Seg(0, 2, "Добрый день", ok.words, -1.1, 0.8, 1.1)
+    assert segments.is_hallucination(unsure) == "no speech"
 
 
 def test_window_segments_judge_the_decoding():
     """A decoded window becomes one segment per piece; a loop or an unsure text
     sends it back; a long piece with no word is reported as left out."""
     x = np.zeros(16000 * 40, dtype=np.float32)
-    w = T._pack([(T._cut(x, 1.0, 4.0), 1.0, 0), (T._cut(x, 10.0, 13.0), 10.0, 1)])
-    second = 3.0 + T.PACK_GAP_S
+    w = windows.pack([(windows.cut(x, 1.0, 4.0), 1.0, 0), (windows.cut(x, 10.0, 13.0), 10.0, 1)])
+    second = 3.0 + windows.PACK_GAP_S
     words = [{"word": " Добрый", "start": 0.2, "end": 0.6, "probability": 0.9}, {"word": " день.", "start": 0.7, "end": 1.1, "probability": 0.8}]
-    segs, left_out = T._window_segments(w, "Добрый день.", words, -0.3, 0.01)
+    segs, left_out = segments.window_segments(w, "Добрый день.", words, -0.3, 0.01)
     assert [s.text for s in segs] == ["Добрый день."] and left_out == [1]
     both = words + [{"word": " Алло", "start": second + 0.5, "end": second + 0.9, "probability": 0.9}]
-    segs, left_out = T._window_segments(w, "Добрый день. Алло", both, -0.3, 0.01)
+    segs, left_out = segments.window_segments(w, "Добрый день. Алло", both, -0.3, 0.01)
     assert [s.words[0].text for s in segs] == ["Добрый", "Алло"] and left_out == []
-    assert T._window_segments(w, "Игры пойдут плавно. " * 12, words, -0.3, 0.01) is None
-    assert T._window_segments(w, "Добрый день.", words, -1.2, 0.1) is None
-    assert T._window_segments(w, "Добрый день.", words, -1.2, 0.9) == ([], [])
+    assert segments.window_segments(w, "Игры пойдут плавно. " * 12, words, -0.3, 0.01) is None
+    assert segments.window_segments(w, "Добрый день.", words, -1.2, 0.1) is None
+    assert segments.window_segments(w, "Добрый день.", words, -1.2, 0.9) == ([], [])
 
 
 def test_transcribe_many_keeps_calls_apart(transcriber, short_call, synth, tmp_path):
@@ -258,6 +259,7 @@ def test_cli_transcribes_a_batch_and_reports_bad_files(transcriber, short_call, 
     from typer.testing import CliRunner
 
     from pipeline import cli
+    from pipeline.config import get_settings
 
     monkeypatch.setenv("CALLREVIEW_MODEL_CACHE", transcriber.options.model_cache)
     monkeypatch.setenv("CALLREVIEW_DEVICE", "cpu")
@@ -272,11 +274,11 @@ def test_cli_transcribes_a_batch_and_reports_bad_files(transcriber, short_call, 
     assert [u["speaker"] for u in data["utterances"]] == [t["speaker"] for t in ref]
     assert data["model"] == "base" and data["utterances"][0]["words"]
     assert not (out / "notes.json").exists()
-    assert T.get_transcriber(T.TranscribeOptions.from_settings(cli.get_settings())) is transcriber  # the CLI shared the loaded model
+    assert T.get_transcriber(T.TranscribeOptions.from_settings(get_settings())) is transcriber  # the CLI shared the loaded model
 
 
 def test_left_out_pieces_fill_new_windows():
     parts = [(np.zeros(16000 * n, dtype=np.float32), float(10 * i), i % 2) for i, n in enumerate([8, 8, 3, 12])]
-    wins = T._fill(parts, 20.0)
+    wins = windows.fill(parts, 20.0)
     assert [len(w.pieces) for w in wins] == [3, 1]  # 8 + 8 + 3 and two gaps fit in 20 s; 12 more does not
     assert wins[0].owners == [0, 1, 0] and wins[1].pieces[0][1] == 30.0

@@ -1,0 +1,35 @@
+"""What the command modules share: settings with the user's flags on top, the
+migrated database, the error exit, and the options several commands take."""
+
+from __future__ import annotations
+
+import typer
+
+from pipeline.config import get_settings
+
+
+def fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1)
+
+
+def settings_with(**overrides):
+    """Settings from the environment, with the flags the user gave on top."""
+    base = get_settings()
+    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def migrated_settings():
+    """Settings, with their database migrated to the newest schema."""
+    from pipeline.storage.store import migrated
+
+    settings = get_settings()
+    migrated(settings.db_url)
+    return settings
+
+
+WORKERS = typer.Option(None, "--workers", "-j", help="Local processes working in parallel, each with the model loaded once (default: one per two cores; each runs two transcription streams).")
+SCHEDULER = typer.Option(None, "--scheduler", help="Run on a Dask cluster instead: the scheduler's address, e.g. tcp://10.0.0.5:8786. Workers need the package, the audio (same path or an s3:// URL) and the database (DATABASE_URL, PostgreSQL).")
+OPERATOR_CHANNEL = typer.Option(None, "--operator-channel", help="Which stereo channel is the operator: left or right (default: left, or CALLREVIEW_OPERATOR_CHANNEL).")
+MODEL = typer.Option(None, "--model", help="Whisper model: base (bundled), a CTranslate2 folder, a .pt checkpoint, or a name to download with --allow-download.")
+ENGINE = typer.Option(None, "--engine", help="faster-whisper (default) or openai-whisper.")

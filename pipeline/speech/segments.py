@@ -1,0 +1,122 @@
+"""What a decoded window becomes: one segment per packed piece, the filters that
+drop Whisper's hallucinations and loops, and speaker turns split at pauses."""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.speech.audio import SAMPLE_RATE
+from pipeline.speech.transcript import Utterance, Word
+from pipeline.speech.windows import Packed
+
+log = logging.getLogger(__name__)
+
+TURN_PAUSE_S = 0.8  # a pause this long between words starts a new utterance
+REDO_UNHEARD_S = 2.0  # a piece this long that got no word is decoded again in a window of its own
+
+_HALLUCINATIONS = re.compile(
+    r"продолжение следует|субтитр|редактор\w* субтитров|корректор|спасибо за просмотр|"
+    r"подпис\w+ на (наш )?канал|ставьте лайк|dimatorzok|amara\.org|синецкая|егорова",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Seg:
+    start: float
+    end: float
+    text: str
+    words: list[Word]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+
+def compression_ratio(text: str) -> float:
+    b = text.encode("utf-8")
+    return len(b) / max(1, len(zlib.compress(b)))
+
+
+def is_hallucination(seg: Seg) -> str | None:
+    text = seg.text.strip()
+    if not text or not seg.words:
+        return "empty"
+    if _HALLUCINATIONS.search(text):
+        return "known phrase"
+    if seg.compression_ratio > 2.4:
+        return "repetitive"
+    if seg.no_speech_prob > 0.5 and seg.avg_logprob < -0.8:
+        return "no speech"
+    if seg.avg_logprob < -1.3:
+        return "low confidence"
+    probs = [w.probability for w in seg.words]
+    if len(probs) >= 3 and float(np.mean(probs)) < 0.25:
+        return "low word confidence"
+    return None
+
+
+def window_segments(w: Packed, text: str, words: list[dict], avg_logprob: float, no_speech_prob: float) -> tuple[list[Seg], list[int]] | None:
+    """One decoded window as one segment per piece, and the pieces (of
+    REDO_UNHEARD_S or more) it heard no word in; None if it looks wrong."""
+    if no_speech_prob > 0.6 and avg_logprob < -1.0:
+        return [], []  # Whisper's own rule: this window is silence
+    why = "repetitive" if compression_ratio(text) > 2.4 else "unsure" if avg_logprob < -1.0 else None
+    if why:
+        log.debug("window of %.1f s decoded again (%s): %r", len(w.audio) / SAMPLE_RATE, why, text)
+        return None
+    per_piece: list[list[Word]] = [[] for _ in w.pieces]
+    for x in words:
+        if x["word"].strip():
+            per_piece[w.piece_at((x["start"] + x["end"]) / 2)].append(Word(float(x["start"]), float(x["end"]), x["word"].strip(), float(x["probability"])))
+    segs = []
+    for ws in per_piece:
+        if ws:
+            joined = " ".join(x.text for x in ws)
+            segs.append(Seg(ws[0].start, ws[-1].end, joined, ws, avg_logprob, no_speech_prob, compression_ratio(joined)))
+    return segs, [k for k, ws in enumerate(per_piece) if not ws and w.pieces[k][2] >= REDO_UNHEARD_S]
+
+
+def dedupe_repeats(words: list[Word], max_n: int = 6, keep: int = 2) -> list[Word]:
+    """Drop a phrase repeated back to back more than ``keep`` times (a decoding loop)."""
+    norm = [re.sub(r"\W+", "", w.text.lower()) for w in words]
+    out_idx: list[int] = []
+    i = 0
+    while i < len(words):
+        cut = False
+        for n in range(1, max_n + 1):
+            reps = 1
+            while i + (reps + 1) * n <= len(words) and norm[i + reps * n : i + (reps + 1) * n] == norm[i : i + n]:
+                reps += 1
+            if reps > keep and any(norm[i : i + n]):
+                out_idx.extend(range(i, i + n * keep))
+                i += reps * n
+                cut = True
+                break
+        if not cut:
+            out_idx.append(i)
+            i += 1
+    return [words[k] for k in out_idx]
+
+
+def split_turns(words: list[Word], speaker: str, channel: int, pause: float = TURN_PAUSE_S) -> list[Utterance]:
+    """One utterance per run of words without a pause of ``pause`` seconds or more."""
+    out: list[Utterance] = []
+    cur: list[Word] = []
+    for w in words:
+        if cur and w.start - cur[-1].end >= pause:
+            out.append(utterance(cur, speaker, channel))
+            cur = []
+        cur.append(w)
+    if cur:
+        out.append(utterance(cur, speaker, channel))
+    return out
+
+
+def utterance(words: list[Word], speaker: str, channel: int) -> Utterance:
+    text = re.sub(r"\s+", " ", " ".join(w.text for w in words)).strip()
+    return Utterance(speaker=speaker, start=words[0].start, end=words[-1].end, text=text, channel=channel, words=list(words))

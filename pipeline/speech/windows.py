@@ -1,0 +1,127 @@
+"""Packing speech into the windows Whisper decodes: regions of all channels, in
+time order, joined with short silences; a piece table maps every packed second
+back to its channel and call time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.speech.audio import SAMPLE_RATE
+from pipeline.speech.regions import FRAME
+
+PACK_GAP_S = 0.3  # silence left between packed pieces
+WINDOW_S = 20.0  # packed speech per decoded window (the encoder sees only this much)
+SPLIT_DB = 12.0  # a region is split between windows only at a frame this close to the noise floor
+
+
+@dataclass
+class Packed:
+    audio: np.ndarray
+    pieces: list[tuple[float, float, float]]  # (packed start, original start, length) in seconds
+    owners: list[int] = field(default_factory=list)  # the stream each piece came from
+
+    def piece_at(self, t: float) -> int:
+        """Index of the piece holding packed time ``t`` (in a gap: the nearer piece)."""
+        for k, (ps, _, ln) in enumerate(self.pieces):
+            if t < ps:
+                if k and t - (self.pieces[k - 1][0] + self.pieces[k - 1][2]) < ps - t:
+                    return k - 1
+                return k
+            if t <= ps + ln:
+                return k
+        return len(self.pieces) - 1
+
+    def to_original(self, t: float, piece: int | None = None) -> float:
+        """Packed time -> call time, clamped into ``piece`` (default: the one holding t)."""
+        if not self.pieces:
+            return t
+        ps, os_, ln = self.pieces[self.piece_at(t) if piece is None else piece]
+        return os_ + min(max(t - ps, 0.0), ln)
+
+    def span_to_original(self, start: float, end: float) -> tuple[float, float, int]:
+        """A word's span in call time, and the stream it came from. Whisper
+        stretches words over the short packed gaps (the first word after a gap
+        often starts before it): the word belongs to the piece holding its middle."""
+        k = self.piece_at((start + end) / 2)
+        return self.to_original(start, k), self.to_original(end, k), self.owners[k]
+
+
+def pack(parts: list[tuple[np.ndarray, float, int]]) -> Packed:
+    """Join (audio, original start, owner) parts with short silences."""
+    gap = np.zeros(int(PACK_GAP_S * SAMPLE_RATE), dtype=np.float32)
+    chunks, pieces, owners, pos = [], [], [], 0.0
+    for k, (a, start, owner) in enumerate(parts):
+        if k:
+            chunks.append(gap)
+            pos += len(gap) / SAMPLE_RATE
+        chunks.append(a)
+        pieces.append((pos, start, len(a) / SAMPLE_RATE))
+        owners.append(owner)
+        pos += len(a) / SAMPLE_RATE
+    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, dtype=np.float32)
+    return Packed(audio, pieces, owners)
+
+
+def cut(x: np.ndarray, s: float, e: float) -> np.ndarray:
+    return x[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)]
+
+
+def pack_regions(channel: np.ndarray, regions: list[tuple[float, float]], owner: int = 0) -> Packed:
+    """Cut one channel's speech regions out and join them with short silences."""
+    return pack([(cut(channel, s, e), s, owner) for s, e in regions])
+
+
+def plan_windows(regions: list[list[tuple[float, float]]], dbs: list[np.ndarray], length: float = WINDOW_S) -> list[list[tuple[int, float, float]]]:
+    """Share the speech regions of all streams, in time order, out into windows
+    of at most ``length`` seconds of packed audio: (stream, start, end) pieces.
+    A region that does not fit the room left is split at its quietest frame if
+    that frame is near the noise floor (between words), else it opens the next
+    window; a region longer than a window is split regardless."""
+    fs = FRAME / SAMPLE_RATE
+    floors = [float(np.percentile(db, 10)) if db.size else -100.0 for db in dbs]
+    items = sorted((s, e, k) for k, rs in enumerate(regions) for s, e in rs)
+    windows: list[list[tuple[int, float, float]]] = []
+    cur: list[tuple[int, float, float]] = []
+    used = 0.0
+    for s, e, k in items:
+        while True:
+            gap = PACK_GAP_S if cur else 0.0
+            if used + gap + (e - s) <= length:
+                cur.append((k, s, e))
+                used += gap + e - s
+                break
+            room = length - used - gap
+            cut = None
+            if room >= 2.0:
+                lo, hi = int((s + 1.0) / fs), int((s + room) / fs)
+                db = dbs[k]
+                if hi > lo and hi <= db.size:
+                    j = lo + int(np.argmin(db[lo:hi]))
+                    if db[j] < floors[k] + SPLIT_DB or e - s > length:
+                        cut = round((j + 0.5) * fs, 3)
+            if cut is None and not cur:
+                cut = s + length  # longer than a window and no quiet frame in reach
+            if cut is not None:
+                cur.append((k, s, cut))
+                s = cut
+            windows.append(cur)
+            cur, used = [], 0.0
+    if cur:
+        windows.append(cur)
+    return windows
+
+
+def fill(parts: list[tuple[np.ndarray, float, int]], length: float) -> list[Packed]:
+    """Pack (audio, original start, owner) parts, in order, into windows of at most ``length`` seconds."""
+    groups: list[list[tuple[np.ndarray, float, int]]] = []
+    used = 0.0
+    for part in parts:
+        add = len(part[0]) / SAMPLE_RATE
+        if not groups or used + PACK_GAP_S + add > length:
+            groups.append([])
+            used = -PACK_GAP_S
+        groups[-1].append(part)
+        used += PACK_GAP_S + add
+    return [pack(g) for g in groups]
