@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pipeline.config import Settings, available_cores, default_workers
@@ -33,7 +33,7 @@ from pipeline.storage.ingest import (
     work_on_many,
     worker_name,
 )
-from pipeline.storage.sources import expand_paths, source_name
+from pipeline.storage.sources import source_name
 from pipeline.vocabulary import FileResult, RecordingStatus
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 # How many times a batch restarts a local pool whose worker died (OOM killer,
 # a crash in a native library) before it gives the remaining files up.
 POOL_RESTARTS = 2
-
-Progress = Callable[[int, int, str], None]
-
 
 def _worker_settings(settings: Settings, threads: int) -> Settings:
     """The settings a worker process runs with: absolute data dir (workers may
@@ -276,25 +273,9 @@ def iter_process(
     yield from run_serial(items, settings, checklist)
 
 
-def process_paths(
-    paths: Iterable[str | Path],
-    settings: Settings,
-    checklist_path: Path | None = None,
-    operator: str | None = None,
-    operator_channel: str | None = None,
-    metadata_csv: Path | None = None,
-    progress: Progress | None = None,
-    workers: int = 1,
-    scheduler: str | None = None,
-) -> list[ProcessResult]:
-    """Process a batch; ``progress(done, total, file_name)`` is called after each file."""
-    files = expand_paths(paths)
-    results = []
-    for result in iter_process(files, settings, checklist_path, operator, operator_channel, metadata_csv, workers, scheduler):
-        results.append(result)
-        if progress is not None:
-            progress(len(results), len(files), source_name(result.path))
-    return results
+def process_paths(paths: Iterable[str | Path], settings: Settings, **options) -> list[ProcessResult]:
+    """``iter_process`` as a list, for callers that wait for the whole batch."""
+    return list(iter_process(paths, settings, **options))
 
 
 # --- the worker beside the review app -----------------------------------------
