@@ -75,6 +75,11 @@ def test_demo_call_wer_order_and_starts(transcriber, synth):
     for u in tr.utterances:
         assert u.words and u.words[0].start >= u.start - 1.0 and u.words[-1].end <= u.end + 1e-6
         assert all(isinstance(w, Word) for w in u.words)
+    # text as people write it: no space before a closing mark, one space between words
+    assert tr.utterances and all(u.text for u in tr.utterances)
+    for u in tr.utterances:
+        assert not re.search(r"\s[.,!?:;…»)]|\s{2}|^[.,!?:;…]", u.text), u.text
+        assert " ".join(w.text for w in u.words) == u.text
 
 
 def test_short_call_turns(transcriber, short_call):
@@ -165,6 +170,18 @@ def test_split_turns_at_pauses():
     words = [Word(0.0, 0.4, "да"), Word(0.5, 0.9, "конечно"), Word(2.0, 2.3, "а"), Word(2.35, 2.8, "цена")]
     utts = segments.split_turns(words, "client", 1)
     assert [u.text for u in utts] == ["да конечно", "а цена"] and utts[1].start == 2.0
+
+
+def test_punctuation_is_attached_to_its_word():
+    ws = [Word(0.0, 0.5, "Добрый"), Word(0.5, 0.9, "день"), Word(0.9, 1.0, ","), Word(1.1, 1.5, "магазин"),
+          Word(1.6, 1.7, "«"), Word(1.7, 2.2, "Электрон"), Word(2.2, 2.3, "»"), Word(2.3, 2.4, "."),
+          Word(3.0, 3.2, "Чем"), Word(3.2, 3.5, "помочь"), Word(3.5, 3.6, "?"), Word(3.6, 3.7, ".")]
+    [u] = segments.split_turns(ws, "operator", 0)
+    assert u.text == "Добрый день, магазин «Электрон». Чем помочь?"
+    assert [w.text for w in u.words] == ["Добрый", "день,", "магазин", "«Электрон».", "Чем", "помочь?"]
+    assert u.words[1].end == 0.9 and u.words[3].start == 1.7  # times stay those of the spoken word
+    # a mark that opens a channel's speech (it belonged to the other speaker) is dropped
+    assert segments.split_turns([Word(0.0, 0.1, "."), Word(0.2, 0.5, "Да")], "client", 1)[0].text == "Да"
 
 
 def test_packing_maps_times_back():

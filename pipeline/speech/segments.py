@@ -103,11 +103,38 @@ def dedupe_repeats(words: list[Word], max_n: int = 6, keep: int = 2) -> list[Wor
     return [words[k] for k in out_idx]
 
 
+# Whisper gives punctuation as tokens of their own ("день", ","); people write it
+# on the word: closing marks join the word before, opening marks the word after.
+CLOSING = set(".,!?:;…»)]}%")
+OPENING = set("«([{")
+
+
+def attach_punctuation(words: list[Word]) -> list[Word]:
+    """Words with their punctuation on them, so text reads "день, магазин." (a mark
+    after one the word already ends with is dropped: "помочь?." -> "помочь?")."""
+    out: list[Word] = []
+    opening = ""
+    for w in words:
+        if w.text and set(w.text) <= OPENING:
+            opening += w.text
+            continue
+        if w.text and set(w.text) <= CLOSING:
+            if out and not opening:
+                last = out[-1]
+                text = last.text if last.text[-1] in ".!?…,;:" and w.text in (".", ",") else last.text + w.text
+                out[-1] = Word(last.start, last.end, text, last.probability)
+            continue  # a closing mark with no word before it in this channel says nothing
+        out.append(Word(w.start, w.end, opening + w.text, w.probability) if opening else w)
+        opening = ""
+    return out
+
+
 def split_turns(words: list[Word], speaker: str, channel: int, pause: float = TURN_PAUSE_S) -> list[Utterance]:
-    """One utterance per run of words without a pause of ``pause`` seconds or more."""
+    """One utterance per run of words without a pause of ``pause`` seconds or more,
+    punctuation attached to its words."""
     out: list[Utterance] = []
     cur: list[Word] = []
-    for w in words:
+    for w in attach_punctuation(words):
         if cur and w.start - cur[-1].end >= pause:
             out.append(utterance(cur, speaker, channel))
             cur = []
