@@ -50,6 +50,20 @@ def test_mono_is_unknown_speaker(synth, stereo, tmp_path):
     assert dec.speakers == ["unknown"] and len(dec.channels) == 1
 
 
+def test_the_same_signal_on_both_channels_is_one_mono_call(synth, tmp_path):
+    """A mono mix saved as stereo (identical, or one channel quieter and re-encoded)
+    must not be transcribed twice, once as operator and once as client."""
+    speech, _ref = synth.build_call([("operator", "здравствуйте, магазин техники"), ("client", "мне нужен холодильник")], seed=3)
+    mix = speech.sum(axis=0).astype(np.float32)
+    for name, pair in (("dup.wav", [mix, mix]), ("quieter.mp3", [mix, 0.4 * mix])):
+        dec = audio.decode(synth.write_call(tmp_path / name, np.stack(pair), synth.CALL_SR))
+        assert dec.speakers == ["unknown"] and len(dec.channels) == 1, name
+    # a real two-line call (each speaker on a channel, silence between turns) stays stereo
+    dec = audio.decode(synth.write_call(tmp_path / "call.wav", speech, synth.CALL_SR))
+    assert dec.speakers == ["operator", "client"]
+    assert audio.channel_correlation(*dec.channels) < 0.5
+
+
 def test_more_than_two_channels_keeps_first_two(tmp_path):
     path = tmp_path / "four.wav"
     ff = audio.ffmpeg_exe()

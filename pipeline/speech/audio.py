@@ -170,6 +170,22 @@ def probe(path: str | os.PathLike, max_duration_s: float | None = DEFAULT_MAX_DU
     return info
 
 
+# Two channels this alike carry one signal: a mono recording saved as stereo (a
+# PBX or a converter duplicating the mix). Separate operator and client lines
+# correlate far below this even with echo; see docs/benchmarks.md.
+SAME_SIGNAL_CORR = 0.95
+
+
+def channel_correlation(a: np.ndarray, b: np.ndarray, step: int = 4) -> float:
+    """Pearson correlation of two channels' samples (every ``step``-th, which is
+    plenty for this and keeps a long call cheap); 0.0 when either is silent."""
+    n = min(len(a), len(b))
+    x, y = a[:n:step].astype(np.float64), b[:n:step].astype(np.float64)
+    x, y = x - x.mean(), y - y.mean()
+    denom = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
+    return float(np.dot(x, y)) / denom if denom > 1e-9 else 0.0
+
+
 def _speakers(n: int, operator_channel: str) -> list[str]:
     if n == 1:
         return [UNKNOWN]
@@ -185,7 +201,9 @@ def decode(
 ) -> DecodedAudio:
     """Decode a recording to 16 kHz float32 channels: stereo gives operator and
     client (per ``operator_channel``), mono one "unknown" channel, more than two
-    channels their first two. A truncated file is decoded up to where it is good."""
+    channels their first two. Two channels that carry the same signal are one mono
+    call, so its speech is not transcribed twice. A truncated file is decoded up to
+    where it is good."""
     info = probe(path, max_duration_s)
     path = info.path
     n = 1 if info.channels == 1 else 2
@@ -217,6 +235,9 @@ def decode(
         raise AudioError(f"{path.name}: decodes to {decoded_s:.2f} s of audio, too short to use")
     info.duration = decoded_s
     chans = [np.ascontiguousarray(c, dtype=np.float32) for c in data]
+    if n == 2 and channel_correlation(chans[0], chans[1]) >= SAME_SIGNAL_CORR:
+        log.info("%s: both channels carry the same signal; decoded as one mono call", path.name)
+        chans, n = [chans[0]], 1
     return DecodedAudio(info=info, channels=chans, speakers=_speakers(n, operator_channel), warnings=warnings)
 
 
