@@ -75,6 +75,9 @@ def test_demo_call_wer_order_and_starts(transcriber, synth):
     for u in tr.utterances:
         assert u.words and u.words[0].start >= u.start - 1.0 and u.words[-1].end <= u.end + 1e-6
         assert all(isinstance(w, Word) for w in u.words)
+    # every stretch of detected speech got words (no speech lost without a word)
+    cov = tr.coverage
+    assert cov.speech_s > 0.5 * tr.duration and cov.share >= 0.9, cov
     # text as people write it: no space before a closing mark, one space between words
     assert tr.utterances and all(u.text for u in tr.utterances)
     for u in tr.utterances:
@@ -184,6 +187,15 @@ def test_punctuation_is_attached_to_its_word():
     assert segments.split_turns([Word(0.0, 0.1, "."), Word(0.2, 0.5, "Да")], "client", 1)[0].text == "Да"
 
 
+def test_coverage_lists_speech_that_got_no_words():
+    words = [[Word(0.5, 1.0, "да"), Word(8.0, 8.5, "нет")], []]
+    cov = segments.coverage([[(0.0, 10.0)], [(3.0, 4.5)]], words)
+    # channel 0: 2.0-7.0 is over a second from every word; 9.5-10.0 is too short to list
+    assert cov.speech_s == 11.5 and cov.heard_s == 5.0 and cov.share == pytest.approx(5.0 / 11.5)
+    assert [(u.channel, u.start, u.end) for u in cov.unheard] == [(0, 2.0, 7.0), (1, 3.0, 4.5)]
+    assert segments.coverage([[]], [[]]).share == 1.0  # no speech found: nothing missed
+
+
 def test_packing_maps_times_back():
     x = np.zeros(16000 * 20, dtype=np.float32)
     packed = windows.pack_regions(x, [(2.0, 4.0), (10.0, 11.0)])
@@ -290,6 +302,7 @@ def test_cli_transcribes_a_batch_and_reports_bad_files(transcriber, short_call, 
     data = json.loads((out / "short.json").read_text(encoding="utf-8"))
     assert [u["speaker"] for u in data["utterances"]] == [t["speaker"] for t in ref]
     assert data["model"] == "base" and data["utterances"][0]["words"]
+    assert data["coverage"]["share"] >= 0.9 and {"speech_s", "heard_s", "unheard"} <= set(data["coverage"])
     assert not (out / "notes.json").exists()
     assert T.get_transcriber(T.TranscribeOptions.from_settings(get_settings())) is transcriber  # the CLI shared the loaded model
 

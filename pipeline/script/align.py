@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.script.checklist import OFF_SCRIPT, Checklist
 from pipeline.script.embed import Scorer, get_scorer
-from pipeline.script.result import AlignmentRecord, ChecklistRef, OffScript, StepResult, UtteranceText
+from pipeline.script.result import AlignmentRecord, ChecklistRef, CoverageRecord, OffScript, StepResult, UtteranceText
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
 from pipeline.vocabulary import StepStatus
 
@@ -402,4 +402,5 @@ def alignment_record(file_name: str, transcript: Transcript, checklist: Checklis
         ],
         steps=alignment.steps,
         off_script=alignment.off_script,
+        coverage=CoverageRecord.model_validate(transcript.to_dict()["coverage"]) if transcript.coverage else None,
     )

@@ -73,6 +73,22 @@ class UtteranceText(_Record):
     text: str
 
 
+class UnheardSpeech(_Record):
+    channel: int
+    start: float
+    end: float
+
+
+class CoverageRecord(_Record):
+    """The transcript's coverage: seconds of detected speech, of them heard (near a
+    recognised word), their share, and the stretches that got no words."""
+
+    speech_s: float
+    heard_s: float
+    share: float
+    unheard: list[UnheardSpeech] = []
+
+
 class AlignmentRecord(_Record):
     file: str = ""
     checklist: ChecklistRef
@@ -81,6 +97,7 @@ class AlignmentRecord(_Record):
     utterances: list[UtteranceText] = []
     steps: list[StepResult] = []
     off_script: list[OffScript] = []
+    coverage: CoverageRecord | None = None  # None: a chat, or a transcript made before coverage was measured
 
     def step(self, step_id: str) -> StepResult | None:
         return next((s for s in self.steps if s.id == step_id), None)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.speech.audio import SAMPLE_RATE
-from pipeline.speech.transcript import Utterance, Word
+from pipeline.speech.transcript import Coverage, Unheard, Utterance, Word
 from pipeline.speech.windows import Packed
 
 log = logging.getLogger(__name__)
@@ -147,3 +147,35 @@ def split_turns(words: list[Word], speaker: str, channel: int, pause: float = TU
 def utterance(words: list[Word], speaker: str, channel: int) -> Utterance:
     text = re.sub(r"\s+", " ", " ".join(w.text for w in words)).strip()
     return Utterance(speaker=speaker, start=words[0].start, end=words[-1].end, text=text, channel=channel, words=list(words))
+
+
+# Speech farther than this from every recognised word counts as unheard, and only
+# stretches at least this long are listed: shorter ones are pauses and breaths.
+HEARD_REACH_S = 1.0
+
+
+def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]]) -> Coverage:
+    """Per channel, the detected speech (``regions``) against the recognised words."""
+    speech = heard = 0.0
+    unheard: list[Unheard] = []
+    for channel, (rs, ws) in enumerate(zip(regions, words)):
+        spans = sorted((w.start - HEARD_REACH_S, w.end + HEARD_REACH_S) for w in ws)
+        for s, e in rs:
+            speech += e - s
+            cursor, missing = s, []
+            for a, b in spans:
+                if b <= cursor:
+                    continue
+                if a >= e:
+                    break
+                if a > cursor:
+                    missing.append((cursor, min(a, e)))
+                cursor = max(cursor, b)
+                if cursor >= e:
+                    break
+            if cursor < e:
+                missing.append((cursor, e))
+            missing = [(a, b) for a, b in missing if b - a >= HEARD_REACH_S]
+            heard += (e - s) - sum(b - a for a, b in missing)
+            unheard += [Unheard(channel, round(a, 2), round(b, 2)) for a, b in missing]
+    return Coverage(round(speech, 2), round(heard, 2), sorted(unheard, key=lambda u: (u.start, u.channel)))

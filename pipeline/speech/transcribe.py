@@ -42,7 +42,7 @@ from pipeline.errors import ModelError
 from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
 from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions
-from pipeline.speech.segments import Seg, compression_ratio, dedupe_repeats, is_hallucination, split_turns, window_segments
+from pipeline.speech.segments import Seg, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
 from pipeline.speech.transcript import Transcript, Utterance, Word
 from pipeline.speech.windows import WINDOW_S, Packed, cut, fill, pack, pack_regions, plan_windows
 
@@ -382,7 +382,11 @@ class Transcriber:
             streams = range(first, first + len(a.channels))
             utterances = [u for k in streams for u in self._finish(prepared[k], words[k])]
             utterances.sort(key=lambda u: (u.start, u.channel))
-            out.append(Transcript(utterances=utterances, duration=round(a.duration, 3), language=language or "", model=self.model_name))
+            heard = coverage([prepared[k].regions for k in streams], [[w for u in utterances if u.channel == k - first for w in u.words] for k in streams])
+            if heard.unheard:
+                log.info("speech without words: %s", ", ".join(f"ch{x.channel} {x.start:.1f}-{x.end:.1f} s" for x in heard.unheard))
+            out.append(Transcript(utterances=utterances, duration=round(a.duration, 3), language=language or "", model=self.model_name,
+                                  coverage=heard))
         return out
 
 

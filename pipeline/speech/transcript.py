@@ -32,15 +32,42 @@ class Utterance:
     words: list[Word] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Unheard:
+    """Detected speech that got no words: where a listener should listen."""
+
+    channel: int
+    start: float
+    end: float
+
+
+@dataclass
+class Coverage:
+    """How much of the speech found in the audio got words: ``share`` under 0.9
+    means the transcript misses speech the listener can still hear."""
+
+    speech_s: float  # seconds VAD or energy called speech
+    heard_s: float  # of those, seconds near a recognised word
+    unheard: list[Unheard] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        return self.heard_s / self.speech_s if self.speech_s else 1.0
+
+
 @dataclass
 class Transcript:
     utterances: list[Utterance]
     duration: float
     language: str
     model: str
+    coverage: Coverage | None = None  # None for transcripts that were not measured (chats, older JSON)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.coverage is not None:
+            d["coverage"]["share"] = round(self.coverage.share, 3)
+        return d
 
     @classmethod
     def from_dict(cls, data: dict) -> "Transcript":
@@ -55,9 +82,11 @@ class Transcript:
             )
             for u in data["utterances"]
         ]
+        cov = data.get("coverage")
         return cls(
             utterances=sorted(utterances, key=lambda u: u.start),
             duration=float(data.get("duration") or max((u.end for u in utterances), default=0.0)),
             language=data.get("language", ""),
             model=data.get("model", ""),
+            coverage=Coverage(float(cov["speech_s"]), float(cov["heard_s"]), [Unheard(**x) for x in cov.get("unheard", [])]) if cov else None,
         )
