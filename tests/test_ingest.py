@@ -91,6 +91,14 @@ def test_bad_files_are_recorded_and_the_batch_goes_on(settings, short_calls, tmp
         assert rows[name].status == RecordingStatus.FAILED and name in rows[name].error
     assert all(rows[p.name].status == RecordingStatus.TRANSCRIBED for p in good)
     assert rows[cut.name].duration < 6.0
+    # each stored transcript keeps its coverage, and reads back with it
+    with session_scope(settings.db_url) as s:
+        for p in good:
+            cov = store.load_transcript(s, rows[p.name].id).coverage
+            assert cov.speech_s > 0 and cov.share >= 0.9, (p.name, cov)
+        # a call whose speech is half without words is flagged for the owner
+        s.get(Recording, rows[good[0].name].id).coverage = {
+            "speech_s": 10.0, "heard_s": 5.0, "share": 0.5, "unheard": [{"channel": 1, "start": 3.0, "end": 8.0}]}
 
     # `callreview status` lists every failure with its reason.
     from typer.testing import CliRunner
@@ -106,6 +114,8 @@ def test_bad_files_are_recorded_and_the_batch_goes_on(settings, short_calls, tmp
     for name in bad:
         line = next(ln for ln in out.output.splitlines() if ln.startswith(f"FAILED {name}:"))
         assert rows[name].error in line
+    low = [ln for ln in out.output.splitlines() if ln.startswith("LOW COVERAGE")]
+    assert low == [f"LOW COVERAGE {good[0].name}: 50% of its speech got words; listen at 3-8 s"], out.output
 
 
 def _db_state(url: str) -> tuple[int, int, list]:

@@ -10,7 +10,7 @@ of failing with "database is locked" when their read snapshot goes stale.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -189,6 +189,7 @@ class CallView:
     urgent: bool = False
     urgent_reason: str = ""
     checklist_title: str = ""
+    unheard: list[tuple[float, float]] = field(default_factory=list)  # speech that got no words: listen there
 
     @property
     def locked(self) -> bool:
@@ -309,6 +310,7 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
         urgent=review.urgent,
         urgent_reason=review.urgent_reason or "",
         checklist_title=checklist.get("title", ""),
+        unheard=[(u["start"], u["end"]) for u in (rec.coverage or {}).get("unheard", [])],
     )
 
 

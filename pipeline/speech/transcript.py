@@ -54,6 +54,10 @@ class Coverage:
     def share(self) -> float:
         return self.heard_s / self.speech_s if self.speech_s else 1.0
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Coverage":
+        return cls(float(data["speech_s"]), float(data["heard_s"]), [Unheard(**x) for x in data.get("unheard", [])])
+
 
 @dataclass
 class Transcript:
@@ -88,5 +92,5 @@ class Transcript:
             duration=float(data.get("duration") or max((u.end for u in utterances), default=0.0)),
             language=data.get("language", ""),
             model=data.get("model", ""),
-            coverage=Coverage(float(cov["speech_s"]), float(cov["heard_s"]), [Unheard(**x) for x in cov.get("unheard", [])]) if cov else None,
+            coverage=Coverage.from_dict(cov) if cov else None,
         )

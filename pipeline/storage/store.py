@@ -93,6 +93,8 @@ class Recording(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     # the script an upload is to be aligned with, for the worker that picks it up (migration 0004)
     checklist_version_id: Mapped[int | None] = mapped_column(ForeignKey("checklist_versions.id", name="fk_recordings_checklist_version"))
+    # Transcript.coverage as JSON: detected speech, the share of it that got words, the unheard stretches (0005)
+    coverage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -351,13 +353,14 @@ def save_transcript(session: Session, recording: Recording, transcript: "Transcr
         )
     recording.language = transcript.language
     recording.model = transcript.model
+    recording.coverage = transcript.to_dict()["coverage"]
     recording.duration = transcript.duration or recording.duration
 
 
 def load_transcript(session: Session, recording_id: int) -> "Transcript":
     from sqlalchemy import select
 
-    from pipeline.speech.transcript import Transcript, Utterance, Word
+    from pipeline.speech.transcript import Coverage, Transcript, Utterance, Word
 
     recording = session.get(Recording, recording_id)
     if recording is None:
@@ -368,7 +371,8 @@ def load_transcript(session: Session, recording_id: int) -> "Transcript":
     utterances = [
         Utterance(r.speaker, r.start, r.end, r.text, r.channel, [Word(**w) for w in r.words]) for r in rows
     ]
-    return Transcript(utterances, recording.duration or 0.0, recording.language or "", recording.model or "")
+    coverage = Coverage.from_dict(recording.coverage) if recording.coverage else None
+    return Transcript(utterances, recording.duration or 0.0, recording.language or "", recording.model or "", coverage)
 
 
 # --- owner reports (migration 0003_reports) ----------------------------------

@@ -95,6 +95,12 @@ with st.sidebar:
         st.caption(f"Воспроизведение с {fmt_time(start)}" if start else "Нажмите ▶ у шага, чтобы слушать с нужного места.")
     else:
         st.warning("Для этого звонка нет записи для прослушивания; работайте по расшифровке.")
+    if view.unheard:
+        # the transcript has no words here although someone speaks: the listener must listen
+        st.warning("Речь без расшифровки — послушайте запись в этих местах:")
+        for k, (s, e) in enumerate(view.unheard):
+            if st.button(f"▶ {fmt_time(s)}–{fmt_time(e)}", key=f"unheard_{aid}_{k}", disabled=not view.has_audio):
+                play_from(s)
 
 steps_col, text_col = st.columns([3, 2], gap="large")
 
