@@ -196,6 +196,21 @@ def test_coverage_lists_speech_that_got_no_words():
     assert segments.coverage([[]], [[]]).share == 1.0  # no speech found: nothing missed
 
 
+def test_doubted_text_is_kept_where_the_audio_has_speech():
+    """Whisper's "no speech" verdict threw away real speech in unfamiliar voices:
+    a doubted segment is dropped only when Silero agrees there is no speech."""
+    w = windows.pack([(np.zeros(2 * 16000, dtype=np.float32), 5.0, 0)])  # 2 s of call time 5-7 s in a window
+    doubted = segments.Seg(0.2, 1.2, "А для чего вы его выбрали", [Word(0.2, 0.6, "А"), Word(0.7, 1.2, "выбрали")], -1.0, 0.9, 1.1)
+    credits = segments.Seg(0.2, 1.2, "Продолжение следует", [Word(0.2, 1.2, "Продолжение следует")], -0.2, 0.1, 1.0)
+    assert segments.is_hallucination(doubted) == "no speech"
+    frames = int(10 * 16000 / regions.FRAME)
+    speech, silence = np.full(frames, 0.05, dtype=np.float32), np.full(frames, 0.05, dtype=np.float32)
+    speech[int(5.0 * 16000 / regions.FRAME) : int(7.0 * 16000 / regions.FRAME)] = 0.9
+    [kept] = segments.channel_words([(w, [doubted, credits])], [speech], 1)
+    assert [x.text for x in kept] == ["А", "выбрали"] and kept[0].start == pytest.approx(5.2)
+    assert segments.channel_words([(w, [doubted, credits])], [silence], 1) == [[]]
+
+
 def test_packing_maps_times_back():
     x = np.zeros(16000 * 20, dtype=np.float32)
     packed = windows.pack_regions(x, [(2.0, 4.0), (10.0, 11.0)])

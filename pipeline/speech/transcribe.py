@@ -41,8 +41,8 @@ from pipeline.config import available_cores, get_settings
 from pipeline.errors import ModelError
 from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
-from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions
-from pipeline.speech.segments import Seg, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
+from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions, vad_probs
+from pipeline.speech.segments import Seg, channel_words, compression_ratio, coverage, dedupe_repeats, split_turns, window_segments
 from pipeline.speech.transcript import Transcript, Utterance, Word
 from pipeline.speech.windows import WINDOW_S, Packed, cut, fill, pack, pack_regions, plan_windows
 
@@ -96,6 +96,7 @@ class _Channel:
     index: int
     regions: list[tuple[float, float]]
     db: np.ndarray  # frame levels, for splitting windows and snapping turn starts
+    probs: np.ndarray  # Silero's speech probability per frame: the acoustic evidence for keeping doubted text
 
 
 class Transcriber:
@@ -315,7 +316,8 @@ class Transcriber:
     # -- the pipeline -----------------------------------------------------------
 
     def _prepare(self, audio: np.ndarray, db: np.ndarray, other_db: np.ndarray | None, speaker: str, index: int) -> _Channel:
-        return _Channel(audio, speaker, index, speech_regions(audio, db, other_db, self.options.vad_threshold), db)
+        probs = vad_probs(audio)
+        return _Channel(audio, speaker, index, speech_regions(audio, db, other_db, self.options.vad_threshold, probs), db, probs)
 
     def _windows(self, chans: list[_Channel], first: int = 0) -> list[Packed]:
         """The speech of one call's channels packed into windows, pieces owned by
@@ -325,20 +327,6 @@ class Transcriber:
             return [pack_regions(c.audio, c.regions, first + k) for k, c in enumerate(chans) if c.regions]
         plan = plan_windows([c.regions for c in chans], [c.db for c in chans], self.options.window_s)
         return [pack([(cut(chans[k].audio, s, e), s, first + k) for k, s, e in w]) for w in plan]
-
-    def _words(self, decoded: list[tuple[Packed, list[Seg]]], n: int) -> list[list[Word]]:
-        """Each channel's words in call time, hallucinated segments dropped."""
-        words: list[list[Word]] = [[] for _ in range(n)]
-        for w, ss in decoded:
-            for seg in ss:
-                why = is_hallucination(seg)
-                if why:
-                    log.debug("dropped %r (%s)", seg.text, why)
-                    continue
-                for x in seg.words:
-                    s, e, k = w.span_to_original(x.start, x.end)
-                    words[k].append(Word(round(s, 3), round(max(e, s), 3), x.text, round(x.probability, 3)))
-        return words
 
     def _finish(self, ch: _Channel, words: list[Word]) -> list[Utterance]:
         words.sort(key=lambda w: w.start)
@@ -376,7 +364,7 @@ class Transcriber:
                 done = [self._run_one(w.audio, self.options.beam_size) for w in wins]
                 decoded = [(w, segs) for w, (segs, _) in zip(wins, done)]
                 language = (done[0][1] if done else "") or self.language or ""
-        words = self._words(decoded, len(prepared))
+        words = channel_words(decoded, [c.probs for c in prepared], len(prepared))
         out = []
         for a, first in zip(audios, firsts):
             streams = range(first, first + len(a.channels))
