@@ -127,6 +127,20 @@ def test_silent_and_noisy_channels_give_nothing(transcriber, short_call, synth, 
     assert transcriber.transcribe(decode(both)).utterances == []
 
 
+def test_speech_left_without_words_is_decoded_again(transcriber, short_call):
+    """Before speech is given up, each stretch that got no words is decoded on its
+    own (beam 5, temperature fallback): here as if the batched pass had heard nothing."""
+    path, _, ref = short_call
+    audio = decode(path)
+    dbs = [regions.frame_db(c) for c in audio.channels]
+    chans = [transcriber._prepare(c, dbs[i], dbs[1 - i], audio.speakers[i], i) for i, c in enumerate(audio.channels)]
+    found = transcriber._recover(chans, [[] for _ in chans])
+    cov = segments.coverage([c.regions for c in chans], found)
+    assert all(found) and cov.share >= 0.9, cov
+    for k, turn_words in enumerate(found):  # every word back in call time, inside its channel's speech
+        assert all(any(s - 1.0 <= w.start <= e + 1.0 for s, e in chans[k].regions) for w in turn_words)
+
+
 def test_espeak_speech_is_not_turned_into_fluent_text(transcriber, synth, tmp_path):
     """Whisper base cannot understand espeak-ng Russian at 8 kHz: it may give a
     few words, never a long fluent invention."""

@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 # --- tunables (measured on the synthetic demo calls; see docs/benchmarks.md) --
 MAX_TOKENS = 224  # per window, as Whisper's own sample_len
+REDO_MAX_PER_CHANNEL = 8  # unheard stretches decoded again per channel of a call (bounds the cost of a bad call)
+REDO_MAX_S = 30.0  # ...each at most this long, Whisper's own window
+REDO_PAD_S = 0.2  # context around each
+REDO_MIN_PROB = 0.5  # mean word probability a segment found on the second pass needs
 TOKENS_PER_S = 8  # more tokens than this per second of window is a loop (speech gives 3-5)
 
 
@@ -328,6 +332,29 @@ class Transcriber:
         plan = plan_windows([c.regions for c in chans], [c.db for c in chans], self.options.window_s)
         return [pack([(cut(chans[k].audio, s, e), s, first + k) for k, s, e in w]) for w in plan]
 
+    def _recover(self, chans: list[_Channel], words: list[list[Word]]) -> list[list[Word]]:
+        """Speech that got no words is decoded once more, each stretch on its own
+        with beam 5 and the temperature fallback, before it is given up: a window
+        decoded in a batch can lose a sentence its neighbours made it doubt."""
+        todo = [
+            (k, u.start, min(u.end, u.start + REDO_MAX_S))
+            for k, ch in enumerate(chans)
+            for u in coverage([ch.regions], [words[k]]).unheard[:REDO_MAX_PER_CHANNEL]
+        ]
+        if not todo:
+            return words
+        decoded = []
+        for k, s, e in todo:
+            s = max(0.0, s - REDO_PAD_S)
+            piece = pack([(cut(chans[k].audio, s, e + REDO_PAD_S), s, k)])
+            segs = self._run_one(piece.audio, max(5, self.options.beam_size))[0]
+            # a second chance must be heard clearly: on speech Whisper cannot
+            # understand this pass loops on mumbled words (mean probability ~0.3)
+            decoded.append((piece, [g for g in segs if g.words and np.mean([w.probability for w in g.words]) >= REDO_MIN_PROB]))
+        found = channel_words(decoded, [c.probs for c in chans], len(chans))
+        log.debug("speech without words decoded again: %d stretches, %d words found", len(todo), sum(map(len, found)))
+        return [sorted(w + f, key=lambda x: x.start) for w, f in zip(words, found)]
+
     def _finish(self, ch: _Channel, words: list[Word]) -> list[Utterance]:
         words.sort(key=lambda w: w.start)
         utts = split_turns(dedupe_repeats(words), ch.speaker, ch.index)
@@ -364,7 +391,7 @@ class Transcriber:
                 done = [self._run_one(w.audio, self.options.beam_size) for w in wins]
                 decoded = [(w, segs) for w, (segs, _) in zip(wins, done)]
                 language = (done[0][1] if done else "") or self.language or ""
-        words = channel_words(decoded, [c.probs for c in prepared], len(prepared))
+            words = self._recover(prepared, channel_words(decoded, [c.probs for c in prepared], len(prepared)))
         out = []
         for a, first in zip(audios, firsts):
             streams = range(first, first + len(a.channels))
