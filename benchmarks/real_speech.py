@@ -96,7 +96,9 @@ def worker(engine: str, folder: Path) -> dict:
             if lang not in transcribers:
                 transcribers[lang] = Transcriber(TranscribeOptions(model_cache=str(cache), language=lang))
             tr = transcribers[lang].transcribe(audio)
-            return " ".join(u.text for u in tr.utterances), tr.coverage.share if tr.coverage else None
+            # channel by channel, as the other engines give them and the references list them
+            text = " ".join(u.text for u in sorted(tr.utterances, key=lambda u: (u.channel, u.start)))
+            return text, tr.coverage.share if tr.coverage else None
     load_s = time.perf_counter() - t0
     out = []
     for row, audio in zip(rows, decoded):
