@@ -10,6 +10,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 from test_review_data import OPERATOR_NAME, SECRETS, STEP_IDS, build_world
 
+from pipeline.storage.ingest import low_coverage_calls
 from pipeline.storage.store import Review, StepMark, session_scope
 
 APP = str(Path(__file__).resolve().parent.parent / "review_app" / "app.py")
@@ -92,6 +93,13 @@ def test_owner_sees_owner_pages(world):
     assert at.title[0].value == "Срочные сделки"
     at.switch_page("pages/owner_users.py").run()
     assert not at.exception and "anna" in rendered(at) + str([d.value for d in at.dataframe])
+    # calls whose transcript misses speech are flagged for the owner, with where to listen
+    at.switch_page("pages/owner_progress.py").run()
+    assert not at.exception
+    with session_scope(world.url) as s:
+        low = low_coverage_calls(s)
+    assert low and any(f"Звонков с речью без расшифровки: {len(low)}" in w.value for w in at.warning)
+    assert "0:28–0:32" in str([d.value for d in at.dataframe])
 
 
 def test_call_page_is_blind_and_marks_are_a_draft(world):

@@ -232,16 +232,13 @@ def analyze(
         raise typer.Exit(1)
 
 
-# A call where less of the detected speech than this got words is flagged for the owner.
-LOW_COVERAGE = 0.9
-
-
 @app.command()
 def status() -> None:
     """Recordings by status, every failure with its reason, and calls whose speech
     is under 90% transcribed (with where to listen)."""
     from sqlalchemy import func, select
 
+    from pipeline.storage.ingest import low_coverage_calls
     from pipeline.storage.store import Recording, session_scope
 
     settings = migrated_settings()
@@ -250,7 +247,7 @@ def status() -> None:
         failures = session.execute(
             select(Recording.original_name, Recording.error).where(Recording.status == RecordingStatus.FAILED).order_by(Recording.id)
         ).all()
-        measured = session.execute(select(Recording.original_name, Recording.coverage).where(Recording.coverage.is_not(None))).all()
+        low = low_coverage_calls(session)
     if not counts:
         typer.echo("no recordings yet: run `callreview ingest FOLDER`")
         return
@@ -258,7 +255,6 @@ def status() -> None:
         typer.echo(f"{name:12} {n}")
     for name, error in failures:
         typer.echo(f"FAILED {name}: {error}")
-    for name, cov in measured:
-        if cov["share"] < LOW_COVERAGE:
-            where = ", ".join(f"{u['start']:.0f}-{u['end']:.0f} s" for u in cov["unheard"][:5])
-            typer.echo(f"LOW COVERAGE {name}: {cov['share']:.0%} of its speech got words; listen at {where}")
+    for call in low:
+        where = ", ".join(f"{s:.0f}-{e:.0f} s" for s, e in call.unheard[:5])
+        typer.echo(f"LOW COVERAGE {call.name}: {call.share:.0%} of its speech got words; listen at {where}")

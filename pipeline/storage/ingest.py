@@ -169,6 +169,23 @@ def recent_uploads(settings: Settings, limit: int = 50) -> list[UploadState]:
         return [UploadState(r.original_name, r.status, r.error, r.created_at) for r in rows]
 
 
+# A call where less of the detected speech than this got words is flagged for the owner.
+LOW_COVERAGE = 0.9
+
+
+@dataclass(frozen=True)
+class LowCoverage:
+    name: str
+    share: float
+    unheard: list[tuple[float, float]]  # where to listen, in call seconds
+
+
+def low_coverage_calls(session, below: float = LOW_COVERAGE) -> list[LowCoverage]:
+    """Calls whose transcript misses speech: what `status` and the owner's progress page list."""
+    rows = session.execute(select(Recording.original_name, Recording.coverage).where(Recording.coverage.is_not(None)).order_by(Recording.id))
+    return [LowCoverage(name, cov["share"], [(u["start"], u["end"]) for u in cov["unheard"]]) for name, cov in rows if cov["share"] < below]
+
+
 # --- claims -----------------------------------------------------------------
 
 CLAIMED, BUSY, DONE = "claimed", "busy", "done"

@@ -1,17 +1,27 @@
-"""Owner: how far each listener is through their queue."""
+"""Owner: how far each listener is through their queue, and the calls whose
+transcript misses speech (listeners must hear those parts)."""
 
 import streamlit as st
 
 from pipeline.review import assignments
+from pipeline.storage.ingest import low_coverage_calls
 from pipeline.storage.store import session_scope
 from pipeline.vocabulary import Role
-from review_app.session import db_url, require_role
+from review_app.session import db_url, fmt_time, require_role
 
 require_role(Role.OWNER)
 st.title("Прогресс слушателей")
 
 with session_scope(db_url()) as s:
     rows = assignments.listener_progress(s)
+    low = low_coverage_calls(s)
+if low:
+    st.warning(f"Звонков с речью без расшифровки: {len(low)}. Слушатели увидят эти места на странице звонка.")
+    st.dataframe(
+        [{"Звонок": c.name, "Расшифровано речи, %": round(100 * c.share), "Где слушать": ", ".join(f"{fmt_time(s)}–{fmt_time(e)}" for s, e in c.unheard[:5])}
+         for c in low],
+        hide_index=True,
+    )
 if not rows:
     st.info("Слушателей пока нет: добавьте их на странице «Пользователи».")
     st.stop()
