@@ -272,6 +272,9 @@ def test_window_maps_words_to_their_channel():
 def test_repeated_phrases_are_cut():
     ws = [Word(i, i + 0.5, t) for i, t in enumerate(["спасибо", "да", "да", "да", "да", "да", "пока"])]
     assert [w.text for w in segments.dedupe_repeats(ws)] == ["спасибо", "да", "да", "пока"]
+    # a clause said twice back to back is a loop: "не было ни на ка, не было ни на ка"
+    loop = [Word(float(i), i + 0.5, t) for i, t in enumerate("но мне не было ни на ка не было ни на ка".split())]
+    assert [w.text for w in segments.dedupe_repeats(loop)] == "но мне не было ни на ка".split()
 
 
 def test_hallucination_filter():

@@ -83,8 +83,14 @@ def window_segments(w: Packed, text: str, words: list[dict], avg_logprob: float,
     return segs, [k for k, ws in enumerate(per_piece) if not ws and w.pieces[k][2] >= REDO_UNHEARD_S]
 
 
+# A phrase of this many words or more said twice back to back is Whisper looping,
+# not a person: people repeat a word or two ("да, да"), not whole clauses.
+LOOP_WORDS = 3
+
+
 def dedupe_repeats(words: list[Word], max_n: int = 6, keep: int = 2) -> list[Word]:
-    """Drop a phrase repeated back to back more than ``keep`` times (a decoding loop)."""
+    """Drop a phrase repeated back to back more than ``keep`` times, or more than
+    once when it has ``LOOP_WORDS`` words or more (a decoding loop)."""
     norm = [re.sub(r"\W+", "", w.text.lower()) for w in words]
     out_idx: list[int] = []
     i = 0
@@ -94,8 +100,9 @@ def dedupe_repeats(words: list[Word], max_n: int = 6, keep: int = 2) -> list[Wor
             reps = 1
             while i + (reps + 1) * n <= len(words) and norm[i + reps * n : i + (reps + 1) * n] == norm[i : i + n]:
                 reps += 1
-            if reps > keep and any(norm[i : i + n]):
-                out_idx.extend(range(i, i + n * keep))
+            allowed = 1 if n >= LOOP_WORDS else keep
+            if reps > allowed and any(norm[i : i + n]):
+                out_idx.extend(range(i, i + n * allowed))
                 i += reps * n
                 cut = True
                 break
