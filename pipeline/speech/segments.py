@@ -163,6 +163,7 @@ def utterance(words: list[Word], speaker: str, channel: int) -> Utterance:
 # alone threw away real speech in unfamiliar voices; its other verdicts (low
 # confidence, loops, known credits) still hold, or garbage would be kept.
 SPEECH_EVIDENCE = 0.5
+CLEAR_WORDS = 0.5  # ...and its words must be heard clearly (mean probability): mumbled loops are not speech kept
 
 
 def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.ndarray], n: int) -> list[list[Word]]:
@@ -178,7 +179,8 @@ def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.nda
             if why == "no speech" and mapped:
                 k, s, e = mapped[0][2], mapped[0][0], mapped[-1][1]
                 probs = evidence[k][int(s / fs) : max(int(e / fs), int(s / fs) + 1)]
-                if probs.size and float(probs.mean()) >= SPEECH_EVIDENCE:
+                clear = float(np.mean([x.probability for x in seg.words])) >= CLEAR_WORDS
+                if probs.size and float(probs.mean()) >= SPEECH_EVIDENCE and clear:
                     why = is_hallucination(dataclasses.replace(seg, no_speech_prob=0.0))
                     if why is None:
                         log.debug("kept %r: Whisper says no speech, the audio says speech (%.2f)", seg.text, float(probs.mean()))

@@ -42,7 +42,7 @@ from pipeline.errors import ModelError
 from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
 from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions, vad_probs
-from pipeline.speech.segments import Seg, channel_words, compression_ratio, coverage, dedupe_repeats, split_turns, window_segments
+from pipeline.speech.segments import Seg, channel_words, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
 from pipeline.speech.transcript import Transcript, Utterance, Word
 from pipeline.speech.windows import WINDOW_S, Packed, cut, fill, pack, pack_regions, plan_windows
 
@@ -350,7 +350,8 @@ class Transcriber:
             segs = self._run_one(piece.audio, max(5, self.options.beam_size))[0]
             # a second chance must be heard clearly: on speech Whisper cannot
             # understand this pass loops on mumbled words (mean probability ~0.3)
-            decoded.append((piece, [g for g in segs if g.words and np.mean([w.probability for w in g.words]) >= REDO_MIN_PROB]))
+            decoded.append((piece, [g for g in segs if g.words and np.mean([w.probability for w in g.words]) >= REDO_MIN_PROB
+                                    and is_hallucination(g) is None]))
         found = channel_words(decoded, [c.probs for c in chans], len(chans))
         log.debug("speech without words decoded again: %d stretches, %d words found", len(todo), sum(map(len, found)))
         return [sorted(w + f, key=lambda x: x.start) for w, f in zip(words, found)]
