@@ -127,20 +127,6 @@ def test_silent_and_noisy_channels_give_nothing(transcriber, short_call, synth, 
     assert transcriber.transcribe(decode(both)).utterances == []
 
 
-def test_speech_left_without_words_is_decoded_again(transcriber, short_call):
-    """Before speech is given up, each stretch that got no words is decoded on its
-    own (beam 5, temperature fallback): here as if the batched pass had heard nothing."""
-    path, _, ref = short_call
-    audio = decode(path)
-    dbs = [regions.frame_db(c) for c in audio.channels]
-    chans = [transcriber._prepare(c, dbs[i], dbs[1 - i], audio.speakers[i], i) for i, c in enumerate(audio.channels)]
-    found = transcriber._recover(chans, [[] for _ in chans])
-    cov = segments.coverage([c.regions for c in chans], found)
-    assert all(found) and cov.share >= 0.9, cov
-    for k, turn_words in enumerate(found):  # every word back in call time, inside its channel's speech
-        assert all(any(s - 1.0 <= w.start <= e + 1.0 for s, e in chans[k].regions) for w in turn_words)
-
-
 def test_espeak_speech_is_not_turned_into_fluent_text(transcriber, synth, tmp_path):
     """Whisper base cannot understand espeak-ng Russian at 8 kHz: it may give a
     few words, never a long fluent invention."""
@@ -208,21 +194,6 @@ def test_coverage_lists_speech_that_got_no_words():
     assert cov.speech_s == 11.5 and cov.heard_s == 5.0 and cov.share == pytest.approx(5.0 / 11.5)
     assert [(u.channel, u.start, u.end) for u in cov.unheard] == [(0, 2.0, 7.0), (1, 3.0, 4.5)]
     assert segments.coverage([[]], [[]]).share == 1.0  # no speech found: nothing missed
-
-
-def test_doubted_text_is_kept_where_the_audio_has_speech():
-    """Whisper's "no speech" verdict threw away real speech in unfamiliar voices:
-    a doubted segment is dropped only when Silero agrees there is no speech."""
-    w = windows.pack([(np.zeros(2 * 16000, dtype=np.float32), 5.0, 0)])  # 2 s of call time 5-7 s in a window
-    doubted = segments.Seg(0.2, 1.2, "А для чего вы его выбрали", [Word(0.2, 0.6, "А"), Word(0.7, 1.2, "выбрали")], -1.0, 0.9, 1.1)
-    credits = segments.Seg(0.2, 1.2, "Продолжение следует", [Word(0.2, 1.2, "Продолжение следует")], -0.2, 0.1, 1.0)
-    assert segments.is_hallucination(doubted) == "no speech"
-    frames = int(10 * 16000 / regions.FRAME)
-    speech, silence = np.full(frames, 0.05, dtype=np.float32), np.full(frames, 0.05, dtype=np.float32)
-    speech[int(5.0 * 16000 / regions.FRAME) : int(7.0 * 16000 / regions.FRAME)] = 0.9
-    [kept] = segments.channel_words([(w, [doubted, credits])], [speech], 1)
-    assert [x.text for x in kept] == ["А", "выбрали"] and kept[0].start == pytest.approx(5.2)
-    assert segments.channel_words([(w, [doubted, credits])], [silence], 1) == [[]]
 
 
 def test_packing_maps_times_back():

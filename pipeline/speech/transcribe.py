@@ -41,8 +41,8 @@ from pipeline.config import available_cores, get_settings
 from pipeline.errors import ModelError
 from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
-from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions, vad_probs
-from pipeline.speech.segments import Seg, channel_words, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
+from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions
+from pipeline.speech.segments import Seg, channel_words, compression_ratio, coverage, dedupe_repeats, split_turns, window_segments
 from pipeline.speech.transcript import Transcript, Utterance, Word
 from pipeline.speech.windows import WINDOW_S, Packed, cut, fill, pack, pack_regions, plan_windows
 
@@ -50,10 +50,6 @@ log = logging.getLogger(__name__)
 
 # --- tunables (measured on the synthetic demo calls; see docs/benchmarks.md) --
 MAX_TOKENS = 224  # per window, as Whisper's own sample_len
-REDO_MAX_PER_CHANNEL = 8  # unheard stretches decoded again per channel of a call (bounds the cost of a bad call)
-REDO_MAX_S = 30.0  # ...each at most this long, Whisper's own window
-REDO_PAD_S = 0.2  # context around each
-REDO_MIN_PROB = 0.5  # mean word probability a segment found on the second pass needs
 TOKENS_PER_S = 8  # more tokens than this per second of window is a loop (speech gives 3-5)
 
 
@@ -100,7 +96,6 @@ class _Channel:
     index: int
     regions: list[tuple[float, float]]
     db: np.ndarray  # frame levels, for splitting windows and snapping turn starts
-    probs: np.ndarray  # Silero's speech probability per frame: the acoustic evidence for keeping doubted text
 
 
 class Transcriber:
@@ -320,8 +315,7 @@ class Transcriber:
     # -- the pipeline -----------------------------------------------------------
 
     def _prepare(self, audio: np.ndarray, db: np.ndarray, other_db: np.ndarray | None, speaker: str, index: int) -> _Channel:
-        probs = vad_probs(audio)
-        return _Channel(audio, speaker, index, speech_regions(audio, db, other_db, self.options.vad_threshold, probs), db, probs)
+        return _Channel(audio, speaker, index, speech_regions(audio, db, other_db, self.options.vad_threshold), db)
 
     def _windows(self, chans: list[_Channel], first: int = 0) -> list[Packed]:
         """The speech of one call's channels packed into windows, pieces owned by
@@ -331,30 +325,6 @@ class Transcriber:
             return [pack_regions(c.audio, c.regions, first + k) for k, c in enumerate(chans) if c.regions]
         plan = plan_windows([c.regions for c in chans], [c.db for c in chans], self.options.window_s)
         return [pack([(cut(chans[k].audio, s, e), s, first + k) for k, s, e in w]) for w in plan]
-
-    def _recover(self, chans: list[_Channel], words: list[list[Word]]) -> list[list[Word]]:
-        """Speech that got no words is decoded once more, each stretch on its own
-        with beam 5 and the temperature fallback, before it is given up: a window
-        decoded in a batch can lose a sentence its neighbours made it doubt."""
-        todo = [
-            (k, u.start, min(u.end, u.start + REDO_MAX_S))
-            for k, ch in enumerate(chans)
-            for u in coverage([ch.regions], [words[k]]).unheard[:REDO_MAX_PER_CHANNEL]
-        ]
-        if not todo:
-            return words
-        decoded = []
-        for k, s, e in todo:
-            s = max(0.0, s - REDO_PAD_S)
-            piece = pack([(cut(chans[k].audio, s, e + REDO_PAD_S), s, k)])
-            segs = self._run_one(piece.audio, max(5, self.options.beam_size))[0]
-            # a second chance must be heard clearly: on speech Whisper cannot
-            # understand this pass loops on mumbled words (mean probability ~0.3)
-            decoded.append((piece, [g for g in segs if g.words and np.mean([w.probability for w in g.words]) >= REDO_MIN_PROB
-                                    and is_hallucination(g) is None]))
-        found = channel_words(decoded, [c.probs for c in chans], len(chans))
-        log.debug("speech without words decoded again: %d stretches, %d words found", len(todo), sum(map(len, found)))
-        return [sorted(w + f, key=lambda x: x.start) for w, f in zip(words, found)]
 
     def _finish(self, ch: _Channel, words: list[Word]) -> list[Utterance]:
         words.sort(key=lambda w: w.start)
@@ -392,7 +362,7 @@ class Transcriber:
                 done = [self._run_one(w.audio, self.options.beam_size) for w in wins]
                 decoded = [(w, segs) for w, (segs, _) in zip(wins, done)]
                 language = (done[0][1] if done else "") or self.language or ""
-            words = self._recover(prepared, channel_words(decoded, [c.probs for c in prepared], len(prepared)))
+        words = channel_words(decoded, len(prepared))
         out = []
         for a, first in zip(audios, firsts):
             streams = range(first, first + len(a.channels))
