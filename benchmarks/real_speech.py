@@ -1,15 +1,28 @@
-"""Transcription of real human speech nobody on the team made: callreview against
-the engines a user would pick instead, side by side in one run, same base weights.
+"""Transcription of real human speech nobody on the team made, and of our own
+synthetic calls: callreview against the engines a user would pick instead, side
+by side in one run, same base weights.
 
-    .venv/bin/python benchmarks/real_speech.py                # ../shared/realspeech
-    .venv/bin/python benchmarks/real_speech.py --set /path/to/realspeech
+    .venv/bin/python benchmarks/real_speech.py                      # all sets, both splits
+    .venv/bin/python benchmarks/real_speech.py --sets realspeech --split dev
+    .venv/bin/python benchmarks/real_speech.py --engines fw-batched,callreview
 
-Reads ``manifest.json`` of the set: each file's language and reference (its
-README says how far each reference can be trusted: several are vendor ASR output
-or a pinned Whisper-tiny string, not human transcripts). Files without a
-reference or a known language are left out. Every engine gets the same decoded
-16 kHz channels (``audio.decode``: a mono mix saved as two identical channels is
-one channel) and runs in its own subprocess, so peak RSS is its own:
+Three sets, each cut into a ``dev`` split (tune on it) and a ``test`` split
+(report on it, never tune on it):
+
+  realspeech  ../shared/realspeech (``manifest.json``: each file's language and
+              reference; its README says how far each can be trusted: several
+              are vendor ASR output or a pinned Whisper-tiny string, not human
+              transcripts). Files without a reference are left out. The split
+              is fixed in ``REALSPEECH_SPLIT``, one two-speaker mono call in dev.
+  demo        data/demo: six stereo 8 kHz calls in a festival voice, the turn
+              texts as reference; calls 1-3 dev, 4-6 test.
+  dialogues   the 19 labelled dialogues of tests/data/align, spoken by festival
+              over a simulated phone line (cached under $CALLREVIEW_SYNTH_CACHE;
+              the first run synthesizes them, minutes); their own split.
+
+Every engine gets the same decoded 16 kHz channels (``audio.decode``: a mono mix
+saved as two identical channels is one channel) and runs in its own subprocess,
+so peak RSS is its own:
 
   openai-whisper    each channel whole, default settings (checkpoint converted
                     from the bundled CTranslate2 weights)
@@ -19,9 +32,9 @@ one channel) and runs in its own subprocess, so peak RSS is its own:
   callreview        pipeline.speech.transcribe as shipped
 
 WER is over lower-cased words, punctuation removed (digits spelled out for
-Russian only); deletion rate is the share of reference words missing, the
-measure of lost speech. RTF excludes model loading and decoding the file.
-Prints a Markdown table; not a test.
+Russian only), pooled over a set's files; deletion rate is the share of
+reference words missing, the measure of lost speech. RTF excludes model loading
+and decoding the file. Prints Markdown tables; not a test.
 """
 
 from __future__ import annotations
@@ -42,30 +55,81 @@ sys.path.insert(0, str(REPO / "data"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ENGINES = ("openai-whisper", "faster-whisper", "fw-batched", "callreview")
-DEFAULT_SET = REPO.parent / "shared" / "realspeech"
+SETS = ("realspeech", "demo", "dialogues")
+REALSPEECH = REPO.parent / "shared" / "realspeech"
+# Fixed before tuning; a file added to the set later is held out.
+REALSPEECH_SPLIT = {
+    "faster-whisper/stereo_diarization.wav": "dev",
+    "faster-whisper/jfk.flac": "dev",
+    "vosk-server/test.wav": "dev",
+    "googleapis-python-speech/commercial_mono.wav": "dev",
+    "pyannote-audio/sample.wav": "test",
+    "azure-speech-sdk/katiesteve.wav": "test",
+    "joinly/OSR_us_000_0034_8k.wav": "test",
+}
 
 
-def entries(folder: Path) -> list[dict]:
+# --- the sets: rows of {set, id, path, language, split, reference} ---------------
+
+
+def realspeech_rows(folder: Path) -> list[dict]:
     """Manifest rows that can be scored: a language and a non-empty reference."""
     rows = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    return [r for r in rows if r.get("language") in ("ru", "en") and r.get("reference")]
+    return [
+        {"set": "realspeech", "id": r["file"], "path": str(folder / r["file"]), "language": r["language"],
+         "split": REALSPEECH_SPLIT.get(r["file"], "test"), "reference": " ".join(str(v) for v in r["reference"].values())}
+        for r in rows
+        if r.get("language") in ("ru", "en") and r.get("reference")
+    ]
 
 
-def reference_text(row: dict) -> str:
-    return " ".join(str(v) for v in row["reference"].values())
+def by_channel(turns: list[dict]) -> str:
+    """Reference text channel by channel (operator, the left channel, first), as the engines give it."""
+    return " ".join(t["text"] for who in ("operator", "client") for t in turns if t["speaker"] == who)
+
+
+def demo_rows() -> list[dict]:
+    out = []
+    for meta in sorted((REPO / "data" / "demo").glob("call_*.json")):
+        call = json.loads(meta.read_text(encoding="utf-8"))
+        number = int(meta.stem.split("_")[1])
+        out.append({"set": "demo", "id": meta.stem, "path": str(meta.parent / call["file"]), "language": "ru",
+                    "split": "dev" if number <= 3 else "test", "reference": by_channel(call["turns"])})
+    return out
+
+
+def dialogue_rows() -> list[dict]:
+    """The labelled dialogues spoken by festival, as benchmarks/align_eval.py --make-asr makes them."""
+    from align_eval import load_dialogues
+    from synthesize import _cache_dir, build_call, write_call
+
+    folder = _cache_dir() / "dialogue-calls"
+    out = []
+    for d in load_dialogues():
+        turns = [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
+        wav = folder / f"{d.id}.wav"
+        if not wav.exists():
+            print(f"synthesizing {d.id} ...", file=sys.stderr, flush=True)
+            write_call(wav, build_call(turns, seed=sum(map(ord, d.id)))[0])
+        out.append({"set": "dialogues", "id": d.id, "path": str(wav), "language": "ru", "split": d.split, "reference": by_channel(turns)})
+    return out
+
+
+def collect(sets: list[str], split: str, realspeech: Path) -> list[dict]:
+    makers = {"realspeech": lambda: realspeech_rows(realspeech), "demo": demo_rows, "dialogues": dialogue_rows}
+    return [r for s in sets for r in makers[s]() if split in ("all", r["split"])]
 
 
 # --- worker: one engine, in its own process ------------------------------------
 
 
-def worker(engine: str, folder: Path) -> dict:
+def worker(engine: str, rows: list[dict], options: dict) -> dict:
     from pipeline.config import Settings
     from pipeline.speech.audio import decode
     from pipeline.speech.models import convert_ct2_to_openai, load_openai_checkpoint, resolve_model
 
     cache = Settings().model_cache
-    rows = entries(folder)
-    decoded = [decode(folder / r["file"]) for r in rows]
+    decoded = [decode(r["path"]) for r in rows]
     t0 = time.perf_counter()
     if engine == "openai-whisper":
         pt = Path(cache) / "whisper-base-openai.pt"  # the same file benchmarks/transcribe_speed.py makes
@@ -94,7 +158,7 @@ def worker(engine: str, folder: Path) -> dict:
 
         def run(audio, lang):
             if lang not in transcribers:
-                transcribers[lang] = Transcriber(TranscribeOptions(model_cache=str(cache), language=lang))
+                transcribers[lang] = Transcriber(TranscribeOptions(model_cache=str(cache), language=lang, **options))
             tr = transcribers[lang].transcribe(audio)
             # channel by channel, as the other engines give them and the references list them
             text = " ".join(u.text for u in sorted(tr.utterances, key=lambda u: (u.channel, u.start)))
@@ -105,7 +169,7 @@ def worker(engine: str, folder: Path) -> dict:
         run(type(audio)(audio.info, [audio.channels[0][: 16000 * 3]], ["unknown"]), row["language"])  # warm-up
         t = time.perf_counter()
         text, cov = run(audio, row["language"])
-        out.append({"file": row["file"], "duration": audio.duration, "seconds": time.perf_counter() - t, "text": text, "coverage": cov})
+        out.append({"id": row["id"], "duration": audio.duration, "seconds": time.perf_counter() - t, "text": text, "coverage": cov})
     return {"engine": engine, "load_s": load_s, "files": out, "peak_rss_mb": peak_rss_mb()}
 
 
@@ -116,7 +180,7 @@ def peak_rss_mb() -> float:
     return 0.0
 
 
-# --- parent: run the workers, score, print the table -----------------------------
+# --- parent: run the workers, score, print the tables ----------------------------
 
 
 def norm(text: str, lang: str) -> str:
@@ -129,64 +193,84 @@ def norm(text: str, lang: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s']", " ", text)).strip()
 
 
-def score(result: dict, rows: dict[str, dict]) -> tuple[dict, list[dict]]:
+def score(files: list[dict], rows: dict[str, dict]) -> tuple[dict, list[dict]]:
+    """Pooled WER, deletion rate and RTF over ``files``, and each file's own."""
     import jiwer
 
     per_file, refs, hyps = [], [], []
-    for f in result["files"]:
-        lang = rows[f["file"]]["language"]
-        ref, hyp = norm(reference_text(rows[f["file"]]), lang), norm(f["text"], lang)
+    for f in files:
+        lang = rows[f["id"]]["language"]
+        ref, hyp = norm(rows[f["id"]]["reference"], lang), norm(f["text"], lang)
         out = jiwer.process_words(ref, hyp)
-        per_file.append({"file": f["file"], "wer": out.wer, "del": out.deletions / max(1, len(ref.split())), "coverage": f["coverage"]})
+        per_file.append({"id": f["id"], "wer": out.wer, "del": out.deletions / max(1, len(ref.split())), "coverage": f["coverage"]})
         refs.append(ref)
         hyps.append(hyp)
     pooled = jiwer.process_words(refs, hyps)
-    total = sum(f["duration"] for f in result["files"])
+    total = sum(f["duration"] for f in files)
     return {
-        "engine": result["engine"],
         "wer": pooled.wer,
         "del": pooled.deletions / max(1, sum(len(r.split()) for r in refs)),
-        "rtf": sum(f["seconds"] for f in result["files"]) / total,
-        "rss": result["peak_rss_mb"],
+        "rtf": sum(f["seconds"] for f in files) / total,
         "audio_s": total,
+        "n": len(files),
     }, per_file
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--set", type=Path, default=DEFAULT_SET, help="folder with manifest.json (default: ../shared/realspeech)")
+    ap.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of " + ", ".join(SETS))
+    ap.add_argument("--split", default="all", choices=["dev", "test", "all"], help="tune on dev, report on test")
+    ap.add_argument("--realspeech", type=Path, default=REALSPEECH, help="folder with manifest.json (default: ../shared/realspeech)")
     ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ", ".join(ENGINES))
+    ap.add_argument("--options", default="{}", help='callreview\'s TranscribeOptions as JSON, e.g. \'{"beam_size": 5}\' (tuning, on dev)')
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--rows", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        args.result.write_text(json.dumps(worker(args.worker, args.set), ensure_ascii=False), encoding="utf-8")
+        rows = json.loads(args.rows.read_text(encoding="utf-8"))
+        args.result.write_text(json.dumps(worker(args.worker, rows, json.loads(args.options)), ensure_ascii=False), encoding="utf-8")
         return 0
-    rows = {r["file"]: r for r in entries(args.set)}
-    if not rows:
-        print(f"no scorable files in {args.set}", file=sys.stderr)
+    unknown = set(args.sets.split(",")) - set(SETS) or set(args.engines.split(",")) - set(ENGINES)
+    if unknown:
+        print(f"unknown set or engine: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    totals, files = [], {}
+    rows = {r["id"]: r for r in collect(args.sets.split(","), args.split, args.realspeech)}
+    if not rows:
+        print("no scorable files", file=sys.stderr)
+        return 2
+    row_file = Path(f"/tmp/real_speech_rows_{os.getpid()}.json")
+    row_file.write_text(json.dumps(list(rows.values()), ensure_ascii=False), encoding="utf-8")
+    results = {}
     for engine in args.engines.split(","):
         res = Path(f"/tmp/real_speech_{engine}_{os.getpid()}.json")
         print(f"{engine}: {len(rows)} files ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, __file__, "--worker", engine, "--set", str(args.set), "--result", str(res)], check=True)
-        total, per_file = score(json.loads(res.read_text(encoding="utf-8")), rows)
+        cmd = [sys.executable, __file__, "--worker", engine, "--rows", str(row_file), "--result", str(res), "--options", args.options]
+        subprocess.run(cmd, check=True)
+        results[engine] = json.loads(res.read_text(encoding="utf-8"))
         res.unlink()
-        totals.append(total)
-        files[engine] = per_file
-    print(f"\n{len(rows)} files, {totals[0]['audio_s']:.0f} s of audio; {platform.machine()}, {os.cpu_count()} cores; "
-          f"{time.strftime('%Y-%m-%d')}\n")
-    print("| engine | WER | deletion rate | RTF | peak RSS MB |\n|---|---|---|---|---|")
-    for t in totals:
-        print(f"| {t['engine']} | {t['wer']:.3f} | {t['del']:.3f} | {t['rtf']:.3f} | {t['rss']:.0f} |")
-    names = list(files)
-    print("\n| file | " + " | ".join(f"{n} WER / del" for n in names) + " | callreview coverage |")
-    print("|---|" + "---|" * (len(names) + 1))
-    for k, f in enumerate(rows):
-        cells = [f"{files[n][k]['wer']:.2f} / {files[n][k]['del']:.2f}" for n in names]
-        cov = files.get("callreview", [{}] * len(rows))[k].get("coverage")
-        print(f"| `{f}` | " + " | ".join(cells) + f" | {cov:.2f} |" if cov is not None else f"| `{f}` | " + " | ".join(cells) + " | - |")
+    row_file.unlink()
+    print(f"\ncallreview options: {args.options}" if args.options != "{}" else "")
+    print(f"{len(rows)} files, {sum(f['duration'] for f in results[engine]['files']):.0f} s of audio; split {args.split}; "
+          f"{platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}\n")
+    print("| set | split | files | audio s | engine | WER | deletion rate | RTF | peak RSS MB (whole run) |\n|---|---|---|---|---|---|---|---|---|")
+    per_file: dict[str, dict] = {}
+    for name in dict.fromkeys(r["set"] for r in rows.values()):
+        for split in ("dev", "test"):
+            for engine, result in results.items():
+                files = [f for f in result["files"] if rows[f["id"]]["set"] == name and rows[f["id"]]["split"] == split]
+                if not files:
+                    continue
+                t, scored = score(files, rows)
+                per_file.update({(engine, f["id"]): f for f in scored})
+                print(f"| {name} | {split} | {t['n']} | {t['audio_s']:.0f} | {engine} | {t['wer']:.3f} | {t['del']:.3f} | {t['rtf']:.3f} | "
+                      f"{result['peak_rss_mb']:.0f} |")
+    print("\n| file | split | " + " | ".join(f"{n} WER / del" for n in results) + " | callreview coverage |")
+    print("|---|---|" + "---|" * (len(results) + 1))
+    for key, row in rows.items():
+        cells = [f"{per_file[(n, key)]['wer']:.2f} / {per_file[(n, key)]['del']:.2f}" for n in results]
+        cov = per_file.get(("callreview", key), {}).get("coverage")
+        print(f"| `{key}` | {row['split']} | " + " | ".join(cells) + (f" | {cov:.2f} |" if cov is not None else " | - |"))
     return 0
 
 
