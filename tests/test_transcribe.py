@@ -8,7 +8,9 @@ at 8 kHz, checks that nothing fluent is invented.
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -127,20 +129,43 @@ def test_silent_and_noisy_channels_give_nothing(transcriber, short_call, synth, 
     assert transcriber.transcribe(decode(both)).utterances == []
 
 
-def test_espeak_speech_is_not_turned_into_fluent_text(transcriber, synth, tmp_path):
-    """Whisper base cannot understand espeak-ng Russian at 8 kHz: it may give a
-    few words, never a long fluent invention."""
-    said = "добрый день, я хотел бы узнать, когда привезут мой заказ, номер заказа сорок пять"
-    e, sr = synth.synth_espeak(said)
+ESPEAK_SAID = "добрый день, я хотел бы узнать, когда привезут мой заказ, номер заказа сорок пять"
+
+
+@pytest.fixture
+def espeak_call(synth, tmp_path) -> Path:
+    """A call whose operator speaks espeak-ng Russian, which Whisper base cannot
+    understand at 8 kHz: every window of it goes through the fallback decodings."""
+    e, sr = synth.synth_espeak(ESPEAK_SAID)
     e = synth.resample(e, sr, synth.CALL_SR)
     op = np.zeros(len(e) + 2 * synth.CALL_SR, dtype=np.float32)
     op[synth.CALL_SR : synth.CALL_SR + len(e)] = 0.5 * e / np.abs(e).max()
     rng = np.random.default_rng(2)
-    path = _write(synth, tmp_path / "espeak.wav", synth.telephone_line(np.stack([op, np.zeros_like(op)]), rng=rng))
-    tr = transcriber.transcribe(decode(path))
+    return _write(synth, tmp_path / "espeak.wav", synth.telephone_line(np.stack([op, np.zeros_like(op)]), rng=rng))
+
+
+def test_espeak_speech_is_not_turned_into_fluent_text(transcriber, espeak_call):
+    """It may give a few words, never a long fluent invention."""
+    tr = transcriber.transcribe(decode(espeak_call))
     words = [w for u in tr.utterances for w in u.words]
-    assert len(words) <= len(said.split()) * 1.2, [u.text for u in tr.utterances]
+    assert len(words) <= len(ESPEAK_SAID.split()) * 1.2, [u.text for u in tr.utterances]
     assert all(u.speaker == "operator" for u in tr.utterances)
+
+
+def test_the_same_call_gives_the_same_text(transcriber, espeak_call, caplog):
+    """Windows Whisper doubts are decoded again without sampling: with
+    Whisper's temperature fallback each run of this call decoded other words
+    (the texts the filters drop, logged, differed every time; the kept ones
+    now and then)."""
+    audio = decode(espeak_call)
+    runs = []
+    for _ in range(3):
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="pipeline.speech"):
+            words = [(w.text, w.start) for u in transcriber.transcribe(audio).utterances for w in u.words]
+        runs.append((words, [r.getMessage() for r in caplog.records]))
+    assert any("decoded again" in m for m in runs[0][1]), "the call no longer exercises the fallback decodings"
+    assert runs[0] == runs[1] == runs[2]
 
 
 def test_quiet_speech_is_kept(transcriber, synth, tmp_path):
@@ -152,8 +177,9 @@ def test_quiet_speech_is_kept(transcriber, synth, tmp_path):
     rng = np.random.default_rng(3)
     path = _write(synth, tmp_path / "quiet.wav", synth.telephone_line(audio, rng=rng))
     tr = transcriber.transcribe(decode(path))
-    client = " ".join(u.text for u in tr.utterances if u.speaker == "client").lower()
-    assert "доставк" in client or "холодильник" in client, client
+    client = norm(" ".join(u.text for u in tr.utterances if u.speaker == "client"), synth)
+    # fuzzy: the words heard differ by CPU ("доставка холодильника", "достав, то холодимый")
+    assert difflib.SequenceMatcher(None, client, norm(turns[1][1], synth)).ratio() >= 0.6, client
 
 
 def test_one_model_per_process(transcriber):

@@ -15,8 +15,9 @@ the batches better still.
 
 Why it does not invent text: a channel with no speech is never decoded; a
 window whose decoding looks wrong (a loop, an unsure text) is decoded again
-with beam 5, then sampled at rising temperature, then by faster-whisper's own
-loop on the padded window; speech a window left out is decoded again in a
+with beam 5, then with beam 5 that may not repeat itself, then by
+faster-whisper's own loop on the padded window (never sampled: the same file
+gives the same text); speech a window left out is decoded again in a
 window of its own; pieces that look like Whisper hallucinations (high
 no-speech probability with low confidence, high compression ratio, repeated
 phrases, the well-known subtitle credits) are dropped.
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 # --- tunables (measured on the synthetic demo calls; see docs/benchmarks.md) --
 MAX_TOKENS = 224  # per window, as Whisper's own sample_len
 TOKENS_PER_S = 8  # more tokens than this per second of window is a loop (speech gives 3-5)
+NO_LOOPS = dict(repetition_penalty=1.2, no_repeat_ngram_size=4)  # the last decoding of a window that loops
 
 
 @dataclass
@@ -168,16 +170,19 @@ class Transcriber:
 
     def _run_one(self, audio: np.ndarray, beam_size: int) -> tuple[list[Seg], str]:
         """Packed audio in, segments with word times in the packed stream out.
-        Timestamps, beam search and the temperature fallback (which costs time
-        only where decoding loops, and keeps a looping window's real words)."""
+        faster-whisper: timestamps and beam search that may not repeat itself,
+        no sampling (the same file gives the same text); openai-whisper: its own
+        temperature fallback."""
         if self.options.engine == "faster-whisper":
             segments, info = self.model.transcribe(
                 audio,
                 vad_filter=False,
                 language=self.language,
                 beam_size=beam_size,
+                temperature=0.0,
                 word_timestamps=True,
                 condition_on_previous_text=False,  # stops one misheard phrase from looping on
+                **NO_LOOPS,
             )
             return self._from_fw(segments), info.language
         res = self.model.transcribe(
@@ -240,12 +245,19 @@ class Transcriber:
         votes = [langs[0][0].strip("<|>") for langs in self.model.model.detect_language(ctranslate2.StorageView.from_array(enc))]
         return max(set(votes), key=votes.count)
 
+    def _searches(self) -> list[dict]:
+        """The decodings tried in turn on a window until one looks right: the
+        configured beam, beam 5, then beam 5 that may not repeat itself. All
+        deterministic: Whisper's sampling fallback gave a different text on
+        every run of the same file (and made a test fail one run in ten)."""
+        beam = max(5, self.options.beam_size)
+        return [dict(beam_size=self.options.beam_size), dict(beam_size=beam), dict(beam_size=beam, **NO_LOOPS)]
+
     def _decode_windows(self, wins: list[Packed], language: str) -> list[tuple[list[Seg], list[int]] | None]:
         """For each window: one segment per piece (word times in window time)
         and the pieces of speech it left out. All windows go in one batch with
         the configured beam (greedy by default); those that look wrong (a loop,
-        an unsure text) again on the same encoder states with beam 5, then
-        sampled at rising temperature (Whisper's own fallback, best of 5); None
+        an unsure text) again on the same encoder states (``_searches``); None
         where all that fails and the careful decoder must redo the window."""
         import ctranslate2
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -255,21 +267,19 @@ class Transcriber:
         enc, frames = self._encode(wins)
         out: list[tuple[list[Seg], list[int]] | None] = [None] * len(wins)
         todo = list(range(len(wins)))
-        for beam, temperature in ((self.options.beam_size, 0.0), (max(5, self.options.beam_size), 0.0), (1, 0.4), (1, 0.8)):
+        for search in self._searches():
             if not todo:
                 break
             states = ctranslate2.StorageView.from_array(enc[todo])
-            sampling = dict(sampling_topk=0, sampling_temperature=temperature, num_hypotheses=5) if temperature else {}
             results = self.model.model.generate(
                 states,
                 [tok.sot_sequence + [tok.no_timestamps]] * len(todo),
-                beam_size=beam,
                 max_length=min(MAX_TOKENS, int(TOKENS_PER_S * frames / 100) + 16),  # a loop stops early
                 return_scores=True,
                 return_no_speech_prob=True,
                 suppress_blank=True,
                 suppress_tokens=suppress,
-                **sampling,
+                **search,
             )
             best = [max(range(len(r.scores)), key=lambda h: r.scores[h]) for r in results]
             seqs = [r.sequences_ids[h] for r, h in zip(results, best)]
