@@ -272,6 +272,9 @@ def test_repeated_phrases_are_cut():
     # a clause said twice back to back is a loop: "не было ни на ка, не было ни на ка"
     loop = [Word(float(i), i + 0.5, t) for i, t in enumerate("но мне не было ни на ка не было ни на ка".split())]
     assert [w.text for w in segments.dedupe_repeats(loop)] == "но мне не было ни на ка".split()
+    # punctuation is no word: two words said twice are no loop (a misheard second command was lost)
+    twice = [Word(float(i), i + 0.5, t) for i, t in enumerate("включите левизор , включите левизор ,".split())]
+    assert [w.text for w in segments.dedupe_repeats(twice)] == [w.text for w in twice]
 
 
 def test_hallucination_filter():
@@ -341,3 +344,41 @@ def test_left_out_pieces_fill_new_windows():
     wins = windows.fill(parts, 20.0)
     assert [len(w.pieces) for w in wins] == [3, 1]  # 8 + 8 + 3 and two gaps fit in 20 s; 12 more does not
     assert wins[0].owners == [0, 1, 0] and wins[1].pieces[0][1] == 30.0
+
+
+def test_vad_leaves_the_audio_as_it_was():
+    """faster-whisper's Silero wrapper writes zeros into the array it is given:
+    the channel must not change, or a later decoding of it hears other words."""
+    x = np.random.default_rng(0).normal(0, 0.1, 16000 * 2).astype(np.float32)
+    before = x.copy()
+    regions.vad_probs(x[:16000])
+    assert np.array_equal(x, before)
+
+
+def test_doubted_text_is_kept_where_the_audio_has_speech():
+    """Whisper's "no speech" verdict threw away real speech in unfamiliar voices:
+    a doubted segment is dropped only when Silero agrees there is no speech."""
+    w = windows.pack([(np.zeros(2 * 16000, dtype=np.float32), 5.0, 0)])  # 2 s of call time 5-7 s in a window
+    doubted = segments.Seg(0.2, 1.2, "А для чего вы его выбрали", [Word(0.2, 0.6, "А"), Word(0.7, 1.2, "выбрали")], -1.0, 0.9, 1.1)
+    credits = segments.Seg(0.2, 1.2, "Продолжение следует", [Word(0.2, 1.2, "Продолжение следует")], -0.2, 0.1, 1.0)
+    assert segments.is_hallucination(doubted) == "no speech"
+    frames = int(10 * 16000 / regions.FRAME)
+    speech, silence = np.full(frames, 0.05, dtype=np.float32), np.full(frames, 0.05, dtype=np.float32)
+    speech[int(5.0 * 16000 / regions.FRAME) : int(7.0 * 16000 / regions.FRAME)] = 0.9
+    [kept] = segments.channel_words([(w, [doubted, credits])], [speech], 1)
+    assert [x.text for x in kept] == ["А", "выбрали"] and kept[0].start == pytest.approx(5.2)
+    assert segments.channel_words([(w, [doubted, credits])], [silence], 1) == [[]]
+
+
+def test_speech_left_without_words_is_decoded_again(transcriber, short_call):
+    """Before speech is given up, each stretch that got no words is decoded on its
+    own (beam 5): here as if the batched pass had heard nothing."""
+    path, _, ref = short_call
+    audio = decode(path)
+    dbs = [regions.frame_db(c) for c in audio.channels]
+    chans = [transcriber._prepare(c, dbs[i], dbs[1 - i], audio.speakers[i], i) for i, c in enumerate(audio.channels)]
+    found = transcriber._recover(chans, [[] for _ in chans])
+    cov = segments.coverage([c.regions for c in chans], found)
+    assert all(found) and cov.share >= 0.9, cov
+    for k, turn_words in enumerate(found):  # every word back in call time, inside its channel's speech
+        assert all(any(s - 1.0 <= w.start <= e + 1.0 for s, e in chans[k].regions) for w in turn_words)

@@ -41,17 +41,20 @@ def vad_probs(x: np.ndarray) -> np.ndarray:
     n = len(x) // FRAME
     if n == 0:
         return np.zeros(0, dtype=np.float32)
-    return np.asarray(_vad_model(np.ascontiguousarray(x[: n * FRAME], dtype=np.float32)), dtype=np.float32).reshape(-1)[:n]
+    # a copy: faster-whisper's Silero wrapper writes zeros into the audio it is given
+    return np.asarray(_vad_model(np.array(x[: n * FRAME], dtype=np.float32)), dtype=np.float32).reshape(-1)[:n]
 
 
-def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | None = None, vad_threshold: float = VAD_THRESHOLD) -> list[tuple[float, float]]:
+def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | None = None, vad_threshold: float = VAD_THRESHOLD,
+                   probs: np.ndarray | None = None) -> list[tuple[float, float]]:
     """Seconds (start, end) where a channel holds speech: Silero VAD at a low
-    threshold, or energy well above the channel's noise floor (``db``, its
-    frame levels) that is not the other channel (``other_db``) leaking in.
-    Padded, and merged when close."""
+    threshold (``probs``, its per-frame probabilities, computed when not given),
+    or energy well above the channel's noise floor (``db``, its frame levels)
+    that is not the other channel (``other_db``) leaking in. Padded, and merged
+    when close."""
     if db.size == 0:
         return []
-    probs = vad_probs(channel)[: db.size]
+    probs = (vad_probs(channel) if probs is None else probs)[: db.size]
     floor = float(np.percentile(db, 10))
     # Digital silence or a near-silent line: nothing can be speech below -60 dBFS.
     loud = (db > max(floor + ENERGY_MARGIN_DB, -60.0))

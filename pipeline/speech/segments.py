@@ -3,6 +3,7 @@ drop Whisper's hallucinations and loops, and speaker turns split at pauses."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import zlib
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.speech.audio import SAMPLE_RATE
+from pipeline.speech.regions import FRAME
 from pipeline.speech.transcript import Coverage, Unheard, Utterance, Word
 from pipeline.speech.windows import Packed
 
@@ -98,7 +100,7 @@ def dedupe_repeats(words: list[Word], max_n: int = 6, keep: int = 2) -> list[Wor
             reps = 1
             while i + (reps + 1) * n <= len(words) and norm[i + reps * n : i + (reps + 1) * n] == norm[i : i + n]:
                 reps += 1
-            allowed = 1 if n >= LOOP_WORDS else keep
+            allowed = 1 if sum(map(bool, norm[i : i + n])) >= LOOP_WORDS else keep  # punctuation is no word
             if reps > allowed and any(norm[i : i + n]):
                 out_idx.extend(range(i, i + n * allowed))
                 i += reps * n
@@ -156,13 +158,35 @@ def utterance(words: list[Word], speaker: str, channel: int) -> Utterance:
     return Utterance(speaker=speaker, start=words[0].start, end=words[-1].end, text=text, channel=channel, words=list(words))
 
 
-def channel_words(decoded: list[tuple[Packed, list[Seg]]], n: int) -> list[list[Word]]:
-    """Each of ``n`` streams' words in call time, hallucinated segments dropped."""
+# A segment Whisper calls "no speech" is dropped only when the audio agrees:
+# Silero's mean speech probability over it below this. Whisper's no_speech_prob
+# alone threw away real speech in unfamiliar voices; its other verdicts (low
+# confidence, loops, known credits) still hold, or garbage would be kept.
+SPEECH_EVIDENCE = 0.5
+CLEAR_WORDS = 0.5  # ...and its words must be heard clearly (mean probability): mumbled loops are not speech kept
+
+
+def clear(seg: Seg) -> bool:
+    return bool(seg.words) and float(np.mean([x.probability for x in seg.words])) >= CLEAR_WORDS
+
+
+def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.ndarray], n: int) -> list[list[Word]]:
+    """Each of ``n`` streams' words in call time; hallucinated segments are dropped,
+    "no speech" ones only if ``evidence`` (per stream, Silero's per-frame speech
+    probability) agrees."""
+    fs = FRAME / SAMPLE_RATE
     words: list[list[Word]] = [[] for _ in range(n)]
     for w, ss in decoded:
         for seg in ss:
             mapped = [w.span_to_original(x.start, x.end) for x in seg.words]
             why = is_hallucination(seg)
+            if why == "no speech" and clear(seg):
+                k, s, e = mapped[0][2], mapped[0][0], mapped[-1][1]
+                probs = evidence[k][int(s / fs) : max(int(e / fs), int(s / fs) + 1)]
+                if probs.size and float(probs.mean()) >= SPEECH_EVIDENCE:
+                    why = is_hallucination(dataclasses.replace(seg, no_speech_prob=0.0))
+                    if why is None:
+                        log.debug("kept %r: Whisper says no speech, the audio says speech (%.2f)", seg.text, float(probs.mean()))
             if why:
                 log.debug("dropped %r (%s)", seg.text, why)
                 continue

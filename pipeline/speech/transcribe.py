@@ -42,8 +42,8 @@ from pipeline.config import available_cores, get_settings
 from pipeline.errors import ModelError
 from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
-from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions
-from pipeline.speech.segments import Seg, channel_words, compression_ratio, coverage, dedupe_repeats, split_turns, window_segments
+from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions, vad_probs
+from pipeline.speech.segments import Seg, channel_words, clear, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
 from pipeline.speech.transcript import Transcript, Utterance, Word
 from pipeline.speech.windows import WINDOW_S, Packed, cut, fill, pack, pack_regions, plan_windows
 
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 # --- tunables (measured on the synthetic demo calls; see docs/benchmarks.md) --
 MAX_TOKENS = 224  # per window, as Whisper's own sample_len
 TOKENS_PER_S = 8  # more tokens than this per second of window is a loop (speech gives 3-5)
+REDO_MAX_PER_CHANNEL = 8  # unheard stretches decoded again per channel of a call (bounds the cost of a bad call)
+REDO_MAX_S = 30.0  # ...each at most this long, Whisper's own window
+REDO_PAD_S = 0.2  # context around each
 NO_LOOPS = dict(repetition_penalty=1.2, no_repeat_ngram_size=4)  # the last decoding of a window that loops
 
 
@@ -98,6 +101,7 @@ class _Channel:
     index: int
     regions: list[tuple[float, float]]
     db: np.ndarray  # frame levels, for splitting windows and snapping turn starts
+    probs: np.ndarray  # Silero's speech probability per frame: the acoustic evidence for keeping doubted text
 
 
 class Transcriber:
@@ -325,7 +329,8 @@ class Transcriber:
     # -- the pipeline -----------------------------------------------------------
 
     def _prepare(self, audio: np.ndarray, db: np.ndarray, other_db: np.ndarray | None, speaker: str, index: int) -> _Channel:
-        return _Channel(audio, speaker, index, speech_regions(audio, db, other_db, self.options.vad_threshold), db)
+        probs = vad_probs(audio)
+        return _Channel(audio, speaker, index, speech_regions(audio, db, other_db, self.options.vad_threshold, probs), db, probs)
 
     def _windows(self, chans: list[_Channel], first: int = 0) -> list[Packed]:
         """The speech of one call's channels packed into windows, pieces owned by
@@ -335,6 +340,27 @@ class Transcriber:
             return [pack_regions(c.audio, c.regions, first + k) for k, c in enumerate(chans) if c.regions]
         plan = plan_windows([c.regions for c in chans], [c.db for c in chans], self.options.window_s)
         return [pack([(cut(chans[k].audio, s, e), s, first + k) for k, s, e in w]) for w in plan]
+
+    def _recover(self, chans: list[_Channel], words: list[list[Word]]) -> list[list[Word]]:
+        """Speech that got no words is decoded once more, each stretch on its own
+        with beam 5, before it is given up: a window decoded in a batch can lose
+        a short sentence among its neighbours, or be called silence whole. What
+        this pass finds must pass every hallucination rule and be heard clearly:
+        on speech Whisper cannot understand it mumbles (mean word probability ~0.3)."""
+        todo = [
+            (k, max(0.0, u.start - REDO_PAD_S), min(u.end, u.start + REDO_MAX_S) + REDO_PAD_S)
+            for k, ch in enumerate(chans)
+            for u in coverage([ch.regions], [words[k]]).unheard[:REDO_MAX_PER_CHANNEL]
+        ]
+        if not todo:
+            return words
+        pieces = [pack([(cut(chans[k].audio, s, e), s, k)]) for k, s, e in todo]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            decoded = list(pool.map(lambda p: self._run_one(p.audio, max(5, self.options.beam_size))[0], pieces))
+        kept = [(p, [g for g in segs if clear(g) and is_hallucination(g) is None]) for p, segs in zip(pieces, decoded)]
+        found = channel_words(kept, [c.probs for c in chans], len(chans))
+        log.debug("speech without words decoded again: %d stretches, %d words found", len(todo), sum(map(len, found)))
+        return [sorted(w + f, key=lambda x: x.start) for w, f in zip(words, found)]
 
     def _finish(self, ch: _Channel, words: list[Word]) -> list[Utterance]:
         words.sort(key=lambda w: w.start)
@@ -372,7 +398,7 @@ class Transcriber:
                 done = [self._run_one(w.audio, self.options.beam_size) for w in wins]
                 decoded = [(w, segs) for w, (segs, _) in zip(wins, done)]
                 language = (done[0][1] if done else "") or self.language or ""
-        words = channel_words(decoded, len(prepared))
+            words = self._recover(prepared, channel_words(decoded, [c.probs for c in prepared], len(prepared)))
         out = []
         for a, first in zip(audios, firsts):
             streams = range(first, first + len(a.channels))
