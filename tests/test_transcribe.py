@@ -39,6 +39,13 @@ def norm(text: str, synth) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text)).strip()
 
 
+def similar(heard: str, said: str, synth) -> float:
+    """How alike two texts are, 0 to 1, after normalising: the words heard differ
+    by CPU ("доставка холодильника", "давставка, холодильника"), so no test
+    asserts an exact recognised word. Half of a sentence lost scores under 0.5."""
+    return difflib.SequenceMatcher(None, norm(heard, synth), norm(said, synth)).ratio()
+
+
 def _write(synth, path, audio):
     return synth.write_call(path, audio, synth.CALL_SR)
 
@@ -107,8 +114,8 @@ def test_mono_gives_unknown_speaker(transcriber, short_call, synth, tmp_path):
     path = _write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7)
     tr = transcriber.transcribe(decode(path))
     assert tr.utterances and {u.speaker for u in tr.utterances} == {"unknown"}
-    words = " ".join(u.text for u in tr.utterances).lower()
-    assert "доставк" in words and "здравствуйте" in words
+    heard = " ".join(u.text for u in tr.utterances)
+    assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
 
 
 def test_silent_and_noisy_channels_give_nothing(transcriber, short_call, synth, tmp_path):
@@ -177,9 +184,8 @@ def test_quiet_speech_is_kept(transcriber, synth, tmp_path):
     rng = np.random.default_rng(3)
     path = _write(synth, tmp_path / "quiet.wav", synth.telephone_line(audio, rng=rng))
     tr = transcriber.transcribe(decode(path))
-    client = norm(" ".join(u.text for u in tr.utterances if u.speaker == "client"), synth)
-    # fuzzy: the words heard differ by CPU ("доставка холодильника", "достав, то холодимый")
-    assert difflib.SequenceMatcher(None, client, norm(turns[1][1], synth)).ratio() >= 0.6, client
+    client = " ".join(u.text for u in tr.utterances if u.speaker == "client")
+    assert similar(client, turns[1][1], synth) >= 0.6, client
 
 
 def test_one_model_per_process(transcriber):
@@ -287,20 +293,20 @@ def test_hallucination_filter():
 
 
 def test_window_segments_judge_the_decoding():
-    """A decoded window becomes one segment per piece; a loop or an unsure text
-    sends it back; a long piece with no word is reported as left out."""
+    """A decoded window becomes one segment per piece that got words; a loop or
+    an unsure text sends it back; Whisper's silence rule gives no segment."""
     x = np.zeros(16000 * 40, dtype=np.float32)
     w = windows.pack([(windows.cut(x, 1.0, 4.0), 1.0, 0), (windows.cut(x, 10.0, 13.0), 10.0, 1)])
     second = 3.0 + windows.PACK_GAP_S
     words = [{"word": " Добрый", "start": 0.2, "end": 0.6, "probability": 0.9}, {"word": " день.", "start": 0.7, "end": 1.1, "probability": 0.8}]
-    segs, left_out = segments.window_segments(w, "Добрый день.", words, -0.3, 0.01)
-    assert [s.text for s in segs] == ["Добрый день."] and left_out == [1]
+    segs = segments.window_segments(w, "Добрый день.", words, -0.3, 0.01)
+    assert [s.text for s in segs] == ["Добрый день."]
     both = words + [{"word": " Алло", "start": second + 0.5, "end": second + 0.9, "probability": 0.9}]
-    segs, left_out = segments.window_segments(w, "Добрый день. Алло", both, -0.3, 0.01)
-    assert [s.words[0].text for s in segs] == ["Добрый", "Алло"] and left_out == []
+    segs = segments.window_segments(w, "Добрый день. Алло", both, -0.3, 0.01)
+    assert [s.words[0].text for s in segs] == ["Добрый", "Алло"]
     assert segments.window_segments(w, "Игры пойдут плавно. " * 12, words, -0.3, 0.01) is None
     assert segments.window_segments(w, "Добрый день.", words, -1.2, 0.1) is None
-    assert segments.window_segments(w, "Добрый день.", words, -1.2, 0.9) == ([], [])
+    assert segments.window_segments(w, "Добрый день.", words, -1.2, 0.9) == []
 
 
 def test_transcribe_many_keeps_calls_apart(transcriber, short_call, synth, tmp_path):
@@ -313,7 +319,8 @@ def test_transcribe_many_keeps_calls_apart(transcriber, short_call, synth, tmp_p
     assert [u.channel for u in many[0].utterances] == [0, 1, 0, 1]
     _assert_turns_match(many[0], ref)
     assert many[1].utterances and {u.speaker for u in many[1].utterances} == {"unknown"}
-    assert "доставк" in " ".join(u.text for u in many[1].utterances).lower()
+    heard = " ".join(u.text for u in many[1].utterances)
+    assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
 
 
 def test_cli_transcribes_a_batch_and_reports_bad_files(transcriber, short_call, tmp_path, monkeypatch):
@@ -337,13 +344,6 @@ def test_cli_transcribes_a_batch_and_reports_bad_files(transcriber, short_call, 
     assert data["coverage"]["share"] >= 0.9 and {"speech_s", "heard_s", "unheard"} <= set(data["coverage"])
     assert not (out / "notes.json").exists()
     assert T.get_transcriber(T.TranscribeOptions.from_settings(get_settings())) is transcriber  # the CLI shared the loaded model
-
-
-def test_left_out_pieces_fill_new_windows():
-    parts = [(np.zeros(16000 * n, dtype=np.float32), float(10 * i), i % 2) for i, n in enumerate([8, 8, 3, 12])]
-    wins = windows.fill(parts, 20.0)
-    assert [len(w.pieces) for w in wins] == [3, 1]  # 8 + 8 + 3 and two gaps fit in 20 s; 12 more does not
-    assert wins[0].owners == [0, 1, 0] and wins[1].pieces[0][1] == 30.0
 
 
 def test_vad_leaves_the_audio_as_it_was():

@@ -19,7 +19,6 @@ from pipeline.speech.windows import Packed
 log = logging.getLogger(__name__)
 
 TURN_PAUSE_S = 0.8  # a pause this long between words starts a new utterance
-REDO_UNHEARD_S = 2.0  # a piece this long that got no word is decoded again in a window of its own
 
 _HALLUCINATIONS = re.compile(
     r"продолжение следует|субтитр|редактор\w* субтитров|корректор|спасибо за просмотр|"
@@ -62,11 +61,10 @@ def is_hallucination(seg: Seg) -> str | None:
     return None
 
 
-def window_segments(w: Packed, text: str, words: list[dict], avg_logprob: float, no_speech_prob: float) -> tuple[list[Seg], list[int]] | None:
-    """One decoded window as one segment per piece, and the pieces (of
-    REDO_UNHEARD_S or more) it heard no word in; None if it looks wrong."""
+def window_segments(w: Packed, text: str, words: list[dict], avg_logprob: float, no_speech_prob: float) -> list[Seg] | None:
+    """One decoded window as one segment per piece that got words; None if it looks wrong."""
     if no_speech_prob > 0.6 and avg_logprob < -1.0:
-        return [], []  # Whisper's own rule: this window is silence
+        return []  # Whisper's own rule: this window is silence (its speech, if any, is decoded again alone)
     why = "repetitive" if compression_ratio(text) > 2.4 else "unsure" if avg_logprob < -1.0 else None
     if why:
         log.debug("window of %.1f s decoded again (%s): %r", len(w.audio) / SAMPLE_RATE, why, text)
@@ -80,7 +78,7 @@ def window_segments(w: Packed, text: str, words: list[dict], avg_logprob: float,
         if ws:
             joined = " ".join(x.text for x in ws)
             segs.append(Seg(ws[0].start, ws[-1].end, joined, ws, avg_logprob, no_speech_prob, compression_ratio(joined)))
-    return segs, [k for k, ws in enumerate(per_piece) if not ws and w.pieces[k][2] >= REDO_UNHEARD_S]
+    return segs
 
 
 # A phrase of this many words or more said twice back to back is Whisper looping,

@@ -1,24 +1,22 @@
 """Speech to text: each channel of a call apart, speaker turns merged by time.
 
-Why it is fast (see docs/benchmarks.md): only speech is decoded. The speech
-regions of all channels are cut out and packed, in time order, into windows
+Why it is fast (see docs/benchmarks.md): only speech is decoded. Each
+channel's speech regions are cut out and packed, in time order, into windows
 of WINDOW_S seconds (a region that does not fit is split at its quietest
 moment); every word maps back to its channel and call time through the
-window's piece table. Whisper's encoder costs grow with the square of its
-input, so a 20 s window costs 60% of a 30 s one per second of speech; each
-window is encoded in a call of its own (a batch is slower on a CPU: it spills
-the caches). Each core's windows are then decoded in one greedy batch, and
-their word times come from one batched cross-attention alignment. Two such
-streams run at once, each CTranslate2 call on one core (one core per call
-scales better than two). Several calls at once (``transcribe_many``) fill
-the batches better still.
+window's piece table. Each window is encoded in a call of its own (a batch
+is slower on a CPU: it spills the caches). Each core's windows are then
+decoded in one beam-search batch, and their word times come from one batched
+cross-attention alignment. Two such streams run at once, each CTranslate2
+call on one core (one core per call scales better than two). Several calls
+at once (``transcribe_many``) fill the batches better still.
 
 Why it does not invent text: a channel with no speech is never decoded; a
 window whose decoding looks wrong (a loop, an unsure text) is decoded again
 with beam 5, then with beam 5 that may not repeat itself, then by
 faster-whisper's own loop on the padded window (never sampled: the same file
-gives the same text); speech a window left out is decoded again in a
-window of its own; pieces that look like Whisper hallucinations (high
+gives the same text); speech that got no words is decoded again alone,
+before it is given up; pieces that look like Whisper hallucinations (high
 no-speech probability with low confidence, high compression ratio, repeated
 phrases, the well-known subtitle credits) are dropped.
 
@@ -45,7 +43,7 @@ from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolv
 from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions, vad_probs
 from pipeline.speech.segments import Seg, channel_words, clear, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
 from pipeline.speech.transcript import Transcript, Utterance, Word
-from pipeline.speech.windows import WINDOW_S, Packed, cut, fill, pack, pack_regions, plan_windows
+from pipeline.speech.windows import WINDOW_S, Packed, cut, pack, pack_regions, plan_windows
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +64,7 @@ class TranscribeOptions:
     device: str = "auto"
     compute_type: str = "auto"
     cpu_threads: int = 0  # 0: all cores, shared out between the channels
-    beam_size: int = 1
+    beam_size: int = 5
     window_s: float = WINDOW_S
     allow_download: bool = False
     model_cache: str | None = None
@@ -255,12 +253,12 @@ class Transcriber:
         deterministic: Whisper's sampling fallback gave a different text on
         every run of the same file (and made a test fail one run in ten)."""
         beam = max(5, self.options.beam_size)
-        return [dict(beam_size=self.options.beam_size), dict(beam_size=beam), dict(beam_size=beam, **NO_LOOPS)]
+        first = [dict(beam_size=self.options.beam_size)] if self.options.beam_size < beam else []
+        return [*first, dict(beam_size=beam), dict(beam_size=beam, **NO_LOOPS)]
 
-    def _decode_windows(self, wins: list[Packed], language: str) -> list[tuple[list[Seg], list[int]] | None]:
-        """For each window: one segment per piece (word times in window time)
-        and the pieces of speech it left out. All windows go in one batch with
-        the configured beam (greedy by default); those that look wrong (a loop,
+    def _decode_windows(self, wins: list[Packed], language: str) -> list[list[Seg] | None]:
+        """For each window: one segment per piece (word times in window time).
+        All windows go in one batch with the configured beam; those that look wrong (a loop,
         an unsure text) again on the same encoder states (``_searches``); None
         where all that fails and the careful decoder must redo the window."""
         import ctranslate2
@@ -269,7 +267,7 @@ class Transcriber:
         tok = self._tokenizer(language)
         suppress = get_suppressed_tokens(tok, [-1])
         enc, frames = self._encode(wins)
-        out: list[tuple[list[Seg], list[int]] | None] = [None] * len(wins)
+        out: list[list[Seg] | None] = [None] * len(wins)
         todo = list(range(len(wins)))
         for search in self._searches():
             if not todo:
@@ -299,29 +297,22 @@ class Transcriber:
         return out
 
     def _run_windows(self, wins: list[Packed]) -> tuple[list[tuple[Packed, list[Seg]]], str]:
-        """Decode all windows, one batch per worker. Speech a window left out is
-        decoded once more in windows of its own; windows every fast pass got
-        wrong go to the careful decoder."""
+        """Decode all windows, one batch per worker; windows every fast pass got
+        wrong go to the careful decoder. (Speech a window left out is decoded
+        again later, by ``_recover``.)"""
         if not wins:
             return [], self.language or ""
         language = self.language or self._detect_language(wins)
         done: list[tuple[Packed, list[Seg]]] = []
         careful: list[Packed] = []
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for again in (True, False):
-                groups = [wins[g :: self.workers] for g in range(min(self.workers, len(wins)))]
-                left_out: list[tuple[np.ndarray, float, int]] = []
-                for group, results in zip(groups, pool.map(lambda g: self._decode_windows(g, language), groups)):
-                    for w, res in zip(group, results):
-                        if res is None:
-                            careful.append(w)
-                            continue
-                        done.append((w, res[0]))
-                        left_out += [(cut(w.audio, w.pieces[k][0], w.pieces[k][0] + w.pieces[k][2]), w.pieces[k][1], w.owners[k]) for k in res[1]]
-                if not (again and left_out):
-                    break
-                log.debug("%d pieces left out: decoded again in windows of their own", len(left_out))
-                wins = fill(left_out, self.options.window_s)
+            groups = [wins[g :: self.workers] for g in range(min(self.workers, len(wins)))]
+            for group, results in zip(groups, pool.map(lambda g: self._decode_windows(g, language), groups)):
+                for w, segs in zip(group, results):
+                    if segs is None:
+                        careful.append(w)
+                    else:
+                        done.append((w, segs))
             for w, (segs, _) in zip(careful, pool.map(lambda w: self._run_one(w.audio, max(5, self.options.beam_size)), careful)):
                 done.append((w, segs))
         return done, language
@@ -334,12 +325,17 @@ class Transcriber:
 
     def _windows(self, chans: list[_Channel], first: int = 0) -> list[Packed]:
         """The speech of one call's channels packed into windows, pieces owned by
-        stream ``first + channel`` (openai-whisper: one stream per channel, its
-        own loop slides through it)."""
+        stream ``first + channel``. Each channel has windows of its own: one
+        voice per window misheard less than both sides' turns interleaved (dev
+        dialogues, docs/benchmarks.md). openai-whisper: one stream per channel,
+        its own loop slides through it."""
         if self.options.engine == "openai-whisper":
             return [pack_regions(c.audio, c.regions, first + k) for k, c in enumerate(chans) if c.regions]
-        plan = plan_windows([c.regions for c in chans], [c.db for c in chans], self.options.window_s)
-        return [pack([(cut(chans[k].audio, s, e), s, first + k) for k, s, e in w]) for w in plan]
+        return [
+            pack([(cut(c.audio, s, e), s, first + k) for _, s, e in w])
+            for k, c in enumerate(chans)
+            for w in plan_windows([c.regions], [c.db], self.options.window_s)
+        ]
 
     def _recover(self, chans: list[_Channel], words: list[list[Word]]) -> list[list[Word]]:
         """Speech that got no words is decoded once more, each stretch on its own
