@@ -112,6 +112,25 @@ def test_unknown_speakers_are_aligned_when_no_operator_is_known(checklist):
     assert result.step("greeting").status == "found" and result.step("farewell").status == "found"
 
 
+def test_the_voice_that_performs_the_script_is_the_operator(checklist):
+    """A mono call split by voice names the first voice operator; when the
+    client spoke first (an outbound call), the script puts the names right."""
+    swap = {OPERATOR: CLIENT, CLIENT: OPERATOR}
+    named_wrong = call((CLIENT, "Алло?"), *((swap[s], t) for s, t in FULL_CALL))
+    named_wrong.speakers = {"method": "voice", "operator_by": "first to speak", "separation": 0.4}
+    right = align(call(*FULL_CALL), checklist)
+    result = align(named_wrong, checklist)
+    assert [u.speaker for u in named_wrong.utterances[1:]] == [s for s, _ in FULL_CALL]
+    assert result.missing == [] and result.step("greeting").utterances == [1]
+    assert named_wrong.speakers["operator_by"] == "script"
+    assert named_wrong.speakers["operator_steps"] == len(right.steps) > named_wrong.speakers["client_steps"]
+    assert alignment_record("call.wav", named_wrong, checklist, result).speakers == named_wrong.speakers  # in the stored JSON
+    named_right = call(*FULL_CALL)  # already right: left as it is
+    named_right.speakers = {"method": "voice", "operator_by": "first to speak", "separation": 0.4}
+    align(named_right, checklist)
+    assert [u.speaker for u in named_right.utterances] == [s for s, _ in FULL_CALL]
+
+
 def test_asr_like_errors_are_tolerated(checklist):
     # lower case, no punctuation, split and mangled words
     noisy = call(

@@ -113,9 +113,23 @@ def test_mono_gives_unknown_speaker(transcriber, short_call, synth, tmp_path):
     _, audio, ref = short_call
     path = _write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7)
     tr = transcriber.transcribe(decode(path))
-    assert tr.utterances and {u.speaker for u in tr.utterances} == {"unknown"}
+    assert tr.utterances and {u.speaker for u in tr.utterances} == {"unknown"} and tr.speakers is None
     heard = " ".join(u.text for u in tr.utterances)
     assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
+
+
+def test_mono_call_is_split_into_operator_and_client_by_voice(model_cache, short_call, synth, tmp_path):
+    """CALLREVIEW_SPEAKERS=voice: a mono mix is split by voice; the turns come back
+    with their speakers, in order, the first voice named operator; the split
+    says how far apart the voices are."""
+    _, audio, ref = short_call
+    path = _write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7)
+    tr = T.get_transcriber(T.TranscribeOptions(model_cache=str(model_cache), device="cpu", speakers="voice")).transcribe(decode(path))
+    heard = " ".join(u.text for u in tr.utterances)
+    assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
+    _assert_turns_match(tr, ref)
+    assert tr.speakers is not None and tr.speakers["separation"] > 0.2, tr.speakers
+    assert Transcript.from_dict(json.loads(json.dumps(tr.to_dict()))).speakers == tr.speakers
 
 
 def test_silent_and_noisy_channels_give_nothing(transcriber, short_call, synth, tmp_path):

@@ -14,6 +14,7 @@ match a step ("До свидания!") but never become off-script candidates.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -343,8 +344,52 @@ def align_many(
     extra_examples: dict[str, list[str]] | None = None,
     params: AlignParams = AlignParams(),
 ) -> list[Alignment]:
-    """Align many calls with one batched scoring pass (the fast path for batches)."""
+    """Align many calls with one batched scoring pass (the fast path for batches).
+    A mono call split by voice (``transcript.speakers``) is aligned both ways
+    round, and the voice that performs more of the script is the operator: the
+    transcript's speakers are swapped in place when that is the other voice."""
     scorer = scorer or get_scorer()
+    split = [i for i, t in enumerate(transcripts) if t.speakers]
+    if split:
+        both = _align_batch([*transcripts, *(_swapped(transcripts[i]) for i in split)], checklist, scorer, extra_examples, params)
+        out = both[: len(transcripts)]
+        for i, other in zip(split, both[len(transcripts) :]):
+            mine, theirs = _script_fit(out[i]), _script_fit(other)
+            if theirs > mine:
+                _swap_in_place(transcripts[i])
+                out[i], mine, theirs = other, theirs, mine
+            transcripts[i].speakers = {**transcripts[i].speakers, "operator_by": "script", "operator_steps": mine[0], "client_steps": theirs[0]}
+        return out
+    return _align_batch(transcripts, checklist, scorer, extra_examples, params)
+
+
+_SWAP = {OPERATOR: CLIENT, CLIENT: OPERATOR}
+
+
+def _swapped(transcript: Transcript) -> Transcript:
+    utts = [dataclasses.replace(u, speaker=_SWAP.get(u.speaker, u.speaker)) for u in transcript.utterances]
+    return dataclasses.replace(transcript, utterances=utts, speakers=None)
+
+
+def _swap_in_place(transcript: Transcript) -> None:
+    for u in transcript.utterances:
+        u.speaker = _SWAP.get(u.speaker, u.speaker)
+
+
+def _script_fit(alignment: Alignment) -> tuple[int, float]:
+    """Steps found, then their summed confidence: how well a voice performs the script."""
+    found = [s for s in alignment.steps if s.status == StepStatus.FOUND]
+    return len(found), round(sum(s.confidence for s in found), 3)
+
+
+def _align_batch(
+    transcripts: Sequence[Transcript],
+    checklist: Checklist,
+    scorer: Scorer,
+    extra_examples: dict[str, list[str]] | None,
+    params: AlignParams,
+) -> list[Alignment]:
+    """One batched scoring pass over the calls' operator sentences, then each call decoded."""
     space = scorer.space(checklist, extra_examples)
     per_call = [transcript_units(t) for t in transcripts]
     flat = [u.text for units in per_call for u in units]
@@ -403,4 +448,5 @@ def alignment_record(file_name: str, transcript: Transcript, checklist: Checklis
         steps=alignment.steps,
         off_script=alignment.off_script,
         coverage=CoverageRecord.model_validate(transcript.to_dict()["coverage"]) if transcript.coverage else None,
+        speakers=transcript.speakers,
     )

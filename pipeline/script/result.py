@@ -98,6 +98,7 @@ class AlignmentRecord(_Record):
     steps: list[StepResult] = []
     off_script: list[OffScript] = []
     coverage: CoverageRecord | None = None  # None: a chat, or a transcript made before coverage was measured
+    speakers: dict | None = None  # a mono call split by voice: how, which voice is the operator and how sure (docs/output-format.md)
 
     def step(self, step_id: str) -> StepResult | None:
         return next((s for s in self.steps if s.id == step_id), None)

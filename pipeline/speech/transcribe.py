@@ -28,6 +28,7 @@ holds the engines, the decoding and its recovery, and batches of files.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,8 @@ from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
 from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions, vad_probs
 from pipeline.speech.segments import Seg, channel_words, clear, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
-from pipeline.speech.transcript import Transcript, Utterance, Word
+from pipeline.speech.speakers import SpeakerSplit, two_voices, voice_windows, word_voices
+from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
 from pipeline.speech.windows import WINDOW_S, Packed, cut, pack, pack_regions, plan_windows
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class TranscribeOptions:
     compute_type: str = "auto"
     cpu_threads: int = 0  # 0: all cores, shared out between the channels
     beam_size: int = 5
+    speakers: str = "channels"  # one speaker per channel; "voice": a mono channel is split into two voices (opt-in, docs/benchmarks.md)
     window_s: float = WINDOW_S
     allow_download: bool = False
     model_cache: str | None = None
@@ -80,6 +83,7 @@ class TranscribeOptions:
             compute_type=settings.compute_type,
             cpu_threads=settings.cpu_threads,
             beam_size=settings.beam_size,
+            speakers=settings.speakers,
             window_s=settings.window_s,
             allow_download=settings.allow_download,
             model_cache=str(settings.model_cache),
@@ -358,15 +362,26 @@ class Transcriber:
         log.debug("speech without words decoded again: %d stretches, %d words found", len(todo), sum(map(len, found)))
         return [sorted(w + f, key=lambda x: x.start) for w, f in zip(words, found)]
 
-    def _finish(self, ch: _Channel, words: list[Word]) -> list[Utterance]:
-        words.sort(key=lambda w: w.start)
-        utts = split_turns(dedupe_repeats(words), ch.speaker, ch.index)
+    def _finish(self, ch: _Channel, words: list[Word]) -> tuple[list[Utterance], SpeakerSplit | None]:
+        """A channel's turns; a mono channel's split between two voices when it has two."""
+        words = dedupe_repeats(sorted(words, key=lambda w: w.start))
+        runs, split = [(ch.speaker, words)], None
+        if ch.speaker == UNKNOWN and self.options.speakers == "voice" and words:
+            centres, embs = voice_windows(ch.audio, ch.probs)
+            found = two_voices(embs)
+            if found is not None:
+                labels, separation = found
+                voices = word_voices(words, centres, labels)
+                names = {voices[0]: OPERATOR, 1 - voices[0]: CLIENT}  # the operator answers: the first voice
+                runs = [(names[v], [w for w, _ in grp]) for v, grp in itertools.groupby(zip(words, voices), key=lambda x: x[1])]
+                split = SpeakerSplit("voice (resemblyzer, k-means)", "first to speak", separation)
+        utts = [u for speaker, ws in runs for u in split_turns(ws, speaker, ch.index)]
         floor = float(np.percentile(ch.db, 10)) if ch.db.size else -100.0
         for u in utts:
             start = snap_start(u.start, ch.db, floor)
             if start < u.end:
                 u.start = start
-        return utts
+        return utts, split
 
     def transcribe(self, audio: DecodedAudio) -> Transcript:
         """Transcribe every channel's speech and merge the turns by start time."""
@@ -398,13 +413,15 @@ class Transcriber:
         out = []
         for a, first in zip(audios, firsts):
             streams = range(first, first + len(a.channels))
-            utterances = [u for k in streams for u in self._finish(prepared[k], words[k])]
+            finished = [self._finish(prepared[k], words[k]) for k in streams]
+            utterances = [u for utts, _ in finished for u in utts]
+            splits = [s.to_dict() for _, s in finished if s is not None]
             utterances.sort(key=lambda u: (u.start, u.channel))
             heard = coverage([prepared[k].regions for k in streams], [[w for u in utterances if u.channel == k - first for w in u.words] for k in streams])
             if heard.unheard:
                 log.info("speech without words: %s", ", ".join(f"ch{x.channel} {x.start:.1f}-{x.end:.1f} s" for x in heard.unheard))
             out.append(Transcript(utterances=utterances, duration=round(a.duration, 3), language=language or "", model=self.model_name,
-                                  coverage=heard))
+                                  coverage=heard, speakers=splits[0] if splits else None))
         return out
 
 

@@ -66,6 +66,7 @@ class Transcript:
     language: str
     model: str
     coverage: Coverage | None = None  # None for transcripts that were not measured (chats, older JSON)
+    speakers: dict | None = None  # how a mono call was split into two voices (speakers.SpeakerSplit), None if it was not
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -93,4 +94,5 @@ class Transcript:
             language=data.get("language", ""),
             model=data.get("model", ""),
             coverage=Coverage.from_dict(cov) if cov else None,
+            speakers=data.get("speakers"),
         )

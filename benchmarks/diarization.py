@@ -1,0 +1,107 @@
+"""Who spoke when on mono calls: diarization error rate of callreview's transcripts.
+
+    .venv/bin/python benchmarks/diarization.py
+
+Two sets:
+
+  pyannote    ../shared/realspeech/pyannote-audio/sample.wav, a real telephone
+              conversation between two women, scored against its RTTM
+  demo mixes  the six demo calls (data/demo) mixed down to mono, scored against
+              the turn times they were built from
+
+The hypothesis is the transcript as the pipeline stores it with
+``CALLREVIEW_SPEAKERS=voice``: each utterance, start to end, is its speaker's speech. DER is the
+usual frame count at 10 ms, no collar: (missed + false alarm + confusion) /
+reference speech, overlap counted per speaker. "DER" maps the two voices to
+the reference speakers the best way round; "DER as named" takes operator and
+client as the pipeline named them (the demo calls only: the operator speaks
+first there), so it also scores the operator guess. Prints Markdown; not a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "data"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SAMPLE = REPO.parent / "shared" / "realspeech" / "pyannote-audio"
+STEP = 0.01
+
+
+def frames(turns: list[tuple[str, float, float]]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = defaultdict(set)
+    for who, s, e in turns:
+        for k in range(int(round(s / STEP)), int(round(e / STEP))):
+            out[k].add(who)
+    return out
+
+
+def der(ref: list[tuple[str, float, float]], hyp: list[tuple[str, float, float]], mapping: dict[str, str]) -> float:
+    r, h = frames(ref), frames([(mapping.get(w, w), s, e) for w, s, e in hyp])
+    err = total = 0
+    for k in set(r) | set(h):
+        a, b = r.get(k, set()), h.get(k, set())
+        err += max(len(a), len(b)) - len(a & b)
+        total += len(a)
+    return err / max(1, total)
+
+
+def best_der(ref, hyp) -> float:
+    names = sorted({w for w, _, _ in ref})
+    voices = sorted({w for w, _, _ in hyp})
+    if len(names) < 2 or len(voices) < 2:
+        return min(der(ref, hyp, {v: n for v in voices}) for n in names)
+    return min(der(ref, hyp, dict(zip(voices, p))) for p in (names[:2], names[1::-1]))
+
+
+def main() -> int:
+    import numpy as np
+    from synthesize import write_call
+
+    from pipeline.speech.audio import decode
+    from pipeline.speech.transcribe import TranscribeOptions, Transcriber
+
+    tr = Transcriber(TranscribeOptions(language=None, speakers="voice"))
+    rows = []
+    if (SAMPLE / "sample.rttm").exists():
+        ref = [(f[7], float(f[3]), float(f[3]) + float(f[4])) for f in (line.split() for line in open(SAMPLE / "sample.rttm"))]
+        t = time.perf_counter()
+        out = tr.transcribe(decode(SAMPLE / "sample.wav"))
+        hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
+        rows.append(("pyannote sample.wav", 30.0, best_der(ref, hyp), None, out.speakers, time.perf_counter() - t))
+    tr_ru = Transcriber(TranscribeOptions(speakers="voice"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for meta in sorted((REPO / "data" / "demo").glob("call_*.json")):
+            call = json.loads(meta.read_text(encoding="utf-8"))
+            audio = decode(meta.parent / call["file"])
+            mono = write_call(Path(tmp) / f"{meta.stem}.wav", np.sum(audio.channels, axis=0) * 0.7, 16000)
+            ref = [(x["speaker"], x["start"], x["end"]) for x in call["turns"]]
+            t = time.perf_counter()
+            out = tr_ru.transcribe(decode(mono))
+            hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
+            rows.append((f"demo mix {meta.stem}", audio.duration, best_der(ref, hyp), der(ref, hyp, {}), out.speakers, time.perf_counter() - t))
+    print(f"\n{platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}\n")
+    print("| file | audio s | DER | DER as named | separation | transcribe s (incl. diarization) |\n|---|---|---|---|---|---|")
+    for name, dur, d, named, split, secs in rows:
+        sep = f"{split['separation']:.2f}" if split else "one voice"
+        print(f"| {name} | {dur:.0f} | {d:.3f} | {'' if named is None else f'{named:.3f}'} | {sep} | {secs:.1f} |")
+    mixes = [r for r in rows if r[0].startswith("demo")]
+    if mixes:
+        weight = sum(r[1] for r in mixes)
+        print(f"| **demo mixes, duration-weighted** | {weight:.0f} | {sum(r[1] * r[2] for r in mixes) / weight:.3f} | "
+              f"{sum(r[1] * r[3] for r in mixes) / weight:.3f} | | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
