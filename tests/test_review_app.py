@@ -113,7 +113,7 @@ def test_call_page_is_blind_and_marks_are_a_draft(world):
     assert "Приветствие" in text and "найдено в **0:00**" in text
     # speech the transcript has no words for is shown as a place to listen
     assert any("Речь без расшифровки" in w.value for w in at.warning)
-    assert at.button(key=f"unheard_{aid}_0").label == "▶ 0:28–0:32"
+    assert at.button(key=f"unheard_{aid}_0").label == "▶ 0:28–0:32 (неразборчиво)"  # and why it has no words
 
     # One-click confirm of the pipeline's suggestion, a manual mark and a comment.
     at.button(key=f"confirm_{aid}_greeting").click().run()

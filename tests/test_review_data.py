@@ -82,7 +82,7 @@ def add_call(session, name: str, operator: str = OPERATOR_NAME, listen_path: Pat
         operator=operator, source_meta={"caller": "+79123456789", "file": name}, status=RecordingStatus.ALIGNED,
         # one stretch of speech the transcriber got no words for
         coverage={"speech_s": duration * 0.8, "heard_s": duration * 0.8 - 4.0, "share": 1 - 4.0 / (duration * 0.8),
-                  "unheard": [{"channel": 1, "start": 28.0, "end": 32.0}]},
+                  "unheard": [{"channel": 1, "start": 28.0, "end": 32.0, "reason": "unclear"}]},
     )
     session.add(rec)
     session.flush()

@@ -21,7 +21,7 @@ from pipeline.errors import ModelError
 from pipeline.speech import regions, segments, windows
 from pipeline.speech import transcribe as T
 from pipeline.speech.audio import decode
-from pipeline.speech.transcript import Transcript, Word
+from pipeline.speech.transcript import NOTHING_RECOGNISED, UNCLEAR, Transcript, Word
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -118,18 +118,27 @@ def test_mono_gives_unknown_speaker(transcriber, short_call, synth, tmp_path):
     assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
 
 
-def test_mono_call_is_split_into_operator_and_client_by_voice(model_cache, short_call, synth, tmp_path):
-    """CALLREVIEW_SPEAKERS=voice: a mono mix is split by voice; the turns come back
-    with their speakers, in order, the first voice named operator; the split
-    says how far apart the voices are."""
+def test_mono_call_is_split_into_operator_and_client_by_voice(transcriber, short_call, synth, tmp_path, monkeypatch):
+    """`transcribe --speakers voice`: a mono mix is split by voice; the turns come
+    back with their speakers, in order, the first voice named operator; the
+    split says how far apart the voices are."""
+    from typer.testing import CliRunner
+
+    from pipeline import cli
+
+    monkeypatch.setenv("CALLREVIEW_MODEL_CACHE", transcriber.options.model_cache)
+    monkeypatch.setenv("CALLREVIEW_DEVICE", "cpu")
     _, audio, ref = short_call
     path = _write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7)
-    tr = T.get_transcriber(T.TranscribeOptions(model_cache=str(model_cache), device="cpu", speakers="voice")).transcribe(decode(path))
+    bad = CliRunner().invoke(cli.app, ["transcribe", str(path), "--speakers", "both"])
+    assert bad.exit_code == 2 and "channels or voice" in bad.output
+    res = CliRunner().invoke(cli.app, ["transcribe", str(path), "--speakers", "voice", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    tr = Transcript.from_dict(json.loads((tmp_path / "out" / "mono.json").read_text(encoding="utf-8")))
     heard = " ".join(u.text for u in tr.utterances)
     assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
     _assert_turns_match(tr, ref)
-    assert tr.speakers is not None and tr.speakers["separation"] > 0.2, tr.speakers
-    assert Transcript.from_dict(json.loads(json.dumps(tr.to_dict()))).speakers == tr.speakers
+    assert tr.speakers is not None and tr.speakers["separation"] > 0.2 and tr.speakers["operator_by"] == "first to speak", tr.speakers
 
 
 def test_silent_and_noisy_channels_give_nothing(transcriber, short_call, synth, tmp_path):
@@ -170,6 +179,8 @@ def test_espeak_speech_is_not_turned_into_fluent_text(transcriber, espeak_call):
     tr = transcriber.transcribe(decode(espeak_call))
     words = [w for u in tr.utterances for w in u.words]
     assert len(words) <= len(ESPEAK_SAID.split()) * 1.2, [u.text for u in tr.utterances]
+    # what got no words was decoded again, and says what came of it
+    assert all(x.reason in (NOTHING_RECOGNISED, UNCLEAR) for x in tr.coverage.unheard), tr.coverage
     assert all(u.speaker == "operator" for u in tr.utterances)
 
 
@@ -391,7 +402,8 @@ def test_speech_left_without_words_is_decoded_again(transcriber, short_call):
     audio = decode(path)
     dbs = [regions.frame_db(c) for c in audio.channels]
     chans = [transcriber._prepare(c, dbs[i], dbs[1 - i], audio.speakers[i], i) for i, c in enumerate(audio.channels)]
-    found = transcriber._recover(chans, [[] for _ in chans])
+    found, tried = transcriber._recover(chans, [[] for _ in chans])
+    assert {k for k, *_ in tried} == {0, 1}
     cov = segments.coverage([c.regions for c in chans], found)
     assert all(found) and cov.share >= 0.9, cov
     for k, turn_words in enumerate(found):  # every word back in call time, inside its channel's speech

@@ -31,5 +31,15 @@ def migrated_settings():
 WORKERS = typer.Option(None, "--workers", "-j", help="Local processes working in parallel, each with the model loaded once (default: one per two cores; each runs two transcription streams).")
 SCHEDULER = typer.Option(None, "--scheduler", help="Run on a Dask cluster instead: the scheduler's address, e.g. tcp://10.0.0.5:8786. Workers need the package, the audio (same path or an s3:// URL) and the database (DATABASE_URL, PostgreSQL).")
 OPERATOR_CHANNEL = typer.Option(None, "--operator-channel", help="Which stereo channel is the operator: left or right (default: left, or CALLREVIEW_OPERATOR_CHANNEL).")
+def _speakers(value: str | None) -> str | None:
+    if value not in (None, "channels", "voice"):
+        raise typer.BadParameter(f"'{value}': use channels or voice")
+    return value
+
+
+SPEAKERS = typer.Option(
+    None, "--speakers", callback=_speakers,
+    help="channels: one speaker per channel, a mono call is one 'unknown' speaker (default); voice: split a mono call into operator and client by voice (CALLREVIEW_SPEAKERS).",
+)
 MODEL = typer.Option(None, "--model", help="Whisper model: base (bundled), a CTranslate2 folder, a .pt checkpoint, or a name to download with --allow-download.")
 ENGINE = typer.Option(None, "--engine", help="faster-whisper (default) or openai-whisper.")

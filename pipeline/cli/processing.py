@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.common import ENGINE, MODEL, OPERATOR_CHANNEL, SCHEDULER, WORKERS, fail, migrated_settings, settings_with
+from pipeline.cli.common import ENGINE, MODEL, OPERATOR_CHANNEL, SCHEDULER, SPEAKERS, WORKERS, fail, migrated_settings, settings_with
 from pipeline.config import default_workers, get_settings
 from pipeline.vocabulary import FileResult, RecordingStatus
 
@@ -21,6 +21,7 @@ def transcribe(
     model: str = typer.Option(None, help="base (bundled), a model folder, a .pt checkpoint, or a name with --allow-download."),
     engine: str = typer.Option(None, help="faster-whisper (default) or openai-whisper (needs a .pt checkpoint)."),
     operator_channel: str = typer.Option(None, help="Which stereo channel is the operator: left or right."),
+    speakers: str = SPEAKERS,
     language: str = typer.Option(None, help="Language code, or auto to detect (default ru)."),
     allow_download: bool = typer.Option(None, "--allow-download", help="Allow downloading a named model from the Hugging Face hub."),
     text: bool = typer.Option(False, "--text", help="Readable turns instead of JSON."),
@@ -35,7 +36,8 @@ def transcribe(
 
     if out is None and len(audio_files) > 1:
         raise typer.BadParameter("more than one recording: give --out FOLDER for their transcripts", param_hint="--out")
-    settings = settings_with(model=model, engine=engine, operator_channel=operator_channel, language=language, allow_download=allow_download)
+    settings = settings_with(model=model, engine=engine, operator_channel=operator_channel, language=language, allow_download=allow_download,
+                             speakers=speakers)
     if out:
         out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -105,14 +107,14 @@ def init() -> None:
     typer.echo(f"database ready: {settings.db_url}")
 
 
-def _run_batch(paths, checklist, operator, operator_channel, metadata, model, engine, workers=None, scheduler=None) -> None:
+def _run_batch(paths, checklist, operator, operator_channel, metadata, model, engine, workers=None, scheduler=None, speakers=None) -> None:
     from tqdm import tqdm
 
     from pipeline.errors import CallreviewError
     from pipeline.storage.runner import iter_process
     from pipeline.storage.sources import expand_paths, source_name
 
-    settings = settings_with(model=model, engine=engine)
+    settings = settings_with(model=model, engine=engine, speakers=speakers)
     files = expand_paths(paths)
     if not files:
         raise typer.BadParameter("no audio files found in the given paths")
@@ -144,6 +146,7 @@ def ingest(
     operator: str = typer.Option(None, "--operator", help="Operator name for all these files (kept from listeners)."),
     metadata: Path = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="CSV with a 'file' column plus operator, phone, date, ... per file."),
     operator_channel: str = OPERATOR_CHANNEL,
+    speakers: str = SPEAKERS,
     model: str = MODEL,
     engine: str = ENGINE,
     workers: int = WORKERS,
@@ -155,7 +158,7 @@ def ingest(
     resumes after a crash; a bad file is recorded with its reason and the
     batch goes on (exit code 1 at the end if any failed).
     """
-    _run_batch(paths, None, operator, operator_channel, metadata, model, engine, workers, scheduler)
+    _run_batch(paths, None, operator, operator_channel, metadata, model, engine, workers, scheduler, speakers)
 
 
 @app.command()
@@ -165,6 +168,7 @@ def process(
     operator: str = typer.Option(None, "--operator", help="Operator name for all these files."),
     metadata: Path = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="CSV with a 'file' column plus operator, phone, date, ..."),
     operator_channel: str = OPERATOR_CHANNEL,
+    speakers: str = SPEAKERS,
     model: str = MODEL,
     engine: str = ENGINE,
     workers: int = WORKERS,
@@ -181,7 +185,7 @@ def process(
         return
     if not paths or checklist is None:
         raise typer.BadParameter("give the recordings and --checklist SCRIPT.yaml, or --watch")
-    _run_batch(paths, checklist, operator, operator_channel, metadata, model, engine, workers, scheduler)
+    _run_batch(paths, checklist, operator, operator_channel, metadata, model, engine, workers, scheduler, speakers)
 
 
 def _watch(model: str | None, engine: str | None, exit_with_parent: bool) -> None:
@@ -208,6 +212,7 @@ def analyze(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for one JSON per input (format: docs/output-format.md)."),
     operator: str = typer.Option(None, "--operator", help="In chat logs: the author name of the operator (else guessed from names like 'Оператор')."),
     operator_channel: str = OPERATOR_CHANNEL,
+    speakers: str = SPEAKERS,
     model: str = MODEL,
 ) -> None:
     """Align each input with the script and write JSON; nothing is stored (exit 1 if any input failed)."""
@@ -215,7 +220,7 @@ def analyze(
     from pipeline.script.analyze import analyze_files
     from pipeline.script.checklist import load_checklist
 
-    settings = settings_with(operator_channel=operator_channel, model=model)
+    settings = settings_with(operator_channel=operator_channel, model=model, speakers=speakers)
     try:
         script = load_checklist(checklist)
         failed = 0
@@ -256,5 +261,5 @@ def status() -> None:
     for name, error in failures:
         typer.echo(f"FAILED {name}: {error}")
     for call in low:
-        where = ", ".join(f"{s:.0f}-{e:.0f} s" for s, e in call.unheard[:5])
+        where = ", ".join(f"{s:.0f}-{e:.0f} s" + (f" ({why})" if why else "") for s, e, why in call.unheard[:5])
         typer.echo(f"LOW COVERAGE {call.name}: {call.share:.0%} of its speech got words; listen at {where}")

@@ -189,7 +189,7 @@ class CallView:
     urgent: bool = False
     urgent_reason: str = ""
     checklist_title: str = ""
-    unheard: list[tuple[float, float]] = field(default_factory=list)  # speech that got no words: listen there
+    unheard: list[tuple[float, float, str]] = field(default_factory=list)  # speech that got no words (start, end, why): listen there
 
     @property
     def locked(self) -> bool:
@@ -310,7 +310,7 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
         urgent=review.urgent,
         urgent_reason=review.urgent_reason or "",
         checklist_title=checklist.get("title", ""),
-        unheard=[(u["start"], u["end"]) for u in (rec.coverage or {}).get("unheard", [])],
+        unheard=[(u["start"], u["end"], u.get("reason", "")) for u in (rec.coverage or {}).get("unheard", [])],
     )
 
 

@@ -77,6 +77,7 @@ class UnheardSpeech(_Record):
     channel: int
     start: float
     end: float
+    reason: str = ""  # speech.transcript: nothing recognised | unclear | not decoded again
 
 
 class CoverageRecord(_Record):

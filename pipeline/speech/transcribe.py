@@ -44,7 +44,7 @@ from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolv
 from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions, vad_probs
 from pipeline.speech.segments import Seg, channel_words, clear, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
 from pipeline.speech.speakers import SpeakerSplit, two_voices, voice_windows, word_voices
-from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
+from pipeline.speech.transcript import CLIENT, NOT_RETRIED, NOTHING_RECOGNISED, OPERATOR, UNCLEAR, UNKNOWN, Transcript, Unheard, Utterance, Word
 from pipeline.speech.windows import WINDOW_S, Packed, cut, pack, pack_regions, plan_windows
 
 log = logging.getLogger(__name__)
@@ -341,26 +341,29 @@ class Transcriber:
             for w in plan_windows([c.regions], [c.db], self.options.window_s)
         ]
 
-    def _recover(self, chans: list[_Channel], words: list[list[Word]]) -> list[list[Word]]:
+    def _recover(self, chans: list[_Channel], words: list[list[Word]]) -> tuple[list[list[Word]], list[tuple[int, float, float, str]]]:
         """Speech that got no words is decoded once more, each stretch on its own
         with beam 5, before it is given up: a window decoded in a batch can lose
         a short sentence among its neighbours, or be called silence whole. What
         this pass finds must pass every hallucination rule and be heard clearly:
-        on speech Whisper cannot understand it mumbles (mean word probability ~0.3)."""
+        on speech Whisper cannot understand it mumbles (mean word probability ~0.3).
+        Also returns each stretch tried (stream, start, end) and why it got no
+        words, if it did not."""
         todo = [
             (k, max(0.0, u.start - REDO_PAD_S), min(u.end, u.start + REDO_MAX_S) + REDO_PAD_S)
             for k, ch in enumerate(chans)
             for u in coverage([ch.regions], [words[k]]).unheard[:REDO_MAX_PER_CHANNEL]
         ]
         if not todo:
-            return words
+            return words, []
         pieces = [pack([(cut(chans[k].audio, s, e), s, k)]) for k, s, e in todo]
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             decoded = list(pool.map(lambda p: self._run_one(p.audio, max(5, self.options.beam_size))[0], pieces))
         kept = [(p, [g for g in segs if clear(g) and is_hallucination(g) is None]) for p, segs in zip(pieces, decoded)]
         found = channel_words(kept, [c.probs for c in chans], len(chans))
         log.debug("speech without words decoded again: %d stretches, %d words found", len(todo), sum(map(len, found)))
-        return [sorted(w + f, key=lambda x: x.start) for w, f in zip(words, found)]
+        tried = [(k, s, e, UNCLEAR if segs else NOTHING_RECOGNISED) for (k, s, e), segs in zip(todo, decoded)]
+        return [sorted(w + f, key=lambda x: x.start) for w, f in zip(words, found)], tried
 
     def _finish(self, ch: _Channel, words: list[Word]) -> tuple[list[Utterance], SpeakerSplit | None]:
         """A channel's turns; a mono channel's split between two voices when it has two."""
@@ -409,7 +412,7 @@ class Transcriber:
                 done = [self._run_one(w.audio, self.options.beam_size) for w in wins]
                 decoded = [(w, segs) for w, (segs, _) in zip(wins, done)]
                 language = (done[0][1] if done else "") or self.language or ""
-            words = self._recover(prepared, channel_words(decoded, [c.probs for c in prepared], len(prepared)))
+            words, tried = self._recover(prepared, channel_words(decoded, [c.probs for c in prepared], len(prepared)))
         out = []
         for a, first in zip(audios, firsts):
             streams = range(first, first + len(a.channels))
@@ -418,11 +421,17 @@ class Transcriber:
             splits = [s.to_dict() for _, s in finished if s is not None]
             utterances.sort(key=lambda u: (u.start, u.channel))
             heard = coverage([prepared[k].regions for k in streams], [[w for u in utterances if u.channel == k - first for w in u.words] for k in streams])
+            heard.unheard = [dataclasses.replace(x, reason=_why_unheard(x, first, tried)) for x in heard.unheard]
             if heard.unheard:
-                log.info("speech without words: %s", ", ".join(f"ch{x.channel} {x.start:.1f}-{x.end:.1f} s" for x in heard.unheard))
+                log.info("speech without words: %s", ", ".join(f"ch{x.channel} {x.start:.1f}-{x.end:.1f} s ({x.reason})" for x in heard.unheard))
             out.append(Transcript(utterances=utterances, duration=round(a.duration, 3), language=language or "", model=self.model_name,
                                   coverage=heard, speakers=splits[0] if splits else None))
         return out
+
+
+def _why_unheard(x: Unheard, first: int, tried: list[tuple[int, float, float, str]]) -> str:
+    """The reason of the stretch decoded again that overlaps ``x`` (its call's streams start at ``first``)."""
+    return next((why for k, s, e, why in tried if k == first + x.channel and s < x.end and e > x.start), NOT_RETRIED)
 
 
 def _cuda_available() -> bool:

@@ -32,13 +32,20 @@ class Utterance:
     words: list[Word] = field(default_factory=list)
 
 
+# Why detected speech got no words (Unheard.reason).
+NOTHING_RECOGNISED = "nothing recognised"  # decoded again on its own: Whisper gave no words
+UNCLEAR = "unclear"  # decoded again: the text was dropped as unclear or a Whisper hallucination
+NOT_RETRIED = "not decoded again"  # more unheard stretches in the channel than are decoded again
+
+
 @dataclass(frozen=True)
 class Unheard:
-    """Detected speech that got no words: where a listener should listen."""
+    """Detected speech that got no words: where a listener should listen, and why."""
 
     channel: int
     start: float
     end: float
+    reason: str = ""  # NOTHING_RECOGNISED, UNCLEAR or NOT_RETRIED; "" in transcripts made before reasons
 
 
 @dataclass

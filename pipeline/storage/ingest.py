@@ -177,13 +177,13 @@ LOW_COVERAGE = 0.9
 class LowCoverage:
     name: str
     share: float
-    unheard: list[tuple[float, float]]  # where to listen, in call seconds
+    unheard: list[tuple[float, float, str]]  # where to listen, in call seconds, and why it got no words
 
 
 def low_coverage_calls(session, below: float = LOW_COVERAGE) -> list[LowCoverage]:
     """Calls whose transcript misses speech: what `status` and the owner's progress page list."""
     rows = session.execute(select(Recording.original_name, Recording.coverage).where(Recording.coverage.is_not(None)).order_by(Recording.id))
-    return [LowCoverage(name, cov["share"], [(u["start"], u["end"]) for u in cov["unheard"]]) for name, cov in rows if cov["share"] < below]
+    return [LowCoverage(name, cov["share"], [(u["start"], u["end"], u.get("reason", "")) for u in cov["unheard"]]) for name, cov in rows if cov["share"] < below]
 
 
 # --- claims -----------------------------------------------------------------

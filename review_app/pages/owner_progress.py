@@ -18,7 +18,7 @@ with session_scope(db_url()) as s:
 if low:
     st.warning(f"Звонков с речью без расшифровки: {len(low)}. Слушатели увидят эти места на странице звонка.")
     st.dataframe(
-        [{"Звонок": c.name, "Расшифровано речи, %": round(100 * c.share), "Где слушать": ", ".join(f"{fmt_time(s)}–{fmt_time(e)}" for s, e in c.unheard[:5])}
+        [{"Звонок": c.name, "Расшифровано речи, %": round(100 * c.share), "Где слушать": ", ".join(f"{fmt_time(s)}–{fmt_time(e)}" for s, e, _ in c.unheard[:5])}
          for c in low],
         hide_index=True,
     )

@@ -13,6 +13,7 @@ import streamlit as st
 
 from pipeline.review import review, signing
 from pipeline.review.review import CallView, write_session
+from pipeline.speech.transcript import NOT_RETRIED, NOTHING_RECOGNISED, UNCLEAR
 from pipeline.vocabulary import Mark, Role
 from review_app.session import db_url, fmt_time, origin, parse_time, require_role, secret
 
@@ -22,6 +23,7 @@ MARK_LABELS = {
     Mark.NOT_IN_SCRIPT: "➖ Не покрыто скриптом",
 }
 SPEAKERS = {"operator": "Оператор", "client": "Клиент"}
+UNHEARD_WHY = {NOTHING_RECOGNISED: "ничего не распознано", UNCLEAR: "неразборчиво", NOT_RETRIED: "не перепроверено"}
 
 user = require_role(Role.LISTENER)
 
@@ -98,8 +100,9 @@ with st.sidebar:
     if view.unheard:
         # the transcript has no words here although someone speaks: the listener must listen
         st.warning("Речь без расшифровки — послушайте запись в этих местах:")
-        for k, (s, e) in enumerate(view.unheard):
-            if st.button(f"▶ {fmt_time(s)}–{fmt_time(e)}", key=f"unheard_{aid}_{k}", disabled=not view.has_audio):
+        for k, (s, e, why) in enumerate(view.unheard):
+            label = f"▶ {fmt_time(s)}–{fmt_time(e)}" + (f" ({UNHEARD_WHY[why]})" if why in UNHEARD_WHY else "")
+            if st.button(label, key=f"unheard_{aid}_{k}", disabled=not view.has_audio):
                 play_from(s)
 
 steps_col, text_col = st.columns([3, 2], gap="large")
