@@ -11,9 +11,9 @@ subprocess (so peak RSS is its own):
   openai-whisper   each channel transcribed whole, default settings, from the
                    checkpoint converted out of the bundled CTranslate2 model
   faster-whisper   each channel transcribed whole, default settings (beam 5)
-  callreview       pipeline.speech.transcribe as shipped (speech of both channels
-                   packed into 20 s windows, each encoded alone, decoded in one
-                   greedy batch per core, word times by batched alignment,
+  callreview       pipeline.speech.transcribe as shipped (each channel's speech
+                   packed into 30 s windows, each encoded alone, decoded in one
+                   beam-5 batch per core, word times by batched alignment,
                    failed windows redone; --beam/--window change it),
                    one call at a time
   callreview-batch the same, the calls in batches of 8 as `callreview
@@ -171,7 +171,7 @@ def machine() -> str:
 SETTINGS = {
     "openai-whisper": "each channel whole; openai-whisper defaults (greedy + temperature fallback, float32)",
     "faster-whisper": "each channel whole; faster-whisper defaults (beam 5, no VAD)",
-    "callreview": "pipeline, one call at a time (`Transcriber.transcribe`; each of several `process` workers): speech of both channels packed into {window:g} s windows, encoded one by one, decoded in one batch per core (beam {beam}), word timestamps",
+    "callreview": "pipeline, one call at a time (`Transcriber.transcribe`; each of several `process` workers): each channel's speech packed into {window:g} s windows, encoded one by one, decoded in one batch per core (beam {beam}), word timestamps",
     "callreview-batch": "the same, 8 calls per batch (`transcribe FILE...`, and `process` in one worker process, its default on 2 cores)",
 }
 
@@ -218,12 +218,15 @@ CALLS_DIR = REPO / "data" / "demo"
 
 def main() -> int:
     global CALLS_DIR
+    from pipeline.speech.transcribe import TranscribeOptions
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=Path, default=CALLS_DIR, help="folder with call audio and <id>.json references")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ", ".join(ENGINES))
-    ap.add_argument("--beam", type=int, default=1, help="beam size for callreview's pipeline (its default: 1)")
-    ap.add_argument("--window", type=float, default=20.0, help="window length for callreview's pipeline (its default: 20 s)")
+    defaults = TranscribeOptions()
+    ap.add_argument("--beam", type=int, default=defaults.beam_size, help=f"beam size for callreview's pipeline (its default: {defaults.beam_size})")
+    ap.add_argument("--window", type=float, default=defaults.window_s, help=f"window length for callreview's pipeline (its default: {defaults.window_s:g} s)")
     ap.add_argument("--pt", type=Path, default=None, help="openai-whisper checkpoint (made from the bundled model if absent)")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
