@@ -21,6 +21,7 @@ from pipeline.errors import ModelError
 from pipeline.speech import regions, segments, windows
 from pipeline.speech import transcribe as T
 from pipeline.speech.audio import decode
+from pipeline.speech.thresholds import THRESHOLDS as TH
 from pipeline.speech.transcript import NOTHING_RECOGNISED, UNCLEAR, Transcript, Word
 
 pytestmark = pytest.mark.slow
@@ -256,9 +257,9 @@ def test_coverage_lists_speech_that_got_no_words():
 def test_packing_maps_times_back():
     x = np.zeros(16000 * 20, dtype=np.float32)
     packed = windows.pack_regions(x, [(2.0, 4.0), (10.0, 11.0)])
-    assert abs(len(packed.audio) / 16000 - (2.0 + windows.PACK_GAP_S + 1.0)) < 1e-3
+    assert abs(len(packed.audio) / 16000 - (2.0 + TH.pack_gap_s + 1.0)) < 1e-3
     assert packed.to_original(0.5) == pytest.approx(2.5)
-    second = 2.0 + windows.PACK_GAP_S
+    second = 2.0 + TH.pack_gap_s
     assert packed.to_original(second + 0.2) == pytest.approx(10.2)
     # a word stretched over the gap belongs to the piece holding its middle
     s, e, owner = packed.span_to_original(1.9, second + 0.5)
@@ -274,7 +275,7 @@ def test_windows_cover_all_speech_in_time_order():
     speech = [[(1.0, 9.0), (40.0, 70.0)], [(8.5, 20.0), (21.0, 33.0)]]
     plan = windows.plan_windows(speech, db, length=20.0)
     for w in plan:
-        assert sum(e - s for _, s, e in w) + windows.PACK_GAP_S * (len(w) - 1) <= 20.0 + 1e-6
+        assert sum(e - s for _, s, e in w) + TH.pack_gap_s * (len(w) - 1) <= 20.0 + 1e-6
     pieces = [p for w in plan for p in w]
     assert [p[1] for p in pieces] == sorted(p[1] for p in pieces)
     for k, rs in enumerate(speech):
@@ -292,7 +293,7 @@ def test_window_maps_words_to_their_channel():
     plan = windows.plan_windows([[(2.0, 4.0)], [(5.0, 6.0)]], [regions.frame_db(c) for c in x])
     assert plan == [[(0, 2.0, 4.0), (1, 5.0, 6.0)]]
     w = windows.pack([(windows.cut(x[k], s, e), s, k) for k, s, e in plan[0]])
-    second = 2.0 + windows.PACK_GAP_S
+    second = 2.0 + TH.pack_gap_s
     assert w.span_to_original(0.5, 1.0) == (pytest.approx(2.5), pytest.approx(3.0), 0)
     assert w.span_to_original(second + 0.1, second + 0.4) == (pytest.approx(5.1), pytest.approx(5.4), 1)
 
@@ -322,7 +323,7 @@ def test_window_segments_judge_the_decoding():
     an unsure text sends it back; Whisper's silence rule gives no segment."""
     x = np.zeros(16000 * 40, dtype=np.float32)
     w = windows.pack([(windows.cut(x, 1.0, 4.0), 1.0, 0), (windows.cut(x, 10.0, 13.0), 10.0, 1)])
-    second = 3.0 + windows.PACK_GAP_S
+    second = 3.0 + TH.pack_gap_s
     words = [{"word": " Добрый", "start": 0.2, "end": 0.6, "probability": 0.9}, {"word": " день.", "start": 0.7, "end": 1.1, "probability": 0.8}]
     segs = segments.window_segments(w, "Добрый день.", words, -0.3, 0.01)
     assert [s.text for s in segs] == ["Добрый день."]

@@ -9,14 +9,9 @@ import threading
 import numpy as np
 
 from pipeline.speech.audio import SAMPLE_RATE
+from pipeline.speech.thresholds import THRESHOLDS as TH
 
 FRAME = 512  # Silero's window at 16 kHz (32 ms)
-VAD_THRESHOLD = 0.2  # Silero's 0.5 default dropped much quiet speech on split channels
-ENERGY_MARGIN_DB = 15.0  # a frame this far above the channel's noise floor counts as speech
-CROSSTALK_DB = 20.0  # ...unless the other channel is this much louder at that moment (echo)
-MIN_REGION_S = 0.12  # shorter blips are clicks, not words
-REGION_PAD_S = 0.25  # context kept around each speech region
-MERGE_GAP_S = 0.6  # regions closer than this are decoded as one piece
 
 
 def frame_db(x: np.ndarray) -> np.ndarray:
@@ -45,7 +40,7 @@ def vad_probs(x: np.ndarray) -> np.ndarray:
     return np.asarray(_vad_model(np.array(x[: n * FRAME], dtype=np.float32)), dtype=np.float32).reshape(-1)[:n]
 
 
-def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | None = None, vad_threshold: float = VAD_THRESHOLD,
+def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | None = None, vad_threshold: float = TH.vad,
                    probs: np.ndarray | None = None) -> list[tuple[float, float]]:
     """Seconds (start, end) where a channel holds speech: Silero VAD at a low
     threshold (``probs``, its per-frame probabilities, computed when not given),
@@ -57,10 +52,10 @@ def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | N
     probs = (vad_probs(channel) if probs is None else probs)[: db.size]
     floor = float(np.percentile(db, 10))
     # Digital silence or a near-silent line: nothing can be speech below -60 dBFS.
-    loud = (db > max(floor + ENERGY_MARGIN_DB, -60.0))
+    loud = db > max(floor + TH.energy_margin_db, TH.silent_dbfs)
     if other_db is not None and other_db.size >= db.size:
-        loud &= ~(other_db[: db.size] > db + CROSSTALK_DB)
-    speech = (probs >= vad_threshold) & (db > -65.0) | loud
+        loud &= ~(other_db[: db.size] > db + TH.crosstalk_db)
+    speech = (probs >= vad_threshold) & (db > TH.vad_floor_dbfs) | loud
     fs = FRAME / SAMPLE_RATE
     regions: list[list[float]] = []
     i, n = 0, speech.size
@@ -71,14 +66,14 @@ def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | N
         j = i
         while j < n and speech[j]:
             j += 1
-        if (j - i) * fs >= MIN_REGION_S and (probs[i:j].max() >= vad_threshold or (j - i) * fs >= 0.3):
+        if (j - i) * fs >= TH.min_region_s and (probs[i:j].max() >= vad_threshold or (j - i) * fs >= TH.min_loud_region_s):
             regions.append([i * fs, j * fs])
         i = j
     total = len(channel) / SAMPLE_RATE
     merged: list[list[float]] = []
     for s, e in regions:
-        s, e = max(0.0, s - REGION_PAD_S), min(total, e + REGION_PAD_S)
-        if merged and s - merged[-1][1] < MERGE_GAP_S:
+        s, e = max(0.0, s - TH.region_pad_s), min(total, e + TH.region_pad_s)
+        if merged and s - merged[-1][1] < TH.merge_gap_s:
             merged[-1][1] = max(merged[-1][1], e)
         else:
             merged.append([s, e])
@@ -90,7 +85,7 @@ def snap_start(word_start: float, db: np.ndarray, floor: float) -> float:
     signal's own onset is more exact. Walk from the word to the start of the
     loud run it sits in (short dips allowed), at most 1 s back or 0.6 s on."""
     fs = FRAME / SAMPLE_RATE
-    loud = db > floor + 10.0
+    loud = db > floor + TH.onset_db
     k = min(int(word_start / fs), loud.size - 1)
     if k < 0:
         return word_start

@@ -13,12 +13,12 @@ import numpy as np
 
 from pipeline.speech.audio import SAMPLE_RATE
 from pipeline.speech.regions import FRAME
+from pipeline.speech.thresholds import THRESHOLDS as TH
 from pipeline.speech.transcript import Coverage, Unheard, Utterance, Word
 from pipeline.speech.windows import Packed
 
 log = logging.getLogger(__name__)
 
-TURN_PAUSE_S = 0.8  # a pause this long between words starts a new utterance
 
 _HALLUCINATIONS = re.compile(
     r"продолжение следует|субтитр|редактор\w* субтитров|корректор|спасибо за просмотр|"
@@ -49,23 +49,23 @@ def is_hallucination(seg: Seg) -> str | None:
         return "empty"
     if _HALLUCINATIONS.search(text):
         return "known phrase"
-    if seg.compression_ratio > 2.4:
+    if seg.compression_ratio > TH.loop_compression:
         return "repetitive"
-    if seg.no_speech_prob > 0.5 and seg.avg_logprob < -0.8:
+    if seg.no_speech_prob > TH.no_speech and seg.avg_logprob < TH.no_speech_logprob:
         return "no speech"
-    if seg.avg_logprob < -1.3:
+    if seg.avg_logprob < TH.min_logprob:
         return "low confidence"
     probs = [w.probability for w in seg.words]
-    if len(probs) >= 3 and float(np.mean(probs)) < 0.25:
+    if len(probs) >= 3 and float(np.mean(probs)) < TH.min_word_prob:
         return "low word confidence"
     return None
 
 
 def window_segments(w: Packed, text: str, words: list[dict], avg_logprob: float, no_speech_prob: float) -> list[Seg] | None:
     """One decoded window as one segment per piece that got words; None if it looks wrong."""
-    if no_speech_prob > 0.6 and avg_logprob < -1.0:
+    if no_speech_prob > TH.silent_window_no_speech and avg_logprob < TH.silent_window_logprob:
         return []  # Whisper's own rule: this window is silence (its speech, if any, is decoded again alone)
-    why = "repetitive" if compression_ratio(text) > 2.4 else "unsure" if avg_logprob < -1.0 else None
+    why = "repetitive" if compression_ratio(text) > TH.loop_compression else "unsure" if avg_logprob < TH.unsure_logprob else None
     if why:
         log.debug("window of %.1f s decoded again (%s): %r", len(w.audio) / SAMPLE_RATE, why, text)
         return None
@@ -81,14 +81,11 @@ def window_segments(w: Packed, text: str, words: list[dict], avg_logprob: float,
     return segs
 
 
-# A phrase of this many words or more said twice back to back is Whisper looping,
-# not a person: people repeat a word or two ("да, да"), not whole clauses.
-LOOP_WORDS = 3
 
 
 def dedupe_repeats(words: list[Word], max_n: int = 6, keep: int = 2) -> list[Word]:
     """Drop a phrase repeated back to back more than ``keep`` times, or more than
-    once when it has ``LOOP_WORDS`` words or more (a decoding loop)."""
+    once when it has ``loop_words`` words or more (a decoding loop)."""
     norm = [re.sub(r"\W+", "", w.text.lower()) for w in words]
     out_idx: list[int] = []
     i = 0
@@ -98,7 +95,7 @@ def dedupe_repeats(words: list[Word], max_n: int = 6, keep: int = 2) -> list[Wor
             reps = 1
             while i + (reps + 1) * n <= len(words) and norm[i + reps * n : i + (reps + 1) * n] == norm[i : i + n]:
                 reps += 1
-            allowed = 1 if sum(map(bool, norm[i : i + n])) >= LOOP_WORDS else keep  # punctuation is no word
+            allowed = 1 if sum(map(bool, norm[i : i + n])) >= TH.loop_words else keep  # punctuation is no word
             if reps > allowed and any(norm[i : i + n]):
                 out_idx.extend(range(i, i + n * allowed))
                 i += reps * n
@@ -136,7 +133,7 @@ def attach_punctuation(words: list[Word]) -> list[Word]:
     return out
 
 
-def split_turns(words: list[Word], speaker: str, channel: int, pause: float = TURN_PAUSE_S) -> list[Utterance]:
+def split_turns(words: list[Word], speaker: str, channel: int, pause: float = TH.turn_pause_s) -> list[Utterance]:
     """One utterance per run of words without a pause of ``pause`` seconds or more,
     punctuation attached to its words."""
     out: list[Utterance] = []
@@ -156,16 +153,14 @@ def utterance(words: list[Word], speaker: str, channel: int) -> Utterance:
     return Utterance(speaker=speaker, start=words[0].start, end=words[-1].end, text=text, channel=channel, words=list(words))
 
 
-# A segment Whisper calls "no speech" is dropped only when the audio agrees:
-# Silero's mean speech probability over it below this. Whisper's no_speech_prob
-# alone threw away real speech in unfamiliar voices; its other verdicts (low
-# confidence, loops, known credits) still hold, or garbage would be kept.
-SPEECH_EVIDENCE = 0.5
-CLEAR_WORDS = 0.5  # ...and its words must be heard clearly (mean probability): mumbled loops are not speech kept
+# A segment Whisper calls "no speech" is dropped only when the audio agrees
+# (TH.speech_evidence). Whisper's no_speech_prob alone threw away real speech in
+# unfamiliar voices; its other verdicts (low confidence, loops, known credits)
+# still hold, or garbage would be kept.
 
 
 def clear(seg: Seg) -> bool:
-    return bool(seg.words) and float(np.mean([x.probability for x in seg.words])) >= CLEAR_WORDS
+    return bool(seg.words) and float(np.mean([x.probability for x in seg.words])) >= TH.clear_words
 
 
 def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.ndarray], n: int) -> list[list[Word]]:
@@ -181,7 +176,7 @@ def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.nda
             if why == "no speech" and clear(seg):
                 k, s, e = mapped[0][2], mapped[0][0], mapped[-1][1]
                 probs = evidence[k][int(s / fs) : max(int(e / fs), int(s / fs) + 1)]
-                if probs.size and float(probs.mean()) >= SPEECH_EVIDENCE:
+                if probs.size and float(probs.mean()) >= TH.speech_evidence:
                     why = is_hallucination(dataclasses.replace(seg, no_speech_prob=0.0))
                     if why is None:
                         log.debug("kept %r: Whisper says no speech, the audio says speech (%.2f)", seg.text, float(probs.mean()))
@@ -193,9 +188,6 @@ def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.nda
     return words
 
 
-# Speech farther than this from every recognised word counts as unheard, and only
-# stretches at least this long are listed: shorter ones are pauses and breaths.
-HEARD_REACH_S = 1.0
 
 
 def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]]) -> Coverage:
@@ -203,7 +195,7 @@ def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]]) 
     speech = heard = 0.0
     unheard: list[Unheard] = []
     for channel, (rs, ws) in enumerate(zip(regions, words)):
-        spans = sorted((w.start - HEARD_REACH_S, w.end + HEARD_REACH_S) for w in ws)
+        spans = sorted((w.start - TH.heard_reach_s, w.end + TH.heard_reach_s) for w in ws)
         for s, e in rs:
             speech += e - s
             cursor, missing = s, []
@@ -219,7 +211,7 @@ def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]]) 
                     break
             if cursor < e:
                 missing.append((cursor, e))
-            missing = [(a, b) for a, b in missing if b - a >= HEARD_REACH_S]
+            missing = [(a, b) for a, b in missing if b - a >= TH.heard_reach_s]
             heard += (e - s) - sum(b - a for a, b in missing)
             unheard += [Unheard(channel, round(a, 2), round(b, 2)) for a, b in missing]
     return Coverage(round(speech, 2), round(heard, 2), sorted(unheard, key=lambda u: (u.start, u.channel)))

@@ -22,12 +22,8 @@ import numpy as np
 
 from pipeline.speech.audio import SAMPLE_RATE
 from pipeline.speech.regions import FRAME
+from pipeline.speech.thresholds import THRESHOLDS as TH
 from pipeline.speech.transcript import Word
-
-WINDOW_S = 1.5  # voice window: shorter ones embed the words more than the voice
-HOP_S = 0.5
-MIN_SPEECH = 0.5  # Silero's mean speech probability for a window to be embedded
-MIN_WINDOWS = 6  # fewer windows of speech than this: too little to tell voices apart
 
 
 @dataclass(frozen=True)
@@ -73,19 +69,19 @@ def voice_windows(audio: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.
     fs = FRAME / SAMPLE_RATE
 
     def speech(s: float) -> bool:
-        p = probs[int(s / fs) : int((s + WINDOW_S) / fs)]
-        return p.size > 0 and float(p.mean()) >= MIN_SPEECH
+        p = probs[int(s / fs) : int((s + TH.voice_window_s) / fs)]
+        return p.size > 0 and float(p.mean()) >= TH.voice_min_speech
 
-    starts = [s for s in np.arange(0.0, len(audio) / SAMPLE_RATE - WINDOW_S + 1e-6, HOP_S) if speech(s)]
+    starts = [s for s in np.arange(0.0, len(audio) / SAMPLE_RATE - TH.voice_window_s + 1e-6, TH.voice_hop_s) if speech(s)]
     if not starts:
         return np.zeros(0), np.zeros((0, 256), dtype=np.float32)
     mel = wav_to_mel_spectrogram(normalize_volume(audio.astype(np.float32), audio_norm_target_dBFS, increase_only=False))
     per_s = 1000 // mel_window_step
-    n = int(WINDOW_S * per_s)
+    n = int(TH.voice_window_s * per_s)
     batch = np.stack([mel[int(s * per_s) : int(s * per_s) + n] for s in starts])
     with torch.inference_mode():
         embs = enc(torch.from_numpy(batch)).numpy()
-    return np.asarray(starts) + WINDOW_S / 2, embs
+    return np.asarray(starts) + TH.voice_window_s / 2, embs
 
 
 def two_voices(embs: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -93,7 +89,7 @@ def two_voices(embs: np.ndarray) -> tuple[np.ndarray, float] | None:
     there are too few windows. A call is taken to have two voices: the closeness
     of the two means does not tell one voice from two (measured: one speaker
     0.84-0.94 cosine, pyannote's two women 0.89, other pairs 0.60-0.66)."""
-    if len(embs) < MIN_WINDOWS:
+    if len(embs) < TH.voice_min_windows:
         return None
     from sklearn.cluster import KMeans
 
@@ -108,7 +104,7 @@ def word_voices(words: list[Word], centres: np.ndarray, labels: np.ndarray) -> l
     """Each word's voice: the majority of the windows that overlap it, else the nearest window's."""
     out = []
     for w in words:
-        near = labels[np.abs(centres - (w.start + w.end) / 2) <= WINDOW_S / 2]
+        near = labels[np.abs(centres - (w.start + w.end) / 2) <= TH.voice_window_s / 2]
         out.append(int(np.bincount(near, minlength=2).argmax()) if near.size else int(labels[np.argmin(np.abs(centres - w.start))]))
     return out
 

@@ -2,7 +2,7 @@
 
 Why it is fast (see docs/benchmarks.md): only speech is decoded. Each
 channel's speech regions are cut out and packed, in time order, into windows
-of WINDOW_S seconds (a region that does not fit is split at its quietest
+of ``window_s`` seconds (a region that does not fit is split at its quietest
 moment); every word maps back to its channel and call time through the
 window's piece table. Each window is encoded in a call of its own (a batch
 is slower on a CPU: it spills the caches). Each core's windows are then
@@ -41,21 +41,16 @@ from pipeline.config import available_cores, get_settings
 from pipeline.errors import ModelError
 from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
-from pipeline.speech.regions import VAD_THRESHOLD, frame_db, snap_start, speech_regions, vad_probs
+from pipeline.speech.regions import frame_db, snap_start, speech_regions, vad_probs
 from pipeline.speech.segments import Seg, channel_words, clear, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
 from pipeline.speech.speakers import SpeakerSplit, two_voices, voice_windows, word_voices
+from pipeline.speech.thresholds import THRESHOLDS as TH
 from pipeline.speech.transcript import CLIENT, NOT_RETRIED, NOTHING_RECOGNISED, OPERATOR, UNCLEAR, UNKNOWN, Transcript, Unheard, Utterance, Word
-from pipeline.speech.windows import WINDOW_S, Packed, cut, pack, pack_regions, plan_windows
+from pipeline.speech.windows import Packed, cut, pack, pack_regions, plan_windows
 
 log = logging.getLogger(__name__)
 
-# --- tunables (measured on the synthetic demo calls; see docs/benchmarks.md) --
-MAX_TOKENS = 224  # per window, as Whisper's own sample_len
-TOKENS_PER_S = 8  # more tokens than this per second of window is a loop (speech gives 3-5)
-REDO_MAX_PER_CHANNEL = 8  # unheard stretches decoded again per channel of a call (bounds the cost of a bad call)
-REDO_MAX_S = 30.0  # ...each at most this long, Whisper's own window
-REDO_PAD_S = 0.2  # context around each
-NO_LOOPS = dict(repetition_penalty=1.2, no_repeat_ngram_size=4)  # the last decoding of a window that loops
+NO_LOOPS = dict(repetition_penalty=TH.loop_repetition_penalty, no_repeat_ngram_size=TH.loop_no_repeat_ngram)  # the last decoding of a window that loops
 
 
 @dataclass
@@ -68,10 +63,10 @@ class TranscribeOptions:
     cpu_threads: int = 0  # 0: all cores, shared out between the channels
     beam_size: int = 5
     speakers: str = "channels"  # one speaker per channel; "voice": a mono channel is split into two voices (opt-in, docs/benchmarks.md)
-    window_s: float = WINDOW_S
+    window_s: float = TH.window_s
     allow_download: bool = False
     model_cache: str | None = None
-    vad_threshold: float = VAD_THRESHOLD
+    vad_threshold: float = TH.vad
 
     @classmethod
     def from_settings(cls, settings: Any) -> "TranscribeOptions":
@@ -280,7 +275,7 @@ class Transcriber:
             results = self.model.model.generate(
                 states,
                 [tok.sot_sequence + [tok.no_timestamps]] * len(todo),
-                max_length=min(MAX_TOKENS, int(TOKENS_PER_S * frames / 100) + 16),  # a loop stops early
+                max_length=min(TH.max_tokens, int(TH.tokens_per_s * frames / 100) + 16),  # a loop stops early
                 return_scores=True,
                 return_no_speech_prob=True,
                 suppress_blank=True,
@@ -350,9 +345,9 @@ class Transcriber:
         Also returns each stretch tried (stream, start, end) and why it got no
         words, if it did not."""
         todo = [
-            (k, max(0.0, u.start - REDO_PAD_S), min(u.end, u.start + REDO_MAX_S) + REDO_PAD_S)
+            (k, max(0.0, u.start - TH.redo_pad_s), min(u.end, u.start + TH.redo_max_s) + TH.redo_pad_s)
             for k, ch in enumerate(chans)
-            for u in coverage([ch.regions], [words[k]]).unheard[:REDO_MAX_PER_CHANNEL]
+            for u in coverage([ch.regions], [words[k]]).unheard[: TH.redo_max_per_channel]
         ]
         if not todo:
             return words, []

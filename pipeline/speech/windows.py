@@ -10,10 +10,7 @@ import numpy as np
 
 from pipeline.speech.audio import SAMPLE_RATE
 from pipeline.speech.regions import FRAME
-
-PACK_GAP_S = 1.0  # silence left between packed pieces (0.3 s: WER 0.249 -> 0.27 on the dev dialogues, docs/benchmarks.md)
-WINDOW_S = 30.0  # packed speech per decoded window: Whisper's own 30 s (20 s was 1.4x faster and misheard more)
-SPLIT_DB = 12.0  # a region is split between windows only at a frame this close to the noise floor
+from pipeline.speech.thresholds import THRESHOLDS as TH
 
 
 @dataclass
@@ -50,7 +47,7 @@ class Packed:
 
 def pack(parts: list[tuple[np.ndarray, float, int]]) -> Packed:
     """Join (audio, original start, owner) parts with short silences."""
-    gap = np.zeros(int(PACK_GAP_S * SAMPLE_RATE), dtype=np.float32)
+    gap = np.zeros(int(TH.pack_gap_s * SAMPLE_RATE), dtype=np.float32)
     chunks, pieces, owners, pos = [], [], [], 0.0
     for k, (a, start, owner) in enumerate(parts):
         if k:
@@ -73,7 +70,7 @@ def pack_regions(channel: np.ndarray, regions: list[tuple[float, float]], owner:
     return pack([(cut(channel, s, e), s, owner) for s, e in regions])
 
 
-def plan_windows(regions: list[list[tuple[float, float]]], dbs: list[np.ndarray], length: float = WINDOW_S) -> list[list[tuple[int, float, float]]]:
+def plan_windows(regions: list[list[tuple[float, float]]], dbs: list[np.ndarray], length: float = TH.window_s) -> list[list[tuple[int, float, float]]]:
     """Share the speech regions of all streams, in time order, out into windows
     of at most ``length`` seconds of packed audio: (stream, start, end) pieces.
     A region that does not fit the room left is split at its quietest frame if
@@ -87,7 +84,7 @@ def plan_windows(regions: list[list[tuple[float, float]]], dbs: list[np.ndarray]
     used = 0.0
     for s, e, k in items:
         while True:
-            gap = PACK_GAP_S if cur else 0.0
+            gap = TH.pack_gap_s if cur else 0.0
             if used + gap + (e - s) <= length:
                 cur.append((k, s, e))
                 used += gap + e - s
@@ -99,7 +96,7 @@ def plan_windows(regions: list[list[tuple[float, float]]], dbs: list[np.ndarray]
                 db = dbs[k]
                 if hi > lo and hi <= db.size:
                     j = lo + int(np.argmin(db[lo:hi]))
-                    if db[j] < floors[k] + SPLIT_DB or e - s > length:
+                    if db[j] < floors[k] + TH.split_db or e - s > length:
                         cut = round((j + 0.5) * fs, 3)
             if cut is None and not cur:
                 cut = s + length  # longer than a window and no quiet frame in reach

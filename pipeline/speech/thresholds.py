@@ -1,0 +1,67 @@
+"""Every threshold of the transcriber in one record, each with the reason for
+its value. Measurements: docs/benchmarks.md ("Transcription", "Real speech",
+"Lost speech"); tuning runs go on the dev splits of benchmarks/real_speech.py.
+``regions``, ``windows``, ``segments`` and ``transcribe`` read ``THRESHOLDS``;
+the window length and the VAD threshold can also be set per run
+(``TranscribeOptions``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    # -- finding speech (regions) --
+    vad: float = 0.2  # Silero's 0.5 default dropped much quiet speech on split channels
+    energy_margin_db: float = 15.0  # a frame this far above the channel's noise floor counts as speech...
+    crosstalk_db: float = 20.0  # ...unless the other channel is this much louder at that moment (echo)
+    silent_dbfs: float = -60.0  # nothing below this level is speech by energy (digital silence, a near-silent line)
+    vad_floor_dbfs: float = -65.0  # ...nor by Silero
+    min_region_s: float = 0.12  # shorter blips are clicks, not words
+    min_loud_region_s: float = 0.3  # a region Silero does not vouch for must be this long
+    region_pad_s: float = 0.25  # context kept around each speech region (0.5: better on demo, worse on realspeech dev)
+    merge_gap_s: float = 0.6  # regions closer than this are decoded as one piece
+    onset_db: float = 10.0  # a turn's start snaps to where the level rises this far over the floor
+
+    # -- packing speech into windows (windows) --
+    window_s: float = 30.0  # Whisper's own input; 20 s was 1.4x faster and misheard more (dev dialogues 0.271 vs 0.249)
+    pack_gap_s: float = 1.0  # silence between packed pieces (0.3 s: dev dialogues WER 0.27 vs 0.249)
+    split_db: float = 12.0  # a region is split between windows only at a frame this close to the noise floor
+
+    # -- decoding (transcribe) --
+    max_tokens: int = 224  # per window, as Whisper's own sample_len
+    tokens_per_s: int = 8  # more tokens than this per second of window is a loop (speech gives 3-5)
+    loop_repetition_penalty: float = 1.2  # the last, deterministic decoding of a window that loops...
+    loop_no_repeat_ngram: int = 4  # ...may not repeat a 4-gram (instead of Whisper's sampling, which gave other text each run)
+
+    # -- what a decoding is worth (segments) --
+    loop_compression: float = 2.4  # gzip ratio over which a text is a loop (Whisper's own)
+    silent_window_no_speech: float = 0.6  # a window this sure of silence...
+    silent_window_logprob: float = -1.0  # ...and this unsure of its text is silence (Whisper's own rule)
+    unsure_logprob: float = -1.0  # a window less sure than this is decoded again
+    no_speech: float = 0.5  # a segment this sure of silence...
+    no_speech_logprob: float = -0.8  # ...and this unsure of its text is "no speech"...
+    speech_evidence: float = 0.5  # ...unless Silero's mean probability over it is this high
+    clear_words: float = 0.5  # mean word probability of text kept against Whisper's doubt (espeak mumbles at ~0.3)
+    min_logprob: float = -1.3  # a segment less sure than this is dropped
+    min_word_prob: float = 0.25  # ...or whose words (3 or more) are heard this badly
+    loop_words: int = 3  # a phrase of this many words said twice back to back is a loop; people repeat a word or two
+
+    # -- turns and coverage (segments) --
+    turn_pause_s: float = 0.8  # a pause this long between words starts a new utterance
+    heard_reach_s: float = 1.0  # speech farther than this from every word is unheard; shorter stretches are pauses
+
+    # -- the second pass over unheard speech (transcribe) --
+    redo_max_per_channel: int = 8  # stretches decoded again per channel of a call (bounds the cost of a bad call)
+    redo_max_s: float = 30.0  # ...each at most this long, Whisper's own window
+    redo_pad_s: float = 0.2  # context around each
+
+    # -- two voices on a mono call (speakers) --
+    voice_window_s: float = 1.5  # a voice embedding's window: shorter ones embed the words more than the voice
+    voice_hop_s: float = 0.5
+    voice_min_speech: float = 0.5  # Silero's mean speech probability for a window to be embedded
+    voice_min_windows: int = 6  # fewer windows of speech than this: too little to tell voices apart
+
+
+THRESHOLDS = Thresholds()
