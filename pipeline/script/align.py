@@ -347,33 +347,28 @@ def align_many(
     """Align many calls with one batched scoring pass (the fast path for batches).
     A mono call split by voice (``transcript.speakers``) is aligned both ways
     round, and the voice that performs more of the script is the operator: the
-    transcript's speakers are swapped in place when that is the other voice."""
+    transcript takes the swapped speakers when that is the other voice."""
     scorer = scorer or get_scorer()
     split = [i for i, t in enumerate(transcripts) if t.speakers]
-    if split:
-        both = _align_batch([*transcripts, *(_swapped(transcripts[i]) for i in split)], checklist, scorer, extra_examples, params)
-        out = both[: len(transcripts)]
-        for i, other in zip(split, both[len(transcripts) :]):
-            mine, theirs = _script_fit(out[i]), _script_fit(other)
-            if theirs > mine:
-                _swap_in_place(transcripts[i])
-                out[i], mine, theirs = other, theirs, mine
-            transcripts[i].speakers = {**transcripts[i].speakers, "operator_by": "script", "operator_steps": mine[0], "client_steps": theirs[0]}
-        return out
-    return _align_batch(transcripts, checklist, scorer, extra_examples, params)
+    swapped = [_swapped(transcripts[i]) for i in split]
+    both = _align_batch([*transcripts, *swapped], checklist, scorer, extra_examples, params)
+    out = both[: len(transcripts)]
+    for i, turned, other in zip(split, swapped, both[len(transcripts) :]):
+        mine, theirs = _script_fit(out[i]), _script_fit(other)
+        if theirs > mine:
+            transcripts[i].utterances = turned.utterances
+            out[i], mine, theirs = other, theirs, mine
+        transcripts[i].speakers = {**transcripts[i].speakers, "operator_by": "script", "operator_steps": mine[0], "client_steps": theirs[0]}
+    return out
 
 
 _SWAP = {OPERATOR: CLIENT, CLIENT: OPERATOR}
 
 
 def _swapped(transcript: Transcript) -> Transcript:
+    """The call with operator and client named the other way round."""
     utts = [dataclasses.replace(u, speaker=_SWAP.get(u.speaker, u.speaker)) for u in transcript.utterances]
     return dataclasses.replace(transcript, utterances=utts, speakers=None)
-
-
-def _swap_in_place(transcript: Transcript) -> None:
-    for u in transcript.utterances:
-        u.speaker = _SWAP.get(u.speaker, u.speaker)
 
 
 def _script_fit(alignment: Alignment) -> tuple[int, float]:

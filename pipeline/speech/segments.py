@@ -43,6 +43,10 @@ def compression_ratio(text: str) -> float:
     return len(b) / max(1, len(zlib.compress(b)))
 
 
+def mean_word_prob(seg: Seg) -> float:
+    return float(np.mean([x.probability for x in seg.words])) if seg.words else 0.0
+
+
 def is_hallucination(seg: Seg) -> str | None:
     text = seg.text.strip()
     if not text or not seg.words:
@@ -55,8 +59,7 @@ def is_hallucination(seg: Seg) -> str | None:
         return "no speech"
     if seg.avg_logprob < TH.min_logprob:
         return "low confidence"
-    probs = [w.probability for w in seg.words]
-    if len(probs) >= 3 and float(np.mean(probs)) < TH.min_word_prob:
+    if len(seg.words) >= 3 and mean_word_prob(seg) < TH.min_word_prob:
         return "low word confidence"
     return None
 
@@ -160,7 +163,7 @@ def utterance(words: list[Word], speaker: str, channel: int) -> Utterance:
 
 
 def clear(seg: Seg) -> bool:
-    return bool(seg.words) and float(np.mean([x.probability for x in seg.words])) >= TH.clear_words
+    return mean_word_prob(seg) >= TH.clear_words
 
 
 def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.ndarray], n: int) -> list[list[Word]]:

@@ -57,7 +57,18 @@ def _voice_encoder():
         return _encoder
 
 
-def voice_windows(audio: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split_voices(audio: np.ndarray, probs: np.ndarray, words: list[Word]) -> tuple[list[int], float] | None:
+    """Each word's voice (0 or 1) and how far apart the two voices are, or None
+    when the channel has too little speech to tell voices apart."""
+    centres, embs = _voice_windows(audio, probs)
+    found = _two_voices(embs)
+    if found is None:
+        return None
+    labels, separation = found
+    return _word_voices(words, centres, labels), separation
+
+
+def _voice_windows(audio: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centres (seconds) and voice embeddings of the speech windows of a channel;
     ``probs`` is Silero's per-frame speech probability."""
     import torch
@@ -84,7 +95,7 @@ def voice_windows(audio: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.
     return np.asarray(starts) + TH.voice_window_s / 2, embs
 
 
-def two_voices(embs: np.ndarray) -> tuple[np.ndarray, float] | None:
+def _two_voices(embs: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Each window's voice (0 or 1) and the separation of the two, or None when
     there are too few windows. A call is taken to have two voices: the closeness
     of the two means does not tell one voice from two (measured: one speaker
@@ -100,7 +111,7 @@ def two_voices(embs: np.ndarray) -> tuple[np.ndarray, float] | None:
     return labels, 1.0 - float(means[0] @ means[1] / (np.linalg.norm(means[0]) * np.linalg.norm(means[1])))
 
 
-def word_voices(words: list[Word], centres: np.ndarray, labels: np.ndarray) -> list[int]:
+def _word_voices(words: list[Word], centres: np.ndarray, labels: np.ndarray) -> list[int]:
     """Each word's voice: the majority of the windows that overlap it, else the nearest window's."""
     out = []
     for w in words:

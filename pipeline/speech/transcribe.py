@@ -43,7 +43,7 @@ from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
 from pipeline.speech.regions import frame_db, snap_start, speech_regions, vad_probs
 from pipeline.speech.segments import Seg, channel_words, clear, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
-from pipeline.speech.speakers import SpeakerSplit, two_voices, voice_windows, word_voices
+from pipeline.speech.speakers import SpeakerSplit, split_voices
 from pipeline.speech.thresholds import THRESHOLDS as TH
 from pipeline.speech.transcript import CLIENT, NOT_RETRIED, NOTHING_RECOGNISED, OPERATOR, UNCLEAR, UNKNOWN, Transcript, Unheard, Utterance, Word
 from pipeline.speech.windows import Packed, cut, pack, pack_regions, plan_windows
@@ -365,11 +365,9 @@ class Transcriber:
         words = dedupe_repeats(sorted(words, key=lambda w: w.start))
         runs, split = [(ch.speaker, words)], None
         if ch.speaker == UNKNOWN and self.options.speakers == "voice" and words:
-            centres, embs = voice_windows(ch.audio, ch.probs)
-            found = two_voices(embs)
+            found = split_voices(ch.audio, ch.probs, words)
             if found is not None:
-                labels, separation = found
-                voices = word_voices(words, centres, labels)
+                voices, separation = found
                 names = {voices[0]: OPERATOR, 1 - voices[0]: CLIENT}  # the operator answers: the first voice
                 runs = [(names[v], [w for w, _ in grp]) for v, grp in itertools.groupby(zip(words, voices), key=lambda x: x[1])]
                 split = SpeakerSplit("voice (resemblyzer, k-means)", "first to speak", separation)
