@@ -64,6 +64,22 @@ def test_the_same_signal_on_both_channels_is_one_mono_call(synth, tmp_path):
     assert audio.channel_correlation(*dec.channels) < 0.5
 
 
+def test_the_user_can_force_the_layout_of_a_batch(synth, tmp_path):
+    """--speakers stereo keeps two alike channels apart; --speakers mono mixes a
+    two-line call down to one channel, with both voices in it."""
+    speech, _ref = synth.build_call([("operator", "здравствуйте, магазин техники"), ("client", "мне нужен холодильник")], seed=3)
+    mix = speech.sum(axis=0).astype(np.float32)
+    dup = synth.write_call(tmp_path / "dup.wav", np.stack([mix, mix]), synth.CALL_SR)
+    assert audio.decode(dup, layout="stereo").speakers == ["operator", "client"]
+    assert audio.decode(dup, operator_channel="right", layout="stereo").speakers == ["client", "operator"]
+    call = synth.write_call(tmp_path / "call.wav", speech, synth.CALL_SR)
+    two, one = audio.decode(call), audio.decode(call, layout="mono")
+    assert one.speakers == ["unknown"] and len(one.channels) == 1
+    assert np.corrcoef(two.channels[0] + two.channels[1], one.channels[0])[0, 1] > 0.99  # both voices, at their own levels
+    with pytest.raises(ValueError, match="layout"):
+        audio.decode(call, layout="both")
+
+
 def test_more_than_two_channels_keeps_first_two(tmp_path):
     path = tmp_path / "four.wav"
     ff = audio.ffmpeg_exe()

@@ -119,23 +119,26 @@ def test_mono_gives_unknown_speaker(transcriber, short_call, synth, tmp_path):
     assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
 
 
-def test_mono_call_is_split_into_operator_and_client_by_voice(transcriber, short_call, synth, tmp_path, monkeypatch):
-    """`transcribe --speakers voice`: a mono mix is split by voice; the turns come
-    back with their speakers, in order, the first voice named operator; the
-    split says how far apart the voices are."""
+@pytest.mark.parametrize("mode", ["voice", "mono"])
+def test_mono_call_is_split_into_operator_and_client_by_voice(transcriber, short_call, synth, tmp_path, monkeypatch, mode):
+    """`transcribe --speakers voice` on a mono mix, and `--speakers mono` forced on
+    a stereo call: the mix is split by voice; the turns come back with their
+    speakers, in order, the first voice named operator; the split says how far
+    apart the voices are."""
     from typer.testing import CliRunner
 
     from pipeline import cli
 
     monkeypatch.setenv("CALLREVIEW_MODEL_CACHE", transcriber.options.model_cache)
     monkeypatch.setenv("CALLREVIEW_DEVICE", "cpu")
-    _, audio, ref = short_call
-    path = _write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7)
+    stereo, audio, ref = short_call
+    path = _write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7) if mode == "voice" else Path(stereo)
     bad = CliRunner().invoke(cli.app, ["transcribe", str(path), "--speakers", "both"])
-    assert bad.exit_code == 2 and "channels or voice" in bad.output
-    res = CliRunner().invoke(cli.app, ["transcribe", str(path), "--speakers", "voice", "--out", str(tmp_path / "out")])
+    assert bad.exit_code == 2 and "channels, voice, stereo or mono" in bad.output
+    res = CliRunner().invoke(cli.app, ["transcribe", str(path), "--speakers", mode, "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
-    tr = Transcript.from_dict(json.loads((tmp_path / "out" / "mono.json").read_text(encoding="utf-8")))
+    tr = Transcript.from_dict(json.loads((tmp_path / "out" / f"{path.stem}.json").read_text(encoding="utf-8")))
+    assert {u.channel for u in tr.utterances} == {0}  # one channel, both voices
     heard = " ".join(u.text for u in tr.utterances)
     assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
     _assert_turns_match(tr, ref)

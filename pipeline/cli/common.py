@@ -3,9 +3,11 @@ migrated database, the error exit, and the options several commands take."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import typer
 
-from pipeline.config import get_settings
+from pipeline.config import SpeakersMode, get_settings
 
 
 def fail(exc: Exception) -> None:
@@ -32,14 +34,18 @@ WORKERS = typer.Option(None, "--workers", "-j", help="Local processes working in
 SCHEDULER = typer.Option(None, "--scheduler", help="Run on a Dask cluster instead: the scheduler's address, e.g. tcp://10.0.0.5:8786. Workers need the package, the audio (same path or an s3:// URL) and the database (DATABASE_URL, PostgreSQL).")
 OPERATOR_CHANNEL = typer.Option(None, "--operator-channel", help="Which stereo channel is the operator: left or right (default: left, or CALLREVIEW_OPERATOR_CHANNEL).")
 def _speakers(value: str | None) -> str | None:
-    if value not in (None, "channels", "voice"):
-        raise typer.BadParameter(f"'{value}': use channels or voice")
+    modes = get_args(SpeakersMode)
+    if value is not None and value not in modes:
+        raise typer.BadParameter(f"'{value}': use {', '.join(modes[:-1])} or {modes[-1]}")
     return value
 
 
 SPEAKERS = typer.Option(
     None, "--speakers", callback=_speakers,
-    help="channels: one speaker per channel, a mono call is one 'unknown' speaker (default); voice: split a mono call into operator and client by voice (CALLREVIEW_SPEAKERS).",
+    help="channels: one speaker per channel, a mono call (or two identical channels) is one 'unknown' speaker (default); "
+    "voice: the same, but a mono call is split into operator and client by voice; "
+    "stereo: force a speaker per channel however alike the channels are; "
+    "mono: force the channels to be mixed down and split by voice (CALLREVIEW_SPEAKERS).",
 )
 MODEL = typer.Option(None, "--model", help="Whisper model: base (bundled), a CTranslate2 folder, a .pt checkpoint, or a name to download with --allow-download.")
 ENGINE = typer.Option(None, "--engine", help="faster-whisper (default) or openai-whisper.")

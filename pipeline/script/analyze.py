@@ -65,8 +65,9 @@ def _transcribe(path: Path, settings) -> Transcript:
     from pipeline.speech.transcribe import TranscribeOptions, get_transcriber
 
     settings = settings or get_settings()
-    decoded = decode(path, operator_channel=settings.operator_channel, max_duration_s=settings.max_duration_s)
-    return get_transcriber(TranscribeOptions.from_settings(settings)).transcribe(decoded)
+    options = TranscribeOptions.from_settings(settings)
+    decoded = decode(path, settings.operator_channel, settings.max_duration_s, options.layout)
+    return get_transcriber(options).transcribe(decoded)
 
 
 @dataclass

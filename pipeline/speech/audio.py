@@ -194,21 +194,28 @@ def _speakers(n: int, operator_channel: str) -> list[str]:
     return [OPERATOR, CLIENT] if operator_channel == "left" else [CLIENT, OPERATOR]
 
 
+LAYOUTS = ("auto", "stereo", "mono")
+
+
 def decode(
     path: str | os.PathLike,
     operator_channel: str = "left",
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    layout: str = "auto",
 ) -> DecodedAudio:
     """Decode a recording to 16 kHz float32 channels: stereo gives operator and
     client (per ``operator_channel``), mono one "unknown" channel, more than two
     channels their first two. Two channels that carry the same signal are one mono
-    call, so its speech is not transcribed twice. A truncated file is decoded up to
-    where it is good."""
+    call, so its speech is not transcribed twice. ``layout`` overrides that guess
+    for a batch the user knows: "stereo" keeps two channels however alike they
+    are, "mono" mixes them down. A truncated file is decoded up to where it is good."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     info = probe(path, max_duration_s)
     path = info.path
-    n = 1 if info.channels == 1 else 2
+    n = 1 if info.channels == 1 or layout == "mono" else 2
     out_kwargs = dict(format="f32le", acodec="pcm_f32le", ar=SAMPLE_RATE, ac=n)
-    if info.channels > 2:
+    if info.channels > 2 and n == 2:
         out_kwargs["af"] = "pan=stereo|c0=c0|c1=c1"  # keep the first two, do not downmix
     if max_duration_s:
         out_kwargs["t"] = max_duration_s
@@ -235,7 +242,7 @@ def decode(
         raise AudioError(f"{path.name}: decodes to {decoded_s:.2f} s of audio, too short to use")
     info.duration = decoded_s
     chans = [np.ascontiguousarray(c, dtype=np.float32) for c in data]
-    if n == 2 and channel_correlation(chans[0], chans[1]) >= SAME_SIGNAL_CORR:
+    if n == 2 and layout == "auto" and channel_correlation(chans[0], chans[1]) >= SAME_SIGNAL_CORR:
         log.info("%s: both channels carry the same signal; decoded as one mono call", path.name)
         chans, n = [chans[0]], 1
     return DecodedAudio(info=info, channels=chans, speakers=_speakers(n, operator_channel), warnings=warnings)

@@ -53,6 +53,15 @@ log = logging.getLogger(__name__)
 NO_LOOPS = dict(repetition_penalty=TH.loop_repetition_penalty, no_repeat_ngram_size=TH.loop_no_repeat_ngram)  # the last decoding of a window that loops
 
 
+# --speakers: (channel layout for audio.decode, split a mono call by voice)
+SPEAKER_MODES = {
+    "channels": ("auto", False),  # a speaker per channel; a mono call (or two identical channels) is one "unknown" speaker
+    "voice": ("auto", True),  # the same, but a mono call is split into two voices (opt-in: docs/benchmarks.md)
+    "stereo": ("stereo", False),  # forced: a speaker per channel, however alike the channels are
+    "mono": ("mono", True),  # forced: the channels mixed down and split into two voices
+}
+
+
 @dataclass
 class TranscribeOptions:
     engine: str = "faster-whisper"  # or "openai-whisper"
@@ -62,7 +71,7 @@ class TranscribeOptions:
     compute_type: str = "auto"
     cpu_threads: int = 0  # 0: all cores, shared out between the channels
     beam_size: int = 5
-    speakers: str = "channels"  # one speaker per channel; "voice": a mono channel is split into two voices (opt-in, docs/benchmarks.md)
+    speakers: str = "channels"  # one of SPEAKER_MODES
     window_s: float = TH.window_s
     allow_download: bool = False
     model_cache: str | None = None
@@ -86,6 +95,15 @@ class TranscribeOptions:
 
     def key(self) -> tuple:
         return dataclasses.astuple(self)
+
+    @property
+    def layout(self) -> str:
+        """How ``audio.decode`` takes the channels for this speakers mode."""
+        return SPEAKER_MODES[self.speakers][0]
+
+    @property
+    def split_by_voice(self) -> bool:
+        return SPEAKER_MODES[self.speakers][1]
 
 
 # --- engines ---------------------------------------------------------------------
@@ -364,7 +382,7 @@ class Transcriber:
         """A channel's turns; a mono channel's split between two voices when it has two."""
         words = dedupe_repeats(sorted(words, key=lambda w: w.start))
         runs, split = [(ch.speaker, words)], None
-        if ch.speaker == UNKNOWN and self.options.speakers == "voice" and words:
+        if ch.speaker == UNKNOWN and self.options.split_by_voice and words:
             found = split_voices(ch.audio, ch.probs, words)
             if found is not None:
                 voices, separation = found
@@ -462,6 +480,7 @@ def transcribe_files(items, options: TranscribeOptions | None = None, max_durati
     from pipeline.errors import CallreviewError
     from pipeline.speech.audio import DEFAULT_MAX_DURATION_S, decode
 
+    options = options or TranscribeOptions()
     batch: list = []  # (path, audio, None) or (path, None, error), in input order
 
     def flush():
@@ -472,7 +491,7 @@ def transcribe_files(items, options: TranscribeOptions | None = None, max_durati
 
     for path, operator_channel in items:
         try:
-            batch.append((path, decode(path, operator_channel=operator_channel, max_duration_s=max_duration_s or DEFAULT_MAX_DURATION_S), None))
+            batch.append((path, decode(path, operator_channel, max_duration_s or DEFAULT_MAX_DURATION_S, options.layout), None))
         except CallreviewError as exc:
             batch.append((path, None, exc))
         decoded = [a for _, a, _ in batch if a is not None]
