@@ -302,6 +302,18 @@ def telephone_line(audio: np.ndarray, sr: int = CALL_SR, noise_db: float = -52.0
     return mulaw_decode(mulaw_encode(band))
 
 
+def line_echo(channels, sr: int, gain_db: float, delay_ms: float) -> list[np.ndarray]:
+    """A two-line call with each side's echo in the other's channel, as on real
+    recordings (hybrid echo, headset crosstalk): the other side's signal,
+    band-limited to 300-3400 Hz, delayed and attenuated by ``gain_db``."""
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(4, [300.0, min(3400.0, sr / 2 * 0.95)], btype="bandpass", fs=sr, output="sos")
+    shift, g = int(delay_ms / 1000 * sr), 10 ** (gain_db / 20)
+    leaked = [np.concatenate([np.zeros(shift, np.float32), sosfilt(sos, c)[: len(c) - shift].astype(np.float32)]) for c in channels]
+    return [np.clip(channels[0] + g * leaked[1], -1, 1).astype(np.float32), np.clip(channels[1] + g * leaked[0], -1, 1).astype(np.float32)]
+
+
 # ---------------------------------------------------------------- calls
 
 def _turn_fields(turn) -> tuple[str, str, str | None]:

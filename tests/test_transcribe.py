@@ -103,6 +103,71 @@ def test_short_call_turns(transcriber, short_call):
     assert [u.channel for u in tr.utterances] == [0, 1, 0, 1]
 
 
+def _frames(turns: list[dict], who: str, n: int, trim_s: float = 0.3) -> np.ndarray:
+    """Frames inside ``who``'s reference turns, ``trim_s`` in from each end."""
+    fs = regions.FRAME / 16000
+    out = np.zeros(n, dtype=bool)
+    for t in turns:
+        if t["speaker"] == who:
+            out[int((t["start"] + trim_s) / fs) : int((t["end"] - trim_s) / fs)] = True
+    return out
+
+
+def test_echo_of_the_other_line_is_not_speech(synth):
+    """Each side's echo in the other's channel (-20 dB, 200 ms, telephone band)
+    is found and left out; the channel's own speech is not, even an answer
+    spoken over the other side (double talk); without echo nothing is marked;
+    two channels carrying the same signal are never each other's echo."""
+    long_turn, sr = synth.synth_speech("Доставка завтра с десяти до шести, курьер позвонит за час до приезда.", "operator")
+    answer, _ = synth.synth_speech("Да, хорошо, понятно.", "client")
+    long_turn, answer = synth.resample(long_turn, sr, synth.CALL_SR), synth.resample(answer, sr, synth.CALL_SR)
+    at = int(1.5 * synth.CALL_SR)
+    call = np.zeros((2, long_turn.size + 2 * synth.CALL_SR), dtype=np.float32)
+    call[0, int(0.5 * synth.CALL_SR) :][: long_turn.size] = 0.5 * long_turn / np.abs(long_turn).max()
+    call[1, at : at + answer.size] = 0.4 * answer / np.abs(answer).max()
+    tail, _ = synth.synth_speech("Спасибо, буду ждать звонка.", "client")
+    tail = synth.resample(tail, sr, synth.CALL_SR)
+    end = int(0.5 * synth.CALL_SR) + long_turn.size + int(0.4 * synth.CALL_SR)
+    call = np.concatenate([call, np.zeros((2, tail.size + synth.CALL_SR), np.float32)], axis=1)
+    call[1, end : end + tail.size] = 0.4 * tail / np.abs(tail).max()
+    ref = [{"speaker": "operator", "start": 0.5, "end": 0.5 + long_turn.size / synth.CALL_SR},
+           {"speaker": "client", "start": 1.5, "end": 1.5 + answer.size / synth.CALL_SR},
+           {"speaker": "client", "start": end / synth.CALL_SR, "end": (end + tail.size) / synth.CALL_SR}]
+    clean = [synth.resample(c, synth.CALL_SR, 16000) for c in synth.telephone_line(call)]
+    dbs = [regions.frame_db(c) for c in clean]
+    assert not regions.echo_frames(dbs[0], dbs[1]).any() and not regions.echo_frames(dbs[1], dbs[0]).any()
+    same = regions.echo_frames(dbs[0], dbs[0])  # may mark the silence around speech, never the speech
+    assert not (same & (dbs[0] > np.percentile(dbs[0], 10) + 10)).any()
+    echoed = synth.line_echo(clean, 16000, -20.0, 200.0)
+    dbs = [regions.frame_db(c) for c in echoed]
+    fs = regions.FRAME / 16000
+    for me, other, who in ((0, 1, "operator"), (1, 0, "client")):
+        echo = regions.echo_frames(dbs[me], dbs[other])
+        mine, theirs = _frames(ref, who, echo.size), _frames(ref, "client" if who == "operator" else "operator", echo.size)
+        assert echo[theirs & ~mine].mean() >= 0.8, who  # the other side's echo, alone (the rest: pauses, its floor)
+        found = regions.speech_regions(echoed[me], dbs[me], dbs[other])
+        kept = np.zeros(echo.size, dtype=bool)
+        for s, e in found:  # the echo is not a speech region of its own...
+            assert any(t["start"] - 0.5 <= s and e <= t["end"] + 0.5 for t in ref if t["speaker"] == who), (who, s, e, found)
+            kept[int(s / fs) : int(e / fs)] = True
+        assert kept[_frames(ref, who, echo.size, trim_s=0.0)].mean() >= 0.98, (who, found)  # ...and all own speech is, double talk included
+
+
+def test_a_call_with_echo_is_heard_once(transcriber, short_call, synth):
+    """Echo both ways at -15 dB, 200 ms: every turn is heard on its own channel
+    only, as many utterances as turns, and the words are still right."""
+    import dataclasses
+
+    path, _, ref = short_call
+    clean = decode(path)
+    tr = transcriber.transcribe(dataclasses.replace(clean, channels=synth.line_echo(clean.channels, 16000, -15.0, 200.0)))
+    _assert_turns_match(tr, ref)
+    assert [u.channel for u in tr.utterances] == [0, 1, 0, 1], [(u.speaker, u.text) for u in tr.utterances]
+    for who in ("operator", "client"):
+        heard = " ".join(u.text for u in tr.utterances if u.speaker == who)
+        assert similar(heard, " ".join(t["text"] for t in ref if t["speaker"] == who), synth) >= 0.7, heard
+
+
 def test_right_channel_operator(transcriber, short_call):
     path, _, ref = short_call
     tr = transcriber.transcribe(decode(path, operator_channel="right"))

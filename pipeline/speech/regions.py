@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from scipy.ndimage import binary_dilation, binary_opening
 
 from pipeline.speech.audio import SAMPLE_RATE
 from pipeline.speech.thresholds import THRESHOLDS as TH
@@ -40,22 +41,95 @@ def vad_probs(x: np.ndarray) -> np.ndarray:
     return np.asarray(_vad_model(np.array(x[: n * FRAME], dtype=np.float32)), dtype=np.float32).reshape(-1)[:n]
 
 
+def echo_frames(db: np.ndarray, other_db: np.ndarray) -> np.ndarray:
+    """The frames of a channel that are the other channel's echo, not its own
+    speech: line echo and crosstalk, a delayed, attenuated copy that Silero
+    rightly calls speech. While the other side speaks (and shortly after),
+    a frame is this channel's own only when it is louder than the echo model
+    (``_echo_path``) predicts, or no quieter than its source, and above its own
+    noise floor; so a real answer spoken over the other side, or two channels
+    carrying the same signal, are never taken for echo, and Silero's
+    probability lingering after an echo does not make the silence speech.
+    The source must be the other side's own speech, not the echo of this one
+    (which, delayed twice, would mask this channel's own soft sounds), and a
+    lone echo-like frame inside speech is not echo. Without echo the loss
+    found is the channel's noise floor, and only silence is marked."""
+    n = min(db.size, other_db.size)
+    out = np.zeros(db.size, dtype=bool)
+    mine, theirs = db[:n].astype(np.float64), other_db[:n].astype(np.float64)
+    path = _echo_path(mine, theirs)
+    if path is None:
+        return out
+    back = _echo_path(theirs, mine)
+    ours = _echoed(theirs, mine, *back) if back else np.zeros(n, dtype=bool)
+    out[:n] = _echoed(mine, theirs, *path, not_source=ours)
+    return binary_opening(out, structure=np.ones(TH.echo_min_frames_run, dtype=bool))
+
+
+def _echo_path(b: np.ndarray, a: np.ndarray) -> tuple[int, float] | None:
+    """Delay (frames) and loss (dB) of ``a``'s echo in ``b``: the lag at which
+    ``b``'s level follows ``a``'s most closely while ``a`` speaks, and the
+    median level difference there. None when ``a`` says too little to tell, or
+    when its echo does not rise above ``b``'s noise floor (no echo to remove)."""
+    n = a.size
+    active = _active(a)
+    if active.sum() < TH.echo_min_frames:
+        return None
+    fb = float(np.percentile(b, 10))
+    bc = np.maximum(b, fb + TH.echo_floor_db)  # level changes in the noise are not a signal
+
+    def follows(k: int) -> float:
+        on = active[: n - k]
+        return _corr(a[: n - k][on], bc[k:][on])
+
+    lag = max(range(min(int(TH.echo_max_lag_s * SAMPLE_RATE / FRAME), n - 2) + 1), key=follows)
+    on = active[: n - lag]
+    if float(np.median(b[lag:][on])) < fb + TH.echo_present_db:
+        return None
+    return lag, float(np.median(b[lag:][on] - a[: n - lag][on]))
+
+
+def _active(x: np.ndarray) -> np.ndarray:
+    return x > float(np.percentile(x, 10)) + TH.energy_margin_db
+
+
+def _echoed(b: np.ndarray, a: np.ndarray, lag: int, loss: float, not_source: np.ndarray | None = None) -> np.ndarray:
+    """Frames of ``b``, near ``a``'s speech, that ``a``'s echo explains."""
+    n = b.size
+    source = np.full(n, -np.inf)
+    source[lag:] = a[: n - lag]
+    speaking = np.zeros(n, dtype=bool)
+    speaking[lag:] = _active(a)[: n - lag] & (~not_source[: n - lag] if not_source is not None else True)
+    source[~speaking] = -np.inf
+    edge = np.full(1, -np.inf)
+    source = np.maximum.reduce([source, np.concatenate([edge, source[:-1]]), np.concatenate([source[1:], edge])])  # the delay is not a whole number of frames
+    near = binary_dilation(speaking, iterations=TH.echo_min_frames_run)
+    own = ((b > source + loss + TH.echo_margin_db) | (b > source - TH.echo_below_db)) & (b > float(np.percentile(b, 10)) + TH.echo_floor_db)
+    return near & ~own
+
+
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(), y - y.mean()
+    d = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
+    return float(np.dot(x, y)) / d if d > 1e-9 else 0.0
+
+
 def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | None = None, vad_threshold: float = TH.vad,
                    probs: np.ndarray | None = None) -> list[tuple[float, float]]:
     """Seconds (start, end) where a channel holds speech: Silero VAD at a low
     threshold (``probs``, its per-frame probabilities, computed when not given),
-    or energy well above the channel's noise floor (``db``, its frame levels)
-    that is not the other channel (``other_db``) leaking in. Padded, and merged
-    when close."""
+    or energy well above the channel's noise floor (``db``, its frame levels),
+    but not the other channel (``other_db``) leaking in (``echo_frames``).
+    Padded, and merged when close."""
     if db.size == 0:
         return []
     probs = (vad_probs(channel) if probs is None else probs)[: db.size]
     floor = float(np.percentile(db, 10))
     # Digital silence or a near-silent line: nothing can be speech below -60 dBFS.
     loud = db > max(floor + TH.energy_margin_db, TH.silent_dbfs)
-    if other_db is not None and other_db.size >= db.size:
-        loud &= ~(other_db[: db.size] > db + TH.crosstalk_db)
     speech = (probs >= vad_threshold) & (db > TH.vad_floor_dbfs) | loud
+    if other_db is not None:
+        speech &= ~echo_frames(db, other_db)
     fs = FRAME / SAMPLE_RATE
     regions: list[list[float]] = []
     i, n = 0, speech.size

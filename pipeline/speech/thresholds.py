@@ -15,7 +15,14 @@ class Thresholds:
     # -- finding speech (regions) --
     vad: float = 0.2  # Silero's 0.5 default dropped much quiet speech on split channels
     energy_margin_db: float = 15.0  # a frame this far above the channel's noise floor counts as speech...
-    crosstalk_db: float = 20.0  # ...unless the other channel is this much louder at that moment (echo)
+    # echo and crosstalk from the other channel (regions.echo_frames; benchmarks/echo.py)
+    echo_max_lag_s: float = 0.6  # the longest echo delay looked for (network echo: up to a few hundred ms)
+    echo_floor_db: float = 6.0  # levels within this of a channel's noise floor do not count when finding the delay
+    echo_present_db: float = 3.0  # echo is removed when, while the other side speaks, it lifts this channel this far over its floor
+    echo_min_frames: int = 30  # the other channel must speak this many frames (1 s) for its echo to be measured
+    echo_margin_db: float = 6.0  # a frame no louder than the predicted echo plus this is echo...
+    echo_below_db: float = 6.0  # ...if it is also this much quieter than its source
+    echo_min_frames_run: int = 9  # echo is a run of this many frames (0.3 s) at least: lone echo-like frames inside speech are not echo
     silent_dbfs: float = -60.0  # nothing below this level is speech by energy (digital silence, a near-silent line)
     vad_floor_dbfs: float = -65.0  # ...nor by Silero
     min_region_s: float = 0.12  # shorter blips are clicks, not words
