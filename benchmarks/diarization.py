@@ -15,13 +15,17 @@ usual frame count at 10 ms, no collar: (missed + false alarm + confusion) /
 reference speech, overlap counted per speaker. "DER" maps the two voices to
 the reference speakers the best way round; "DER as named" takes operator and
 client as the pipeline named them (the demo calls only: the operator speaks
-first there), so it also scores the operator guess. Settings are tuned on the
+first there), so it also scores the operator guess. On the mixes it
+also aligns the appliances script twice, on the split transcript and on the
+same mix left as one "unknown" speaker, and scores the steps found against the
+steps of the reference turns: does the split help the aligner? Settings are tuned on the
 dev split (demo calls 1-3) only; calls 4-6 and sample.wav are the test split.
 Prints Markdown; not a test.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -36,7 +40,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "data"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SAMPLE = REPO.parent / "shared" / "realspeech" / "pyannote-audio"
+REALSPEECH = REPO.parent / "shared" / "realspeech"
 STEP = 0.01
 
 
@@ -67,21 +71,30 @@ def best_der(ref, hyp) -> float:
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--realspeech", type=Path, default=REALSPEECH, help="folder with pyannote-audio/sample.wav (default: ../shared/realspeech)")
+    sample = ap.parse_args().realspeech / "pyannote-audio"
     import numpy as np
     from synthesize import write_call
 
+    from pipeline.script.align import align_many
+    from pipeline.script.checklist import load_checklist
     from pipeline.speech.audio import decode
     from pipeline.speech.transcribe import TranscribeOptions, Transcriber
 
     tr = Transcriber(TranscribeOptions(language=None, speakers="voice"))
     rows = []
-    if (SAMPLE / "sample.rttm").exists():
-        ref = [(f[7], float(f[3]), float(f[3]) + float(f[4])) for f in (line.split() for line in open(SAMPLE / "sample.rttm"))]
+    if not (sample / "sample.rttm").exists():
+        print(f"{sample / 'sample.rttm'} not found: pyannote's sample is left out", file=sys.stderr)
+    else:
+        ref = [(f[7], float(f[3]), float(f[3]) + float(f[4])) for f in (line.split() for line in open(sample / "sample.rttm"))]
         t = time.perf_counter()
-        out = tr.transcribe(decode(SAMPLE / "sample.wav"))
+        out = tr.transcribe(decode(sample / "sample.wav"))
         hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
         rows.append(("pyannote sample.wav", "test", 30.0, best_der(ref, hyp), None, out.speakers, time.perf_counter() - t))
-    tr_ru = Transcriber(TranscribeOptions(speakers="voice"))
+    tr_ru, tr_flat = Transcriber(TranscribeOptions(speakers="voice")), Transcriber(TranscribeOptions())
+    script = load_checklist(REPO / "checklists" / "appliances-inbound.yaml")
+    steps = {(part, way): [0, 0, 0] for part in ("dev", "test") for way in ("split", "one speaker")}  # true, false, missed
     with tempfile.TemporaryDirectory() as tmp:
         for number, meta in enumerate(sorted((REPO / "data" / "demo").glob("call_*.json")), 1):
             call = json.loads(meta.read_text(encoding="utf-8"))
@@ -91,7 +104,13 @@ def main() -> int:
             t = time.perf_counter()
             out = tr_ru.transcribe(decode(mono))
             hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
-            rows.append((f"demo mix {meta.stem}", "dev" if number <= 3 else "test", audio.duration, best_der(ref, hyp), der(ref, hyp, {}), out.speakers, time.perf_counter() - t))
+            part = "dev" if number <= 3 else "test"
+            rows.append((f"demo mix {meta.stem}", part, audio.duration, best_der(ref, hyp), der(ref, hyp, {}), out.speakers, time.perf_counter() - t))
+            done = {x["step"] for x in call["turns"] if x["step"] in script.step_ids}
+            for way, transcript in (("split", out), ("one speaker", tr_flat.transcribe(decode(mono)))):
+                found = {r.id for r in align_many([transcript], script)[0].steps if r.found}
+                for k, n in enumerate((len(found & done), len(found - done), len(done - found))):
+                    steps[part, way][k] += n
     print(f"\n{platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}\n")
     print("| file | split | audio s | DER | DER as named | separation | transcribe s (incl. diarization) |\n|---|---|---|---|---|---|---|")
     for name, part, dur, d, named, split, secs in rows:
@@ -103,6 +122,11 @@ def main() -> int:
             weight = sum(r[2] for r in mixes)
             print(f"| **demo mixes, {part}, duration-weighted** | {part} | {weight:.0f} | {sum(r[2] * r[3] for r in mixes) / weight:.3f} | "
                   f"{sum(r[2] * r[4] for r in mixes) / weight:.3f} | | |")
+    print("\nScript steps found on the mixes (appliances script; the steps of the reference turns):\n")
+    print("| split | transcript | precision | recall | F1 |\n|---|---|---|---|---|")
+    for (part, way), (tp, fp, fn) in steps.items():
+        p, r = tp / max(1, tp + fp), tp / max(1, tp + fn)
+        print(f"| {part} | {way} | {p:.3f} | {r:.3f} | {2 * p * r / max(1e-9, p + r):.3f} |")
     return 0
 
 
