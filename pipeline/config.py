@@ -12,7 +12,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # How a batch's channels become speakers (--speakers; what each means: speech.transcribe.SPEAKER_MODES)
-SpeakersMode = Literal["channels", "voice", "stereo", "mono"]
+SpeakersMode = Literal["voice", "channels", "stereo", "mono"]
 
 
 class Settings(BaseSettings):
@@ -35,9 +35,9 @@ class Settings(BaseSettings):
     cpu_threads: int = 0
     beam_size: int = Field(default=5, description="beam of the batched decoder (1: greedy, about 1.4x faster, less exact)")
     speakers: SpeakersMode = Field(
-        default="channels",
-        description="channels: one speaker per channel (mono: unknown); voice: a mono call is split into operator and client by voice; "
-        "stereo / mono: force the batch's layout (a speaker per channel / channels mixed and split by voice)",
+        default="voice",
+        description="voice: one speaker per channel, a mono call is split into operator and client by voice; channels: the same, but a mono call "
+        "is one 'unknown' speaker; stereo / mono: force the batch's layout (a speaker per channel / channels mixed and split by voice)",
     )
     window_s: float = Field(default=30.0, description="seconds of packed speech per decoded window, 5-30 (30 is Whisper's own; 20 is faster, less exact)")
     # Alignment: sentence scorers, "use+tfidf" (default) or "use+e5+tfidf"

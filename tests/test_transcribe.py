@@ -175,19 +175,21 @@ def test_right_channel_operator(transcriber, short_call):
     assert [u.speaker for u in tr.utterances] == [flipped[t["speaker"]] for t in ref]
 
 
-def test_mono_gives_unknown_speaker(transcriber, short_call, synth, tmp_path):
+def test_mono_gives_unknown_speaker_with_speakers_channels(transcriber, short_call, synth, tmp_path):
+    import dataclasses
+
     _, audio, ref = short_call
     path = _write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7)
-    tr = transcriber.transcribe(decode(path))
+    tr = T.get_transcriber(dataclasses.replace(transcriber.options, speakers="channels")).transcribe(decode(path))
     assert tr.utterances and {u.speaker for u in tr.utterances} == {"unknown"} and tr.speakers is None
     heard = " ".join(u.text for u in tr.utterances)
     assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
 
 
-@pytest.mark.parametrize("mode", ["voice", "mono"])
+@pytest.mark.parametrize("mode", [None, "mono"])
 def test_mono_call_is_split_into_operator_and_client_by_voice(transcriber, short_call, synth, tmp_path, monkeypatch, mode):
-    """`transcribe --speakers voice` on a mono mix, and `--speakers mono` forced on
-    a stereo call: the mix is split by voice; the turns come back with their
+    """`transcribe` on a mono mix (the default, `--speakers voice`), and
+    `--speakers mono` forced on a stereo call: the mix is split by voice; the turns come back with their
     speakers, in order, the first voice named operator; the split says how far
     apart the voices are."""
     from typer.testing import CliRunner
@@ -197,10 +199,10 @@ def test_mono_call_is_split_into_operator_and_client_by_voice(transcriber, short
     monkeypatch.setenv("CALLREVIEW_MODEL_CACHE", transcriber.options.model_cache)
     monkeypatch.setenv("CALLREVIEW_DEVICE", "cpu")
     stereo, audio, ref = short_call
-    path = _write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7) if mode == "voice" else Path(stereo)
+    path = _write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7) if mode is None else Path(stereo)
     bad = CliRunner().invoke(cli.app, ["transcribe", str(path), "--speakers", "both"])
-    assert bad.exit_code == 2 and "channels, voice, stereo or mono" in bad.output
-    res = CliRunner().invoke(cli.app, ["transcribe", str(path), "--speakers", mode, "--out", str(tmp_path / "out")])
+    assert bad.exit_code == 2 and "voice, channels, stereo or mono" in bad.output
+    res = CliRunner().invoke(cli.app, ["transcribe", str(path), "--out", str(tmp_path / "out")] + (["--speakers", mode] if mode else []))
     assert res.exit_code == 0, res.output
     tr = Transcript.from_dict(json.loads((tmp_path / "out" / f"{path.stem}.json").read_text(encoding="utf-8")))
     assert {u.channel for u in tr.utterances} == {0}  # one channel, both voices
@@ -412,7 +414,7 @@ def test_transcribe_many_keeps_calls_apart(transcriber, short_call, synth, tmp_p
     assert [t.duration for t in many] == [round(stereo.duration, 3), round(mono.duration, 3)]
     assert [u.channel for u in many[0].utterances] == [0, 1, 0, 1]
     _assert_turns_match(many[0], ref)
-    assert many[1].utterances and {u.speaker for u in many[1].utterances} == {"unknown"}
+    assert many[1].utterances and {u.speaker for u in many[1].utterances} == {"operator", "client"}  # a mono call is split by voice
     heard = " ".join(u.text for u in many[1].utterances)
     assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
 

@@ -42,8 +42,8 @@ def _speakers(value: str | None) -> str | None:
 
 SPEAKERS = typer.Option(
     None, "--speakers", callback=_speakers,
-    help="channels: one speaker per channel, a mono call (or two identical channels) is one 'unknown' speaker (default); "
-    "voice: the same, but a mono call is split into operator and client by voice; "
+    help="voice: one speaker per channel, a mono call (or two identical channels) is split into operator and client by voice (default); "
+    "channels: the same, but a mono call is one 'unknown' speaker; "
     "stereo: force a speaker per channel however alike the channels are; "
     "mono: force the channels to be mixed down and split by voice (CALLREVIEW_SPEAKERS).",
 )

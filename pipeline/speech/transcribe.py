@@ -55,8 +55,8 @@ NO_LOOPS = dict(repetition_penalty=TH.loop_repetition_penalty, no_repeat_ngram_s
 
 # --speakers: (channel layout for audio.decode, split a mono call by voice)
 SPEAKER_MODES = {
-    "channels": ("auto", False),  # a speaker per channel; a mono call (or two identical channels) is one "unknown" speaker
-    "voice": ("auto", True),  # the same, but a mono call is split into two voices (opt-in: docs/benchmarks.md)
+    "voice": ("auto", True),  # a speaker per channel; a mono call (or two identical channels) is split into two voices (docs/benchmarks.md)
+    "channels": ("auto", False),  # the same, but a mono call is one "unknown" speaker
     "stereo": ("stereo", False),  # forced: a speaker per channel, however alike the channels are
     "mono": ("mono", True),  # forced: the channels mixed down and split into two voices
 }
@@ -71,7 +71,7 @@ class TranscribeOptions:
     compute_type: str = "auto"
     cpu_threads: int = 0  # 0: all cores, shared out between the channels
     beam_size: int = 5
-    speakers: str = "channels"  # one of SPEAKER_MODES
+    speakers: str = "voice"  # one of SPEAKER_MODES
     window_s: float = TH.window_s
     allow_download: bool = False
     model_cache: str | None = None
