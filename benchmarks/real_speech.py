@@ -12,7 +12,8 @@ Three sets, each cut into a ``dev`` split (tune on it) and a ``test`` split
   realspeech  ../shared/realspeech (``manifest.json``: each file's language and
               reference; its README says how far each can be trusted: several
               are vendor ASR output or a pinned Whisper-tiny string, not human
-              transcripts). Files without a reference are left out. The split
+              transcripts). A file without a transcript is still run (speed,
+              coverage, that nothing breaks) and listed apart. The split
               is fixed in ``REALSPEECH_SPLIT``, one two-speaker mono call in dev.
   demo        data/demo: six stereo 8 kHz calls in a festival voice, the turn
               texts as reference; calls 1-3 dev, 4-6 test.
@@ -73,13 +74,15 @@ REALSPEECH_SPLIT = {
 
 
 def realspeech_rows(folder: Path) -> list[dict]:
-    """Manifest rows that can be scored: a language and a non-empty reference."""
+    """Every file of the manifest. One without a transcript (``reference`` None)
+    is still transcribed, for speed, coverage and that nothing breaks; its
+    language, if not Russian or English, is left to Whisper to detect."""
     rows = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     return [
-        {"set": "realspeech", "id": r["file"], "path": str(folder / r["file"]), "language": r["language"],
-         "split": REALSPEECH_SPLIT.get(r["file"], "test"), "reference": " ".join(str(v) for v in r["reference"].values())}
+        {"set": "realspeech", "id": r["file"], "path": str(folder / r["file"]),
+         "language": r["language"] if r.get("language") in ("ru", "en") else None, "split": REALSPEECH_SPLIT.get(r["file"], "test"),
+         "reference": " ".join(str(v) for v in r["reference"].values()) if r.get("reference") and r.get("language") in ("ru", "en") else None}
         for r in rows
-        if r.get("language") in ("ru", "en") and r.get("reference")
     ]
 
 
@@ -258,7 +261,7 @@ def main() -> int:
     for name in dict.fromkeys(r["set"] for r in rows.values()):
         for split in ("dev", "test"):
             for engine, result in results.items():
-                files = [f for f in result["files"] if rows[f["id"]]["set"] == name and rows[f["id"]]["split"] == split]
+                files = [f for f in result["files"] if rows[f["id"]]["set"] == name and rows[f["id"]]["split"] == split and rows[f["id"]]["reference"]]
                 if not files:
                     continue
                 t, scored = score(files, rows)
@@ -268,9 +271,20 @@ def main() -> int:
     print("\n| file | split | " + " | ".join(f"{n} WER / del" for n in results) + " | callreview coverage |")
     print("|---|---|" + "---|" * (len(results) + 1))
     for key, row in rows.items():
-        cells = [f"{per_file[(n, key)]['wer']:.2f} / {per_file[(n, key)]['del']:.2f}" for n in results]
-        cov = per_file.get(("callreview", key), {}).get("coverage")
-        print(f"| `{key}` | {row['split']} | " + " | ".join(cells) + (f" | {cov:.2f} |" if cov is not None else " | - |"))
+        if row["reference"] is not None:
+            cells = [f"{per_file[(n, key)]['wer']:.2f} / {per_file[(n, key)]['del']:.2f}" for n in results]
+            cov = per_file.get(("callreview", key), {}).get("coverage")
+            print(f"| `{key}` | {row['split']} | " + " | ".join(cells) + (f" | {cov:.2f} |" if cov is not None else " | - |"))
+    unscored = [key for key, row in rows.items() if row["reference"] is None]
+    if unscored:
+        print("\nWithout a transcript to score against (speed, and callreview's coverage):\n")
+        print("| file | audio s | " + " | ".join(f"{n} RTF" for n in results) + " | callreview coverage |")
+        print("|---|---|" + "---|" * (len(results) + 1))
+        for key in unscored:
+            got = {n: next(f for f in r["files"] if f["id"] == key) for n, r in results.items()}
+            cov = got["callreview"]["coverage"] if "callreview" in got else None
+            print(f"| `{key}` | {next(iter(got.values()))['duration']:.0f} | " + " | ".join(f"{g['seconds'] / g['duration']:.3f}" for g in got.values())
+                  + (f" | {cov:.2f} |" if cov is not None else " | - |"))
     return 0
 
 
