@@ -349,9 +349,9 @@ class Transcriber:
         if self.options.engine == "openai-whisper":
             return [pack_regions(c.audio, c.regions, first + k) for k, c in enumerate(chans) if c.regions]
         return [
-            pack([(cut(c.audio, s, e), s, first + k) for _, s, e in w])
+            pack([(cut(c.audio, s, e), s, first + k) for s, e in w])
             for k, c in enumerate(chans)
-            for w in plan_windows([c.regions], [c.db], self.options.window_s)
+            for w in plan_windows(c.regions, c.db, self.options.window_s)
         ]
 
     def _recover(self, chans: list[_Channel], words: list[list[Word]]) -> tuple[list[list[Word]], list[tuple[int, float, float, str]]]:

@@ -70,38 +70,36 @@ def pack_regions(channel: np.ndarray, regions: list[tuple[float, float]], owner:
     return pack([(cut(channel, s, e), s, owner) for s, e in regions])
 
 
-def plan_windows(regions: list[list[tuple[float, float]]], dbs: list[np.ndarray], length: float = TH.window_s) -> list[list[tuple[int, float, float]]]:
-    """Share the speech regions of all streams, in time order, out into windows
-    of at most ``length`` seconds of packed audio: (stream, start, end) pieces.
-    A region that does not fit the room left is split at its quietest frame if
-    that frame is near the noise floor (between words), else it opens the next
-    window; a region longer than a window is split regardless."""
+def plan_windows(regions: list[tuple[float, float]], db: np.ndarray, length: float = TH.window_s) -> list[list[tuple[float, float]]]:
+    """Share a channel's speech regions, in time order, out into windows of at
+    most ``length`` seconds of packed audio: (start, end) pieces. A region that
+    does not fit the room left is split at its quietest frame if that frame is
+    near the noise floor (between words), else it opens the next window; a
+    region longer than a window is split regardless."""
     fs = FRAME / SAMPLE_RATE
-    floors = [float(np.percentile(db, 10)) if db.size else -100.0 for db in dbs]
-    items = sorted((s, e, k) for k, rs in enumerate(regions) for s, e in rs)
-    windows: list[list[tuple[int, float, float]]] = []
-    cur: list[tuple[int, float, float]] = []
+    floor = float(np.percentile(db, 10)) if db.size else -100.0
+    windows: list[list[tuple[float, float]]] = []
+    cur: list[tuple[float, float]] = []
     used = 0.0
-    for s, e, k in items:
+    for s, e in sorted(regions):
         while True:
             gap = TH.pack_gap_s if cur else 0.0
             if used + gap + (e - s) <= length:
-                cur.append((k, s, e))
+                cur.append((s, e))
                 used += gap + e - s
                 break
             room = length - used - gap
             cut = None
             if room >= 2.0:
                 lo, hi = int((s + 1.0) / fs), int((s + room) / fs)
-                db = dbs[k]
                 if hi > lo and hi <= db.size:
                     j = lo + int(np.argmin(db[lo:hi]))
-                    if db[j] < floors[k] + TH.split_db or e - s > length:
+                    if db[j] < floor + TH.split_db or e - s > length:
                         cut = round((j + 0.5) * fs, 3)
             if cut is None and not cur:
                 cut = s + length  # longer than a window and no quiet frame in reach
             if cut is not None:
-                cur.append((k, s, cut))
+                cur.append((s, cut))
                 s = cut
             windows.append(cur)
             cur, used = [], 0.0
