@@ -1,8 +1,12 @@
-"""Script alignment quality on the labelled dialogues in tests/data/align/.
+"""Script alignment quality on labelled dialogues: our own (tests/data/align/)
+and ../shared/aligneval/ (four kinds of shop whose scripts and dialogues were
+written apart, by people who never saw this code; its README).
 
 Each dialogue is a text file: ``O <label>: text`` for an operator turn (label =
 step id, several joined by ``+``, ``off_script`` or ``none`` for a backchannel)
-and ``C: text`` for a client turn; ``# checklist:`` and ``# split:`` headers.
+and ``C: text`` for a client turn; ``# checklist:``, ``# split:`` and (aligneval)
+``# kind:`` headers. Tune on ``dev``, report ``test``: aligneval's dev kinds are
+furniture and food delivery, its test kinds internet provider and cosmetics.
 Turn times are synthetic (0.33 s per word), or come from the ASR transcripts
 cached in tests/data/align/asr/ (made by ``--make-asr``: the dialogues spoken
 by festival over a simulated phone line, transcribed by Whisper base).
@@ -12,7 +16,8 @@ middle lies within the turn's time (so it works on ASR turns that are cut and
 merged differently). Prints per-step precision/recall/F1, off-script
 recall/precision, turn accuracy and step-presence F1 (per call).
 
-    python benchmarks/align_eval.py                     # reference text, all splits
+    python benchmarks/align_eval.py                     # reference text, both sets, all splits
+    python benchmarks/align_eval.py --sets aligneval --split dev
     python benchmarks/align_eval.py --asr               # cached ASR transcripts
     python benchmarks/align_eval.py --models use+e5+tfidf --compare-greedy
     python benchmarks/align_eval.py --make-asr          # synthesize + Whisper (slow)
@@ -38,6 +43,8 @@ from pipeline.script.embed import get_scorer  # noqa: E402
 from pipeline.speech.transcript import CLIENT, OPERATOR, Transcript, Utterance  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "align"
+ALIGNEVAL = ROOT.parent / "shared" / "aligneval"
+SETS = ("own", "aligneval")
 DIALOGUES = DATA / "dialogues"
 ASR_DIR = DATA / "asr"
 CHECKLISTS = ROOT / "checklists"
@@ -53,9 +60,12 @@ class Dialogue:
     transcript: Transcript
     labels: dict[int, frozenset[str]] = field(default_factory=dict)  # operator turn -> labels
     spans: dict[int, tuple[float, float]] = field(default_factory=dict)  # operator turn -> its time
+    source: str = "own"  # which set: own or aligneval
+    kind: str = ""  # the kind of shop (aligneval) or the script's id (own)
+    scripts: Path = CHECKLISTS  # where its script lives
 
 
-def load_dialogue(path: Path) -> Dialogue:
+def load_dialogue(path: Path, source: str = "own", scripts: Path = CHECKLISTS) -> Dialogue:
     meta: dict[str, str] = {}
     utts: list[Utterance] = []
     labels: dict[int, frozenset[str]] = {}
@@ -83,16 +93,19 @@ def load_dialogue(path: Path) -> Dialogue:
         t += dur + 0.4
     transcript = Transcript(utterances=utts, duration=round(t, 2), language="ru", model="reference")
     spans = {i: (utts[i].start, utts[i].end) for i in labels}
-    return Dialogue(path.stem, meta["checklist"], meta.get("split", "dev"), transcript, labels, spans)
+    return Dialogue(path.stem, meta["checklist"], meta.get("split", "dev"), transcript, labels, spans,
+                    source, meta.get("kind", meta["checklist"]), scripts)
 
 
-def load_dialogues(split: str | None = None) -> list[Dialogue]:
-    out = [load_dialogue(p) for p in sorted(DIALOGUES.glob("*.txt"))]
+def load_dialogues(split: str | None = None, sets: tuple[str, ...] = ("own",), aligneval: Path = ALIGNEVAL) -> list[Dialogue]:
+    """The labelled dialogues of ``sets``; aligneval's come with their own scripts."""
+    folders = {"own": (DIALOGUES, CHECKLISTS), "aligneval": (aligneval / "dialogues", aligneval / "scripts")}
+    out = [load_dialogue(p, s, folders[s][1]) for s in sets for p in sorted(folders[s][0].glob("*.txt"))]
     return [d for d in out if split in (None, "all", d.split)]
 
 
 def checklist_for(dialogue: Dialogue) -> Checklist:
-    return load_checklist(CHECKLISTS / f"{dialogue.checklist_id}.yaml")
+    return load_checklist(dialogue.scripts / f"{dialogue.checklist_id}.yaml")
 
 
 # --- ASR transcripts ----------------------------------------------------------
@@ -108,7 +121,7 @@ def asr_dialogue(ref: Dialogue) -> Dialogue | None:
     transcript = Transcript.from_dict(data["transcript"])
     turns = data["turns"]  # reference turns as synthesized: speaker, start, end
     spans = {i: (turns[i]["start"], turns[i]["end"]) for i in ref.labels}
-    return Dialogue(ref.id, ref.checklist_id, ref.split, transcript, ref.labels, spans)
+    return Dialogue(ref.id, ref.checklist_id, ref.split, transcript, ref.labels, spans, ref.source, ref.kind, ref.scripts)
 
 
 # --- metrics ---------------------------------------------------------------------
@@ -133,11 +146,16 @@ def evaluate(dialogues: list[Dialogue], alignments: list) -> dict:
     fn: dict[str, int] = defaultdict(int)
     correct = total = 0
     pres_tp = pres_fp = pres_fn = 0
+    flagged = flagged_right = labelled_off = 0  # off-script per sentence, aligneval's rule: sentences labelled none count neither way
     for d, a in zip(dialogues, alignments):
         for i, gold in d.labels.items():
             pred = predicted_labels(a, d.spans[i])
             total += 1
             correct += pred == gold
+            if gold != {NONE}:
+                flagged += OFF_SCRIPT in pred
+                flagged_right += OFF_SCRIPT in pred and OFF_SCRIPT in gold
+                labelled_off += OFF_SCRIPT in gold
             for lab in pred | gold:
                 if lab == NONE:
                     continue
@@ -174,14 +192,33 @@ def evaluate(dialogues: list[Dialogue], alignments: list) -> dict:
         "off_script": off,
         "off_script_support": tp[OFF_SCRIPT] + fn[OFF_SCRIPT],
         "presence": prf(pres_tp, pres_fp, pres_fn),
+        "off_script_sentences": (flagged_right / flagged if flagged else 1.0, flagged_right / labelled_off if labelled_off else 1.0, labelled_off),
     }
+
+
+def summary(dialogues: list[Dialogue], alignments: list) -> str:
+    """One row per set, kind and split, then per set and split: the figures
+    issue 19 asks for (step presence per call; off-script per sentence)."""
+    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for i, d in enumerate(dialogues):
+        groups[d.source, d.kind, d.split].append(i)
+        groups[d.source, "**all kinds**", d.split].append(i)
+    lines = ["| set | kind | split | dialogues | sentences | step presence P / R / F1 | off-script recall | off-script precision | sentence accuracy |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (source, kind, split), idx in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1].startswith("*"), kv[0][1])):
+        m = evaluate([dialogues[i] for i in idx], [alignments[i] for i in idx])
+        p, r, f = m["presence"]
+        op, orc, n_off = m["off_script_sentences"]
+        lines.append(f"| {source} | {kind} | {split} | {len(idx)} | {m['utterances']} | {p:.2f} / {r:.2f} / **{f:.3f}** | "
+                     f"**{orc:.2f}** ({n_off}) | {op:.2f} | {m['accuracy']:.3f} |")
+    return "\n".join(lines)
 
 
 def run(dialogues: list[Dialogue], models: str | None = None, params: AlignParams = AlignParams(), extra=None):
     scorer = get_scorer(models)
-    by_checklist: dict[str, list[int]] = defaultdict(list)
+    by_checklist: dict[tuple[Path, str], list[int]] = defaultdict(list)
     for i, d in enumerate(dialogues):
-        by_checklist[d.checklist_id].append(i)
+        by_checklist[d.scripts, d.checklist_id].append(i)
     alignments: list = [None] * len(dialogues)
     for cid, idx in by_checklist.items():
         checklist = checklist_for(dialogues[idx[0]])
@@ -240,17 +277,29 @@ def make_asr(dialogues: list[Dialogue]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", default="all", choices=["dev", "test", "all"])
+    ap.add_argument("--sets", default=",".join(SETS), help="comma-separated: own (tests/data/align), aligneval (../shared/aligneval)")
+    ap.add_argument("--aligneval", type=Path, default=ALIGNEVAL, help="folder with aligneval's dialogues/ and scripts/ (default: ../shared/aligneval)")
     ap.add_argument("--models", default=None, help="use+tfidf (default), use+e5+tfidf, e5+tfidf, ...")
     ap.add_argument("--asr", action="store_true", help="evaluate on the cached ASR transcripts")
     ap.add_argument("--make-asr", action="store_true", help="synthesize and transcribe the dialogues first")
     ap.add_argument("--compare-greedy", action="store_true", help="also score each utterance on its own (no Viterbi)")
     args = ap.parse_args()
 
-    dialogues = load_dialogues(args.split)
+    sets = tuple(s for s in args.sets.split(",") if s)
+    if set(sets) - set(SETS):
+        sys.exit(f"unknown set: {', '.join(sorted(set(sets) - set(SETS)))}")
+    if "aligneval" in sets and not (args.aligneval / "dialogues").is_dir():
+        print(f"{args.aligneval}: no aligneval dialogues here; scoring our own only", file=sys.stderr)
+        sets = tuple(s for s in sets if s != "aligneval")
+    dialogues = load_dialogues(args.split, sets, args.aligneval)
     if args.make_asr:
         make_asr(dialogues)
     if args.asr:
-        dialogues = [a for a in (asr_dialogue(d) for d in dialogues) if a is not None]
+        heard = [a for a in (asr_dialogue(d) for d in dialogues) if a is not None]
+        if len(heard) < len(dialogues):
+            print(f"{len(dialogues) - len(heard)} dialogues have no cached ASR transcript and are left out "
+                  f"({', '.join(sorted({d.source for d in dialogues} - {a.source for a in heard})) or 'some of each set'})", file=sys.stderr)
+        dialogues = heard
         if not dialogues:
             sys.exit("no cached ASR transcripts; run with --make-asr first")
     started = time.perf_counter()
@@ -258,8 +307,12 @@ def main() -> None:
     seconds = time.perf_counter() - started
     text = "ASR text" if args.asr else "reference text"
     name = alignments[0].scorer if alignments else args.models
-    print(report(f"{text}, {args.split} split, {len(dialogues)} dialogues, scorer {name}, Viterbi", evaluate(dialogues, alignments)))
-    print(f"\n({seconds:.1f} s including model loading)\n")
+    print(f"## {text}, scorer {name}\n\n{summary(dialogues, alignments)}\n")
+    for source in dict.fromkeys(d.source for d in dialogues):
+        idx = [i for i, d in enumerate(dialogues) if d.source == source]
+        print(report(f"{source}, {text}, {args.split} split, {len(idx)} dialogues, Viterbi",
+                     evaluate([dialogues[i] for i in idx], [alignments[i] for i in idx])) + "\n")
+    print(f"({seconds:.1f} s including model loading)\n")
     if args.compare_greedy:
         greedy = AlignParams(skip_penalty=0.0, back_penalty=0.0)
         print(report(f"{text}, {args.split} split, each utterance alone (no order)", evaluate(dialogues, run(dialogues, args.models, greedy))))
