@@ -63,6 +63,7 @@ class Dialogue:
     source: str = "own"  # which set: own or aligneval
     kind: str = ""  # the kind of shop (aligneval) or the script's id (own)
     scripts: Path = CHECKLISTS  # where its script lives
+    channel: str = "call"  # call or chat (a chat has no audio)
 
 
 def load_dialogue(path: Path, source: str = "own", scripts: Path = CHECKLISTS) -> Dialogue:
@@ -94,7 +95,7 @@ def load_dialogue(path: Path, source: str = "own", scripts: Path = CHECKLISTS) -
     transcript = Transcript(utterances=utts, duration=round(t, 2), language="ru", model="reference")
     spans = {i: (utts[i].start, utts[i].end) for i in labels}
     return Dialogue(path.stem, meta["checklist"], meta.get("split", "dev"), transcript, labels, spans,
-                    source, meta.get("kind", meta["checklist"]), scripts)
+                    source, meta.get("kind", meta["checklist"]), scripts, meta.get("channel", "call"))
 
 
 def load_dialogues(split: str | None = None, sets: tuple[str, ...] = ("own",), aligneval: Path = ALIGNEVAL) -> list[Dialogue]:
@@ -111,17 +112,28 @@ def checklist_for(dialogue: Dialogue) -> Checklist:
 # --- ASR transcripts ----------------------------------------------------------
 
 
+def asr_dir(source: str) -> Path:
+    """Where the Whisper transcripts of a set's spoken dialogues are kept: our
+    own in the repository (tests use them); aligneval's in the synthesis cache,
+    as its README asks that its dialogues not be copied into the project."""
+    if source == "own":
+        return ASR_DIR
+    from data.synthesize import _cache_dir  # another stage's tool
+
+    return _cache_dir() / f"{source}-asr"
+
+
 def asr_dialogue(ref: Dialogue) -> Dialogue | None:
     """The cached Whisper transcript of the synthesized dialogue; labels stay on
     the reference turns, whose times come from the synthesis."""
-    path = ASR_DIR / f"{ref.id}.json"
+    path = asr_dir(ref.source) / f"{ref.id}.json"
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
     transcript = Transcript.from_dict(data["transcript"])
     turns = data["turns"]  # reference turns as synthesized: speaker, start, end
     spans = {i: (turns[i]["start"], turns[i]["end"]) for i in ref.labels}
-    return Dialogue(ref.id, ref.checklist_id, ref.split, transcript, ref.labels, spans, ref.source, ref.kind, ref.scripts)
+    return Dialogue(ref.id, ref.checklist_id, ref.split, transcript, ref.labels, spans, ref.source, ref.kind, ref.scripts, ref.channel)
 
 
 # --- metrics ---------------------------------------------------------------------
@@ -247,8 +259,9 @@ def report(title: str, m: dict) -> str:
 
 
 def make_asr(dialogues: list[Dialogue]) -> None:
-    """Synthesize each dialogue as a two-channel call, transcribe it with the
-    real model, and cache transcript + turn times in tests/data/align/asr/."""
+    """Synthesize each call (not the chats) as a two-channel call, operator and
+    client in two voices over a simulated phone line, transcribe it with the
+    real model, and cache transcript + turn times (``asr_dir``)."""
     import tempfile
 
     from data.synthesize import build_call, write_call  # another stage's tool
@@ -256,9 +269,8 @@ def make_asr(dialogues: list[Dialogue]) -> None:
     from pipeline.speech.audio import decode
     from pipeline.speech.transcribe import TranscribeOptions, get_transcriber
 
-    ASR_DIR.mkdir(parents=True, exist_ok=True)
     transcriber = get_transcriber(TranscribeOptions.from_settings(get_settings()))
-    for d in dialogues:
+    for d in (d for d in dialogues if d.channel == "call"):
         turns = [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
         with tempfile.TemporaryDirectory() as tmp:
             wav = Path(tmp) / f"{d.id}.wav"
@@ -270,7 +282,8 @@ def make_asr(dialogues: list[Dialogue]) -> None:
         timed = [{"speaker": r["speaker"], "start": r["start"], "end": r["end"]} for r in refs]
         out = {"dialogue": d.id, "made_by": "benchmarks/align_eval.py --make-asr", "seconds": round(seconds, 1),
                "turns": timed, "transcript": transcript.to_dict()}
-        (ASR_DIR / f"{d.id}.json").write_text(json.dumps(out, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+        asr_dir(d.source).mkdir(parents=True, exist_ok=True)
+        (asr_dir(d.source) / f"{d.id}.json").write_text(json.dumps(out, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
         print(f"{d.id}: {len(transcript.utterances)} utterances in {seconds:.1f} s", flush=True)
 
 
