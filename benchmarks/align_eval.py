@@ -264,7 +264,7 @@ def make_asr(dialogues: list[Dialogue]) -> None:
     real model, and cache transcript + turn times (``asr_dir``)."""
     import tempfile
 
-    from data.synthesize import build_call, write_call  # another stage's tool
+    from data.synthesize import SynthesisError, build_call, write_call  # another stage's tool
     from pipeline.config import get_settings
     from pipeline.speech.audio import decode
     from pipeline.speech.transcribe import TranscribeOptions, get_transcriber
@@ -274,7 +274,11 @@ def make_asr(dialogues: list[Dialogue]) -> None:
         turns = [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
         with tempfile.TemporaryDirectory() as tmp:
             wav = Path(tmp) / f"{d.id}.wav"
-            audio, refs = build_call(turns, seed=sum(map(ord, d.id)))
+            try:
+                audio, refs = build_call(turns, seed=sum(map(ord, d.id)))
+            except SynthesisError as exc:  # one text festival cannot speak must not stop the others
+                print(f"{d.id}: cannot be spoken, left out ({exc})", file=sys.stderr, flush=True)
+                continue
             write_call(wav, audio)
             started = time.perf_counter()
             transcript = transcriber.transcribe(decode(wav, operator_channel="left"))
@@ -309,9 +313,9 @@ def main() -> None:
         make_asr(dialogues)
     if args.asr:
         heard = [a for a in (asr_dialogue(d) for d in dialogues) if a is not None]
-        if len(heard) < len(dialogues):
-            print(f"{len(dialogues) - len(heard)} dialogues have no cached ASR transcript and are left out "
-                  f"({', '.join(sorted({d.source for d in dialogues} - {a.source for a in heard})) or 'some of each set'})", file=sys.stderr)
+        missing = sorted({d.id for d in dialogues} - {a.id for a in heard})
+        if missing:
+            print(f"left out, no cached ASR transcript (chats have no audio; else run --make-asr): {', '.join(missing)}", file=sys.stderr)
         dialogues = heard
         if not dialogues:
             sys.exit("no cached ASR transcripts; run with --make-asr first")

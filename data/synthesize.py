@@ -118,6 +118,7 @@ def festival_text(text: str) -> str:
     text = re.sub(r"(?<![а-яё])-|-(?![а-яё])", " ", text)  # keep only word-internal hyphens
     text = re.sub(r"\s+([,.?!])", r"\1", text)
     text = re.sub(r"([,.?!])[,.?!]+", r"\1", text)
+    text = re.sub(r"([,.?!])(?=[а-яё])", r"\1 ", text)  # "дом? ...тридцать" must not become "дом?тридцать": festival fails on it
     text = re.sub(r"\s+", " ", text).strip(" ,")
     return text
 
