@@ -208,6 +208,53 @@ def evaluate(dialogues: list[Dialogue], alignments: list) -> dict:
     }
 
 
+def judged(dialogues: list[Dialogue], alignments: list) -> dict[str, list[tuple[float, bool]]]:
+    """Every suggestion the review form is pre-filled with, as (confidence, right):
+    a step reported found is right if the call does that step (presence); an
+    off-script moment is right if the labelled sentence at its middle is
+    off-script (one labelled none counts neither way)."""
+    out: dict[str, list[tuple[float, bool]]] = {"steps": [], "off-script": []}
+    for d, a in zip(dialogues, alignments):
+        gold_steps = {lab for labs in d.labels.values() for lab in labs} - {OFF_SCRIPT, NONE}
+        out["steps"] += [(s.confidence, s.id in gold_steps) for s in a.steps if s.status == "found"]
+        for o in a.off_script:
+            mid = (o.start + o.end) / 2
+            under = [d.labels[i] for i, (s, e) in d.spans.items() if s - 0.25 <= mid <= e + 0.25]
+            if under and under[0] != {NONE}:
+                out["off-script"].append((o.confidence, OFF_SCRIPT in under[0]))
+    return out
+
+
+def reliability(items: list[tuple[float, bool]], edges=(0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)) -> tuple[list[tuple[str, int, float, float]], float]:
+    """Bins of stated confidence against the share that was right, and the
+    expected calibration error (gap weighted by the bin's share of items)."""
+    rows, ece = [], 0.0
+    for lo, hi in zip(edges, edges[1:]):
+        inside = [(c, ok) for c, ok in items if lo <= c < hi or (hi == edges[-1] and c == hi)]
+        if inside:
+            conf = sum(c for c, _ in inside) / len(inside)
+            right = sum(ok for _, ok in inside) / len(inside)
+            rows.append((f"{lo:.1f}-{hi:.1f}", len(inside), conf, right))
+            ece += len(inside) / len(items) * abs(conf - right)
+    return rows, ece
+
+
+def calibration(dialogues: list[Dialogue], alignments: list) -> str:
+    """Reliability tables per set and split: is a suggestion at 0.9 right 9 times in 10?"""
+    lines = []
+    for source, split in dict.fromkeys((d.source, d.split) for d in dialogues):
+        idx = [i for i, d in enumerate(dialogues) if (d.source, d.split) == (source, split)]
+        for what, items in judged([dialogues[i] for i in idx], [alignments[i] for i in idx]).items():
+            if not items:
+                continue
+            rows, ece = reliability(items)
+            lines.append(f"{source} {split}, {what}: {len(items)} suggestions, expected calibration error **{ece:.3f}**\n")
+            lines.append("| confidence | suggestions | mean confidence | share right |\n|---|---|---|---|")
+            lines += [f"| {name} | {n} | {conf:.2f} | {right:.2f} |" for name, n, conf, right in rows]
+            lines.append("")
+    return "\n".join(lines)
+
+
 def summary(dialogues: list[Dialogue], alignments: list) -> str:
     """One row per set, kind and split, then per set and split: the figures
     issue 19 asks for (step presence per call; off-script per sentence)."""
@@ -325,6 +372,7 @@ def main() -> None:
     text = "ASR text" if args.asr else "reference text"
     name = alignments[0].scorer if alignments else args.models
     print(f"## {text}, scorer {name}\n\n{summary(dialogues, alignments)}\n")
+    print(f"## Calibration, {text}\n\n{calibration(dialogues, alignments)}")
     for source in dict.fromkeys(d.source for d in dialogues):
         idx = [i for i, d in enumerate(dialogues) if d.source == source]
         print(report(f"{source}, {text}, {args.split} split, {len(idx)} dialogues, Viterbi",

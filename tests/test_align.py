@@ -207,6 +207,17 @@ def test_labelled_set_reaches_targets_on_reference_text(reference_metrics):
     assert m["presence"][2] >= 0.95
 
 
+def test_reliability_table_and_calibration_error():
+    """A suggestion stated at 0.95 and right 9 times in 10 is off by 0.05; two
+    at 0.55 that are both wrong, by 0.55; the error weighs each bin by its share."""
+    items = [(0.95, True)] * 9 + [(0.95, False), (0.55, False), (0.55, False)]
+    rows, ece = ev.reliability(items)
+    assert [(name, n) for name, n, _, _ in rows] == [("0.5-0.6", 2), ("0.9-1.0", 10)]
+    assert rows[1][2:] == pytest.approx((0.95, 0.9))
+    assert ece == pytest.approx(10 / 12 * 0.05 + 2 / 12 * 0.55)
+    assert ev.reliability([(1.0, True)])[1] == pytest.approx(0.0)  # 1.0 falls in the top bin
+
+
 def test_held_out_split_reaches_the_reference_target():
     dialogues = ev.load_dialogues("test")
     m = ev.evaluate(dialogues, ev.run(dialogues))
