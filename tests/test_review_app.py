@@ -111,6 +111,10 @@ def test_call_page_is_blind_and_marks_are_a_draft(world):
     assert OPERATOR_NAME not in text
     assert "[телефон]" in text and "[e-mail]" in text and "[номер карты]" in text
     assert "Приветствие" in text and "найдено в **0:00**" in text
+    # a doubtful suggestion (budget, 0.6) is a question for the listener, with no one-click confirm
+    assert "проверьте: возможно, в **" in text and "уверенность 60%" in text
+    confirms = [b.key for b in at.button if (b.key or "").startswith(f"confirm_{aid}_")]
+    assert f"confirm_{aid}_greeting" in confirms and f"confirm_{aid}_budget" not in confirms
     # speech the transcript has no words for is shown as a place to listen
     assert any("Речь без расшифровки" in w.value for w in at.warning)
     assert at.button(key=f"unheard_{aid}_0").label == "▶ 0:28–0:32 (неразборчиво)"  # and why it has no words

@@ -95,7 +95,7 @@ def add_call(session, name: str, operator: str = OPERATOR_NAME, listen_path: Pat
     found = {"greeting": 0, "need": 2, "budget": 4, "offer": 6, "farewell": 10}
     steps = [
         StepResult(id=sid, status=StepStatus.FOUND, utterances=[found[sid]], start=found[sid] * seconds_per_turn,
-                   end=found[sid] * seconds_per_turn + 3.5, confidence=0.82)
+                   end=found[sid] * seconds_per_turn + 3.5, confidence=0.6 if sid == "budget" else 0.82)
         if sid in found else StepResult(id=sid, status=StepStatus.MISSING, confidence=0.2)
         for sid in STEP_IDS
     ]

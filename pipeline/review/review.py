@@ -119,6 +119,12 @@ def listener_queue(session: Session, listener_id: int) -> list[QueueItem]:
     return sorted(items, key=lambda i: (order.get(i.status, 3), i.number))
 
 
+# A step found with less confidence than this is put to the listener as a
+# question, with no one-click confirm: with the fitted confidence (issue 19,
+# docs/benchmarks.md "Calibration") such a suggestion is wrong 3 times in 10 or more.
+DOUBTFUL = 0.7
+
+
 @dataclass
 class Suggestion:
     status: str  # the aligner's word: found, missing, ...
@@ -130,6 +136,10 @@ class Suggestion:
     @property
     def found(self) -> bool:
         return self.start is not None and self.status != StepStatus.MISSING
+
+    @property
+    def doubtful(self) -> bool:
+        return self.found and self.confidence is not None and self.confidence < DOUBTFUL
 
 
 @dataclass

@@ -142,10 +142,13 @@ def _step_fragment(i: int) -> None:
         c1, c2, c3 = st.columns([5, 2, 2])
         if sug is not None and sug.found:
             conf = f" · уверенность {sug.confidence:.0%}" if sug.confidence is not None else ""
-            c1.markdown(f"Подсказка: найдено в **{fmt_time(sug.start)}** — «{sug.quote}»{conf}")
+            if sug.doubtful:  # a question for the listener, not an answer
+                c1.markdown(f"Подсказка, проверьте: возможно, в **{fmt_time(sug.start)}** — «{sug.quote}»?{conf}")
+            else:
+                c1.markdown(f"Подсказка: найдено в **{fmt_time(sug.start)}** — «{sug.quote}»{conf}")
             if c2.button(f"▶ {fmt_time(sug.start)}", key=f"play_{aid}_{step.id}", help="Слушать с этого места"):
                 play_from(sug.start)
-            if step.mark is None and not locked:
+            if step.mark is None and not locked and not sug.doubtful:
                 c3.button("✓ Подтвердить", key=f"confirm_{aid}_{step.id}", on_click=on_confirm,
                           help="Отметить «выполнено верно» одним нажатием")
         else:
