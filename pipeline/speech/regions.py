@@ -9,7 +9,7 @@ import threading
 import numpy as np
 from scipy.ndimage import binary_dilation, binary_opening
 
-from pipeline.speech.audio import SAMPLE_RATE
+from pipeline.speech.audio import SAMPLE_RATE, channel_correlation
 from pipeline.speech.thresholds import THRESHOLDS as TH
 
 FRAME = 512  # Silero's window at 16 kHz (32 ms)
@@ -80,7 +80,7 @@ def _echo_path(b: np.ndarray, a: np.ndarray) -> tuple[int, float] | None:
 
     def follows(k: int) -> float:
         on = active[: n - k]
-        return _corr(a[: n - k][on], bc[k:][on])
+        return channel_correlation(a[: n - k][on], bc[k:][on], step=1)
 
     lag = max(range(min(int(TH.echo_max_lag_s * SAMPLE_RATE / FRAME), n - 2) + 1), key=follows)
     on = active[: n - lag]
@@ -106,12 +106,6 @@ def _echoed(b: np.ndarray, a: np.ndarray, lag: int, loss: float, not_source: np.
     near = binary_dilation(speaking, iterations=TH.echo_min_frames_run)
     own = ((b > source + loss + TH.echo_margin_db) | (b > source - TH.echo_below_db)) & (b > float(np.percentile(b, 10)) + TH.echo_floor_db)
     return near & ~own
-
-
-def _corr(x: np.ndarray, y: np.ndarray) -> float:
-    x, y = x - x.mean(), y - y.mean()
-    d = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
-    return float(np.dot(x, y)) / d if d > 1e-9 else 0.0
 
 
 def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | None = None, vad_threshold: float = TH.vad,
