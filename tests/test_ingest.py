@@ -217,3 +217,32 @@ def test_batch_killed_with_sigkill_resumes_without_duplicates(db_url, short_call
         attempts = {r.id: r.attempts for r in recs}
         assert all(attempts[i] == 2 for i in interrupted) and interrupted
         assert sum(attempts.values()) == len(recs) + len(interrupted)
+
+
+def test_a_stored_mono_call_keeps_the_operator_the_script_chose(settings, synth, tmp_path):
+    """`process` on a mono mix: the transcript is stored, then aligned from the
+    database. The voice split must survive the round trip, the aligner must
+    choose the operator by the script, and the stored turns must name the
+    speakers as the stored alignment does."""
+    import json
+
+    import numpy as np
+
+    from pipeline.speech.audio import decode
+    from pipeline.storage.store import AlignmentRow
+
+    call = json.loads((REPO / "data" / "demo" / "call_04_no_budget.json").read_text(encoding="utf-8"))
+    stereo = decode(REPO / "data" / "demo" / call["file"])
+    mono = synth.write_call(tmp_path / "in" / "mono_call.wav", np.sum(stereo.channels, axis=0) * 0.7, 16000)
+    [result] = process_paths([mono], settings, checklist_path=REPO / "checklists" / "appliances-inbound.yaml")
+    assert result.status == "done", result
+    with session_scope(settings.db_url) as s:
+        rec = s.scalar(select(Recording).where(Recording.original_name == "mono_call.wav"))
+        stored = s.scalar(select(AlignmentRow).where(AlignmentRow.recording_id == rec.id)).result
+        speakers = {u.idx: u.speaker for u in s.scalars(select(UtteranceRow).where(UtteranceRow.recording_id == rec.id))}
+        assert rec.speakers is not None and rec.speakers["operator_by"] == "script", rec.speakers
+        assert stored["speakers"] == rec.speakers
+        assert stored["speakers"]["operator_steps"] > stored["speakers"]["client_steps"]
+        found = [step for step in stored["steps"] if step["status"] == "found"]
+        assert found and all(speakers[i] == "operator" for step in found for i in step["utterances"]), (found, speakers)
+        assert set(speakers.values()) == {"operator", "client"}

@@ -408,6 +408,8 @@ def align_stored(settings: Settings, recording_id: int, checklist, started: floa
         transcript = store.load_transcript(session, recording_id)
         version = store_checklist_version(session, checklist)
         result = alignment_record(rec.original_name, transcript, checklist, align(transcript, checklist)).to_json()
+        if transcript.speakers:  # a mono call split by voice: the script chose the operator, perhaps the other voice
+            store.save_transcript(session, rec, transcript)
         row = session.scalar(
             select(AlignmentRow).where(
                 AlignmentRow.recording_id == recording_id, AlignmentRow.checklist_version_id == version.id

@@ -95,6 +95,8 @@ class Recording(Base):
     checklist_version_id: Mapped[int | None] = mapped_column(ForeignKey("checklist_versions.id", name="fk_recordings_checklist_version"))
     # Transcript.coverage as JSON: detected speech, the share of it that got words, the unheard stretches (0005)
     coverage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Transcript.speakers as JSON: how a mono call was split by voice, and which voice is the operator (0006)
+    speakers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -354,6 +356,7 @@ def save_transcript(session: Session, recording: Recording, transcript: "Transcr
     recording.language = transcript.language
     recording.model = transcript.model
     recording.coverage = transcript.to_dict()["coverage"]
+    recording.speakers = transcript.speakers
     recording.duration = transcript.duration or recording.duration
 
 
@@ -372,7 +375,7 @@ def load_transcript(session: Session, recording_id: int) -> "Transcript":
         Utterance(r.speaker, r.start, r.end, r.text, r.channel, [Word(**w) for w in r.words]) for r in rows
     ]
     coverage = Coverage.from_dict(recording.coverage) if recording.coverage else None
-    return Transcript(utterances, recording.duration or 0.0, recording.language or "", recording.model or "", coverage)
+    return Transcript(utterances, recording.duration or 0.0, recording.language or "", recording.model or "", coverage, recording.speakers)
 
 
 # --- owner reports (migration 0003_reports) ----------------------------------
