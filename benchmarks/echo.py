@@ -67,7 +67,8 @@ def main() -> int:
     calls = [c for i, c in enumerate(calls, 1) if args.split == "all" or (args.split == "dev") == (i <= 3)]
     conditions = [(None, 0.0)] + [(float(g), float(d)) for g in args.gains_db.split(",") for d in args.delays_ms.split(",")]
     tr = Transcriber(TranscribeOptions())
-    decoded = [(json.loads(m.read_text(encoding="utf-8")), decode(m.parent / json.loads(m.read_text(encoding="utf-8"))["file"])) for m in calls]
+    metas = [json.loads(m.read_text(encoding="utf-8")) for m in calls]
+    decoded = [(call, decode(m.parent / call["file"])) for m, call in zip(calls, metas)]
     print(f"\n{platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}; split {args.split}: {', '.join(m.stem for m in calls)}\n")
     print("| echo | delay ms | echo words / reference words | operator WER | client WER |\n|---|---|---|---|---|")
     for gain, delay in conditions:

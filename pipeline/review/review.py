@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
 from pipeline.review.masking import Masker
+from pipeline.storage.ingest import unheard_spots
 from pipeline.storage.store import (
     AlignmentRow,
     Assignment,
@@ -320,7 +321,7 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
         urgent=review.urgent,
         urgent_reason=review.urgent_reason or "",
         checklist_title=checklist.get("title", ""),
-        unheard=[(u["start"], u["end"], u.get("reason", "")) for u in (rec.coverage or {}).get("unheard", [])],
+        unheard=unheard_spots(rec.coverage),
     )
 
 

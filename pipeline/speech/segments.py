@@ -84,8 +84,6 @@ def window_segments(w: Packed, text: str, words: list[dict], avg_logprob: float,
     return segs
 
 
-
-
 def dedupe_repeats(words: list[Word], max_n: int = 6, keep: int = 2) -> list[Word]:
     """Drop a phrase repeated back to back more than ``keep`` times, or more than
     once when it has ``loop_words`` words or more (a decoding loop)."""

@@ -8,9 +8,11 @@ each word takes the voice of the windows around it. Chosen by measurement
 pyannote's sample), resemblyzer (92-94% of windows right) and an int8 ONNX
 d-vector (84-86%).
 
-Which voice is the operator is a guess at this stage: the first to speak
-(the operator answers an inbound call). ``SpeakerSplit`` records how far apart
-the two voices are, so a reader can tell a clear split from a doubtful one.
+The transcript names the first voice to speak the operator (the operator
+answers an inbound call); the aligner then aligns both ways round and makes
+the voice that performs the script the operator (``script.align.align_many``).
+``SpeakerSplit`` records how far apart the two voices are, so a reader can
+tell a clear split from a doubtful one.
 """
 
 from __future__ import annotations

@@ -180,10 +180,16 @@ class LowCoverage:
     unheard: list[tuple[float, float, str]]  # where to listen, in call seconds, and why it got no words
 
 
+def unheard_spots(coverage: dict | None) -> list[tuple[float, float, str]]:
+    """The stretches of a stored coverage (``Recording.coverage``) that got no
+    words: (start, end, why), the reason empty in calls stored before reasons."""
+    return [(u["start"], u["end"], u.get("reason", "")) for u in (coverage or {}).get("unheard", [])]
+
+
 def low_coverage_calls(session, below: float = LOW_COVERAGE) -> list[LowCoverage]:
     """Calls whose transcript misses speech: what `status` and the owner's progress page list."""
     rows = session.execute(select(Recording.original_name, Recording.coverage).where(Recording.coverage.is_not(None)).order_by(Recording.id))
-    return [LowCoverage(name, cov["share"], [(u["start"], u["end"], u.get("reason", "")) for u in cov["unheard"]]) for name, cov in rows if cov["share"] < below]
+    return [LowCoverage(name, cov["share"], unheard_spots(cov)) for name, cov in rows if cov["share"] < below]
 
 
 # --- claims -----------------------------------------------------------------
