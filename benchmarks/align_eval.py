@@ -20,6 +20,7 @@ recall/precision, turn accuracy and step-presence F1 (per call).
     python benchmarks/align_eval.py --sets aligneval --split dev
     python benchmarks/align_eval.py --asr               # cached ASR transcripts
     python benchmarks/align_eval.py --models use+e5+tfidf --compare-greedy
+    python benchmarks/align_eval.py --learning          # and after 0, 1, 2, 5 reviewed calls
     python benchmarks/align_eval.py --make-asr          # synthesize + Whisper (slow)
 """
 
@@ -286,6 +287,59 @@ def run(dialogues: list[Dialogue], models: str | None = None, params: AlignParam
     return alignments
 
 
+def confirmed_examples(dialogues: list[Dialogue]) -> dict[str, list[str]]:
+    """What listeners who agree with the labels would confirm in these calls:
+    each sentence labelled with one step, as that step's example, and each
+    off-script one as an off-script example (``reviewed_examples``' shape)."""
+    out: dict[str, list[str]] = {}
+    for d in dialogues:
+        for i, labels in sorted(d.labels.items()):
+            if len(labels) == 1 and NONE not in labels:
+                text = d.transcript.utterances[i].text
+                if text not in out.setdefault(next(iter(labels)), []):
+                    out[next(iter(labels))].append(text)
+    return out
+
+
+def learning_curve(dialogues: list[Dialogue], refs: dict[str, Dialogue], models: str | None, counts=(0, 1, 2, 5), seed: int = 19) -> str:
+    """Step presence F1 and off-script recall after ``counts`` reviewed calls.
+
+    Each kind's dialogues are shuffled (``seed``) and halved; the calls of one
+    half are reviewed in that order (examples from the reference labels,
+    ``confirmed_examples``), the other half is aligned with what was learned,
+    then the halves swap, and both held-out halves are scored together. The
+    held-out calls are the same for every count, so the rows differ only by
+    what was learned."""
+    import random
+
+    scorer = get_scorer(models)
+    groups: dict[tuple[str, str, str], list[Dialogue]] = defaultdict(list)
+    for d in dialogues:
+        groups[d.source, d.kind, d.split].append(d)
+    results: dict[tuple[str, str, int], tuple[list[Dialogue], list]] = defaultdict(lambda: ([], []))
+    for (source, kind, split), group in sorted(groups.items()):
+        order = sorted(group, key=lambda d: d.id)
+        random.Random(f"{seed}{kind}").shuffle(order)
+        half = len(order) // 2
+        checklist = checklist_for(order[0])
+        for reviewed, held in ((order[:half], order[half:]), (order[half:], order[:half])):
+            for k in counts:
+                if k > len(reviewed):
+                    continue
+                learned = confirmed_examples([refs.get(d.id, d) for d in reviewed[:k]])
+                aligned = align_many([d.transcript for d in held], checklist, scorer, learned)
+                for key in ((source, split, k), (source, f"{kind} {split}", k)):
+                    results[key][0].extend(held)
+                    results[key][1].extend(aligned)
+    lines = ["| set | kind / split | reviewed calls | held-out sentences | step presence F1 | off-script recall | off-script precision |",
+             "|---|---|---|---|---|---|---|"]
+    for (source, what, k), (held, aligned) in sorted(results.items(), key=lambda kv: (kv[0][0], " " in kv[0][1], kv[0][1], kv[0][2])):
+        m = evaluate(held, aligned)
+        op, orc, _ = m["off_script_sentences"]
+        lines.append(f"| {source} | {what} | {k} | {m['utterances']} | **{m['presence'][2]:.3f}** | **{orc:.2f}** | {op:.2f} |")
+    return "\n".join(lines)
+
+
 def report(title: str, m: dict) -> str:
     lines = [f"### {title}", "", f"{m['utterances']} labelled operator utterances; utterance accuracy {m['accuracy']:.3f}", ""]
     lines.append("| step | precision | recall | F1 | support |")
@@ -347,6 +401,7 @@ def main() -> None:
     ap.add_argument("--asr", action="store_true", help="evaluate on the cached ASR transcripts")
     ap.add_argument("--make-asr", action="store_true", help="synthesize and transcribe the dialogues first")
     ap.add_argument("--compare-greedy", action="store_true", help="also score each utterance on its own (no Viterbi)")
+    ap.add_argument("--learning", action="store_true", help="also print the learning curve: figures after 0, 1, 2, 5 reviewed calls")
     args = ap.parse_args()
 
     sets = tuple(s for s in args.sets.split(",") if s)
@@ -356,6 +411,7 @@ def main() -> None:
         print(f"{args.aligneval}: no aligneval dialogues here; scoring our own only", file=sys.stderr)
         sets = tuple(s for s in sets if s != "aligneval")
     dialogues = load_dialogues(args.split, sets, args.aligneval)
+    refs = {d.id: d for d in dialogues}
     if args.make_asr:
         make_asr(dialogues)
     if args.asr:
@@ -378,6 +434,8 @@ def main() -> None:
         print(report(f"{source}, {text}, {args.split} split, {len(idx)} dialogues, Viterbi",
                      evaluate([dialogues[i] for i in idx], [alignments[i] for i in idx])) + "\n")
     print(f"({seconds:.1f} s including model loading)\n")
+    if args.learning:
+        print(f"## Learning from reviews, {text} (examples from the reference sentences)\n\n{learning_curve(dialogues, refs, args.models)}\n")
     if args.compare_greedy:
         greedy = AlignParams(skip_penalty=0.0, back_penalty=0.0)
         print(report(f"{text}, {args.split} split, each utterance alone (no order)", evaluate(dialogues, run(dialogues, args.models, greedy))))

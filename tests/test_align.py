@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from pipeline.script.align import align, align_many, alignment_record, split_sentences
 from pipeline.script.checklist import OFF_SCRIPT, load_checklist
 from pipeline.script.result import AlignmentRecord
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
-from pipeline.storage.checklists import reviewed_examples, store_checklist_version
+from pipeline.storage.checklists import reviewed_examples
 from pipeline.vocabulary import StepStatus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,60 +248,80 @@ def test_unclear_asr_fragment_is_not_off_script(checklist):
 # --- learning from reviews -------------------------------------------------------
 
 
-def test_listener_confirmed_examples_change_the_alignment(tmp_path, checklist):
-    from pipeline.storage.store import (
-        AlignmentRow,
-        Assignment,
-        OffScriptMoment,
-        Recording,
-        Review,
-        StepMark,
-        User,
-        session_scope,
-        upgrade,
-    )
+def test_listener_confirmed_examples_teach_the_next_alignment(settings, checklist, monkeypatch):
+    """The learning path end to end, on SQLite and PostgreSQL: a submitted
+    review's confirmed step and "not in script" moment teach the next
+    ``process`` of another call, and the owner can strike an example out."""
+    from typer.testing import CliRunner
 
-    url = f"sqlite:///{tmp_path / 'reviews.db'}"
-    upgrade(url)
+    from pipeline import cli
+    from pipeline.config import get_settings
+    from pipeline.storage import store
+    from pipeline.storage.ingest import process_many
+    from pipeline.storage.store import AlignmentRow, Assignment, OffScriptMoment, Recording, Review, StepMark, User, session_scope
+
     # A phrase this shop uses for the loyalty step that the script's examples do not cover,
     # and a recurring remark listeners filed as not in the script.
     odd_card = "Вы уже участник нашего клуба Электрон Плюс?"
     remark = "Запишите мой личный номер, буду звонить вам про акции."
-    transcript = call(*FULL_CALL[:10], (OPERATOR, odd_card), (OPERATOR, remark), *FULL_CALL[11:])
-    with session_scope(url) as session:
-        version = store_checklist_version(session, checklist)
-        rec = Recording(sha256="a" * 64, original_name="call.wav", source_path="/x/call.wav")
-        listener = User(name="lena", role="listener", password_hash="x")
-        session.add_all([rec, listener])
-        session.flush()
-        record = alignment_record("call.wav", transcript, checklist, align(transcript, checklist))
-        # what the aligner would have said if it had been right: the listener corrected it
+    new_call = call(*FULL_CALL[:10], (OPERATOR, "Скажите, вы участник клуба Электрон Плюс?"), *FULL_CALL[11:])
+
+    def stored(name: str, transcript: Transcript) -> int:
+        with session_scope(settings.db_url) as session:
+            rec = Recording(sha256=name * 64, original_name=f"{name}.wav", source_path=f"/x/{name}.wav")
+            session.add(rec)
+            session.flush()
+            store.save_transcript(session, rec, transcript)
+            return rec.id
+
+    def aligned(rid: int):
+        process_many(settings, [rid], checklist)  # the transcript is stored: this only aligns
+        with session_scope(settings.db_url) as session:
+            return session.scalar(select(AlignmentRow).where(AlignmentRow.recording_id == rid)).record
+
+    first = stored("a", call(*FULL_CALL[:10], (OPERATOR, odd_card), (OPERATOR, remark), *FULL_CALL[11:]))
+    second = stored("b", new_call)
+    before = aligned(second).step("loyalty_card")
+    aligned(first)
+    with session_scope(settings.db_url) as session:
+        row = session.scalar(select(AlignmentRow).where(AlignmentRow.recording_id == first))
+        record = row.record  # what the aligner would have said had it been right: the listener confirms it
         record.step("loyalty_card").status = StepStatus.FOUND
         record.step("loyalty_card").utterances, record.step("loyalty_card").quote = [10], odd_card
-        row = AlignmentRow(recording_id=rec.id, checklist_version_id=version.id, result=record.to_json())
-        assignment = Assignment(recording_id=rec.id, listener_id=listener.id)
-        session.add_all([row, assignment])
+        row.result = record.to_json()
+        lena, ivan = User(name="lena", role="listener", password_hash="x"), User(name="ivan", role="listener", password_hash="x")
+        session.add_all([lena, ivan])
         session.flush()
-        review = Review(assignment_id=assignment.id, alignment_id=row.id, status="submitted")
+        done, draft = Assignment(recording_id=first, listener_id=lena.id), Assignment(recording_id=first, listener_id=ivan.id)
+        session.add_all([done, draft])
+        session.flush()
+        review = Review(assignment_id=done.id, alignment_id=row.id, status="submitted")
         review.marks = [StepMark(step_id="loyalty_card", mark="correct"), StepMark(step_id="budget", mark="incorrect")]
         review.moments = [OffScriptMoment(utterance_idx=11, time=33.0, text=remark)]
-        other = User(name="ivan", role="listener", password_hash="x")
-        session.add(other)
+        unsent = Review(assignment_id=draft.id, alignment_id=row.id, status="draft")  # not a confirmation yet
+        unsent.marks = [StepMark(step_id="greeting", mark="correct")]
+        session.add_all([review, unsent])
         session.flush()
-        other_assignment = Assignment(recording_id=rec.id, listener_id=other.id)
-        session.add(other_assignment)
-        session.flush()
-        # drafts are not confirmations yet
-        draft = Review(assignment_id=other_assignment.id, alignment_id=row.id, status="draft")
-        draft.marks = [StepMark(step_id="greeting", mark="correct")]
-        session.add_all([review, draft])
-        session.flush()
-        extra = reviewed_examples(session, version.id)
-    assert extra == {"loyalty_card": [odd_card], OFF_SCRIPT: [remark]}
+        assert reviewed_examples(session, row.checklist_version_id) == {"loyalty_card": [odd_card], OFF_SCRIPT: [remark]}
 
-    # a new call with similar wording: found as the loyalty step only with the learned example
-    new_call = call(*FULL_CALL[:10], (OPERATOR, "Скажите, вы участник клуба Электрон Плюс?"), *FULL_CALL[11:])
-    before = align(new_call, checklist)
-    after = align(new_call, checklist, extra_examples=extra)
-    assert after.step("loyalty_card").utterances == [10]
-    assert before.step("loyalty_card").status == "missing" or before.step("loyalty_card").confidence < after.step("loyalty_card").confidence
+    after = aligned(second).step("loyalty_card")
+    assert after.utterances == [10]
+    assert before.status == "missing" or before.confidence < after.confidence
+
+    monkeypatch.setenv("DATABASE_URL", settings.db_url)
+    get_settings.cache_clear()  # aligning read the settings already
+    runner = CliRunner()
+    res = runner.invoke(cli.app, ["checklists", "examples", checklist.id])
+    assert res.exit_code == 0, res.output
+    listed = [line.split() for line in res.output.splitlines()[1:]]
+    assert [row[:2] for row in listed] == [["1", "loyalty_card"], ["2", "not"]] and odd_card in res.output
+    res = runner.invoke(cli.app, ["checklists", "examples", str(APPLIANCES), "--drop", "1"])
+    assert res.exit_code == 0 and "[dropped]" in res.output.splitlines()[1], res.output
+    dropped = aligned(second).step("loyalty_card")
+    assert (dropped.status, dropped.utterances, dropped.confidence) == (before.status, before.utterances, before.confidence)
+    res = runner.invoke(cli.app, ["checklists", "examples", checklist.id, "--restore", "1", "--drop", "7"])
+    assert res.exit_code == 2 and "no example 7" in res.output
+    assert runner.invoke(cli.app, ["checklists", "examples", checklist.id, "--restore", "1"]).exit_code == 0
+    assert aligned(second).step("loyalty_card").utterances == [10]
+    res = runner.invoke(cli.app, ["checklists", "examples", "no-such-script"])
+    assert res.exit_code == 2 and "no calls were aligned" in res.output

@@ -130,6 +130,53 @@ def outcomes_import(
         typer.echo(f"{len(res.unmatched)} not matched to any recording: {shown}")
 
 
+checklists_app = typer.Typer(help="Sales scripts as stored, and what the aligner learned for them.", no_args_is_help=True)
+app.add_typer(checklists_app, name="checklists")
+
+
+@checklists_app.command("examples")
+def checklists_examples(
+    checklist: str = typer.Argument(..., help="The script: its YAML file (that exact version) or its id (the version stored last)."),
+    drop: list[int] = typer.Option([], "--drop", help="Strike out example N of the list (repeat): later alignments stop learning from it."),
+    restore: list[int] = typer.Option([], "--restore", help="Take a struck-out example N back (repeat)."),
+) -> None:
+    """List the phrasings listeners confirmed for a script version, numbered.
+
+    Each confirmed step (with the sentence the aligner quoted) and each
+    "not in script" moment from a submitted review is an example the next
+    alignment of this version learns from (`process`, the upload worker),
+    without editing the YAML. Drop a wrong one with --drop N."""
+    from pipeline.errors import CallreviewError
+    from pipeline.script.checklist import OFF_SCRIPT, load_checklist
+    from pipeline.storage import checklists
+    from pipeline.storage.store import session_scope
+
+    settings = migrated_settings()
+    try:
+        with session_scope(settings.db_url) as session:
+            if Path(checklist).suffix.lower() in (".yaml", ".yml"):
+                version = checklists.stored_version(session, load_checklist(Path(checklist)))
+            else:
+                version = checklists.latest_version(session, checklist)
+            if version is None:
+                raise CallreviewError(f"{checklist}: no calls were aligned with this script yet, so nothing was learned")
+            learned = checklists.learned_examples(session, version.id)
+            for n in [*drop, *restore]:
+                if not 1 <= n <= len(learned):
+                    raise CallreviewError(f"no example {n}: the list has {len(learned)}")
+            for n, dropped in [*((n, True) for n in drop), *((n, False) for n in restore)]:
+                checklists.set_dropped(session, version.id, learned[n - 1], dropped)
+            learned = checklists.learned_examples(session, version.id)
+            typer.echo(f"{version.checklist_id} version {version.version} ({version.sha256[:8]}): {len(learned)} learned examples")
+            for n, ex in enumerate(learned, 1):
+                what = "not in script" if ex.key == OFF_SCRIPT else ex.key
+                mark = "  [dropped]" if ex.dropped else ""
+                typer.echo(f"{n:>4}  {what:<24} x{ex.reviews:<3} {ex.text}{mark}")
+    except CallreviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 # --- review app: users, assignment, serve (pipeline/review/accounts.py, pipeline/review/review.py) --
 
 users_app = typer.Typer(help="Owner and listener accounts for the review app.", no_args_is_help=True)

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = ("use", "tfidf")
 ALL_MODELS = ("use", "e5", "tfidf")
+# script spaces kept per scorer: one per script content and set of learned examples
+MAX_SPACES = 16
 
 # Ordinary talk on a shop line that is no step of a script: client replies,
 # waiting, small talk. It tells how close "nothing in particular" is to each
@@ -209,6 +211,8 @@ class Scorer:
         space = StepSpace(steps, off, cues)
         with self._lock:
             self._spaces[key] = space
+            while len(self._spaces) > MAX_SPACES:  # learned examples change the key: a worker must not grow forever
+                del self._spaces[next(iter(self._spaces))]
         return space
 
     def _class_set(self, names: list[str], examples: list[list[str]], models: Sequence[str] | None = None) -> ClassSet:

@@ -3,25 +3,24 @@ phrasings listeners confirmed for a version, which the next alignment learns fro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.script.checklist import OFF_SCRIPT, Checklist
-from pipeline.storage.store import AlignmentRow, ChecklistVersion, Review
+from pipeline.storage.store import AlignmentRow, ChecklistVersion, DroppedExample, Review
 from pipeline.vocabulary import Mark, ReviewStatus
 
 
 def store_checklist_version(session: Session, checklist: Checklist) -> ChecklistVersion:
     """Get or create the ``ChecklistVersion`` row for this exact content."""
-    sha = checklist.sha256
-    row = session.scalar(
-        select(ChecklistVersion).where(ChecklistVersion.checklist_id == checklist.id, ChecklistVersion.sha256 == sha)
-    )
+    row = stored_version(session, checklist)
     if row is None:
         row = ChecklistVersion(
             checklist_id=checklist.id,
             version=checklist.version,
-            sha256=sha,
+            sha256=checklist.sha256,
             title=checklist.title,
             content=checklist.canonical(),
         )
@@ -30,19 +29,39 @@ def store_checklist_version(session: Session, checklist: Checklist) -> Checklist
     return row
 
 
-def reviewed_examples(session: Session, checklist_version_id: int) -> dict[str, list[str]]:
-    """Listener-confirmed phrasings for one script version, for ``align(extra_examples=...)``.
+@dataclass(frozen=True)
+class LearnedExample:
+    """One phrasing listeners confirmed for a script version."""
 
-    A step marked ``correct`` in a submitted review adds the text of the
-    utterances the alignment attached to that step; off-script moments add
-    their text (or their utterance's) under ``OFF_SCRIPT``."""
-    out: dict[str, list[str]] = {}
+    key: str  # the step id, or OFF_SCRIPT
+    text: str
+    reviews: int  # how many submitted reviews confirmed it
+    dropped: bool  # struck out by the owner: not learned from
 
-    def add(key: str, text: str) -> None:
-        text = (text or "").strip()
-        if text and text not in out.setdefault(key, []):
-            out[key].append(text)
 
+def stored_version(session: Session, checklist: Checklist) -> ChecklistVersion | None:
+    """The stored row for this exact content, if any call was aligned with it."""
+    return session.scalar(
+        select(ChecklistVersion).where(ChecklistVersion.checklist_id == checklist.id, ChecklistVersion.sha256 == checklist.sha256)
+    )
+
+
+def latest_version(session: Session, checklist_id: str) -> ChecklistVersion | None:
+    """The script version stored last under ``checklist_id``."""
+    return session.scalar(
+        select(ChecklistVersion).where(ChecklistVersion.checklist_id == checklist_id).order_by(ChecklistVersion.id.desc())
+    )
+
+
+def learned_examples(session: Session, checklist_version_id: int) -> list[LearnedExample]:
+    """Every phrasing confirmed in a submitted review of this script version,
+    dropped ones included, in the order they were first confirmed.
+
+    A step marked ``correct`` adds the sentence the alignment quoted for it
+    (whole utterances may mix steps); a "not in script" moment adds its text
+    (or its utterance's) under ``OFF_SCRIPT``. A text confirmed both ways
+    teaches nothing and is left out."""
+    counts: dict[tuple[str, str], int] = {}
     reviews = session.scalars(
         select(Review)
         .join(AlignmentRow, Review.alignment_id == AlignmentRow.id)
@@ -52,18 +71,47 @@ def reviewed_examples(session: Session, checklist_version_id: int) -> dict[str, 
     for review in reviews:
         record = session.get(AlignmentRow, review.alignment_id).record
         texts = record.texts()
+        confirmed = set()
         for mark in review.marks:
             step = record.step(mark.step_id)
             if mark.mark == Mark.CORRECT and step and step.found:
-                # the quote is the sentence that matched; whole utterances may mix steps
-                add(mark.step_id, step.quote or " ".join(texts.get(i, "") for i in step.utterances))
+                confirmed.add((mark.step_id, step.quote or " ".join(texts.get(i, "") for i in step.utterances)))
         for moment in review.moments:
-            add(OFF_SCRIPT, moment.text or texts.get(moment.utterance_idx, ""))
-    # drop texts that listeners confirmed both as a step and as off-script
-    off = set(out.get(OFF_SCRIPT, []))
-    for key in [k for k in out if k != OFF_SCRIPT]:
-        clash = off.intersection(out[key])
-        out[key] = [t for t in out[key] if t not in clash]
-        if OFF_SCRIPT in out:
-            out[OFF_SCRIPT] = [t for t in out[OFF_SCRIPT] if t not in clash]
-    return {k: v for k, v in out.items() if v}
+            confirmed.add((OFF_SCRIPT, moment.text or texts.get(moment.utterance_idx, "")))
+        for key, text in sorted(confirmed):
+            text = (text or "").strip()
+            if text:
+                counts[key, text] = counts.get((key, text), 0) + 1
+    off = {text for key, text in counts if key == OFF_SCRIPT}
+    both = {text for key, text in counts if key != OFF_SCRIPT} & off
+    dropped = set(
+        session.execute(
+            select(DroppedExample.step_id, DroppedExample.text).where(DroppedExample.checklist_version_id == checklist_version_id)
+        ).all()
+    )
+    return [LearnedExample(key, text, n, (key, text) in dropped) for (key, text), n in counts.items() if text not in both]
+
+
+def reviewed_examples(session: Session, checklist_version_id: int) -> dict[str, list[str]]:
+    """What the next alignment with this version learns: ``align(extra_examples=...)``."""
+    out: dict[str, list[str]] = {}
+    for example in learned_examples(session, checklist_version_id):
+        if not example.dropped:
+            out.setdefault(example.key, []).append(example.text)
+    return out
+
+
+def set_dropped(session: Session, checklist_version_id: int, example: LearnedExample, dropped: bool = True) -> None:
+    """Strike a learned example out of this version's learning, or take it back in."""
+    rows = session.scalars(
+        select(DroppedExample).where(
+            DroppedExample.checklist_version_id == checklist_version_id,
+            DroppedExample.step_id == example.key,
+            DroppedExample.text == example.text,
+        )
+    ).all()
+    if dropped and not rows:
+        session.add(DroppedExample(checklist_version_id=checklist_version_id, step_id=example.key, text=example.text))
+    for row in rows if not dropped else []:
+        session.delete(row)
+    session.flush()

@@ -388,13 +388,14 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
                     _finish_run(session, runs[rid][0], runs[rid][1], None)
             except Exception as exc:  # the batch goes on; the reason is stored and shown
                 failed(rid, "transcribe", runs[rid], exc)
+    learned = learned_for(settings, checklist) if checklist is not None else None
     for rid in recording_ids:
         if rid in results:
             continue
         if checklist is not None:
             run = (_start_run(settings, rid, "align", worker), time.perf_counter())
             try:
-                align_stored(settings, rid, checklist, run[1], run[0])
+                align_stored(settings, rid, checklist, run[1], run[0], learned)
             except Exception as exc:
                 failed(rid, "align", run, exc)
                 continue
@@ -402,9 +403,21 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
     return [results[rid] for rid in recording_ids]
 
 
-def align_stored(settings: Settings, recording_id: int, checklist, started: float, run_id: int) -> None:
-    """Align a stored transcript with ``checklist`` and store the result (replacing an
-    older one for the same version), closing the open ``run_id``."""
+def learned_for(settings: Settings, checklist) -> dict[str, list[str]]:
+    """What listeners confirmed for this script version so far: read once per
+    batch, so every call of the batch learns the same."""
+    from pipeline.storage.checklists import reviewed_examples, store_checklist_version
+
+    with session_scope(settings.db_url) as session:
+        return reviewed_examples(session, store_checklist_version(session, checklist).id)
+
+
+def align_stored(
+    settings: Settings, recording_id: int, checklist, started: float, run_id: int, learned: dict[str, list[str]] | None = None
+) -> None:
+    """Align a stored transcript with ``checklist`` and the ``learned`` examples
+    (``learned_for``), store the result (replacing an older one for the same
+    version) and close the open ``run_id``."""
     from pipeline.script.align import align, alignment_record
     from pipeline.storage.checklists import store_checklist_version
     from pipeline.storage.store import AlignmentRow
@@ -413,7 +426,8 @@ def align_stored(settings: Settings, recording_id: int, checklist, started: floa
         rec = session.get(Recording, recording_id)
         transcript = store.load_transcript(session, recording_id)
         version = store_checklist_version(session, checklist)
-        result = alignment_record(rec.original_name, transcript, checklist, align(transcript, checklist)).to_json()
+        alignment = align(transcript, checklist, extra_examples=learned)
+        result = alignment_record(rec.original_name, transcript, checklist, alignment).to_json()
         if transcript.speakers:  # a mono call split by voice: the script chose the operator, perhaps the other voice
             store.save_transcript(session, rec, transcript)
         row = session.scalar(

@@ -155,6 +155,19 @@ class ChecklistVersion(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+
+class DroppedExample(Base):
+    """A learned example the owner struck out (``callreview checklists examples --drop``):
+    later alignments with that script version no longer learn from it."""
+
+    __tablename__ = "dropped_examples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checklist_version_id: Mapped[int] = mapped_column(ForeignKey("checklist_versions.id", ondelete="CASCADE"), index=True)
+    step_id: Mapped[str] = mapped_column(String(200))  # a step id or OFF_SCRIPT
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
 class AlignmentRow(Base):
     __tablename__ = "alignments"
     __table_args__ = (UniqueConstraint("recording_id", "checklist_version_id"),)
