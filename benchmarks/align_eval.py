@@ -301,7 +301,8 @@ def confirmed_examples(dialogues: list[Dialogue]) -> dict[str, list[str]]:
     return out
 
 
-def learning_curve(dialogues: list[Dialogue], refs: dict[str, Dialogue], models: str | None, counts=(0, 1, 2, 5), seed: int = 19) -> str:
+def learning_curve(dialogues: list[Dialogue], refs: dict[str, Dialogue], models: str | None, counts=(0, 1, 2, 5), seed: int = 19,
+                   params: AlignParams = AlignParams()) -> str:
     """Step presence F1 and off-script recall after ``counts`` reviewed calls.
 
     Each kind's dialogues are shuffled (``seed``) and halved; the calls of one
@@ -327,7 +328,7 @@ def learning_curve(dialogues: list[Dialogue], refs: dict[str, Dialogue], models:
                 if k > len(reviewed):
                     continue
                 learned = confirmed_examples([refs.get(d.id, d) for d in reviewed[:k]])
-                aligned = align_many([d.transcript for d in held], checklist, scorer, learned)
+                aligned = align_many([d.transcript for d in held], checklist, scorer, learned, params)
                 for key in ((source, split, k), (source, f"{kind} {split}", k)):
                     results[key][0].extend(held)
                     results[key][1].extend(aligned)
