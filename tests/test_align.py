@@ -248,6 +248,61 @@ def test_unclear_asr_fragment_is_not_off_script(checklist):
 # --- learning from reviews -------------------------------------------------------
 
 
+def stored(settings, name: str, transcript: Transcript) -> int:
+    """A recording whose transcript is stored, as after ``ingest``."""
+    from pipeline.storage import store
+    from pipeline.storage.store import Recording, session_scope
+
+    with session_scope(settings.db_url) as session:
+        rec = Recording(sha256=name * 64, original_name=f"{name}.wav", source_path=f"/x/{name}.wav")
+        session.add(rec)
+        session.flush()
+        store.save_transcript(session, rec, transcript)
+        return rec.id
+
+
+def aligned_stored(settings, rid: int, checklist) -> AlignmentRecord:
+    """Align a stored recording the way ``process`` does, and read back what was stored."""
+    from pipeline.storage.ingest import process_many
+    from pipeline.storage.store import AlignmentRow, session_scope
+
+    process_many(settings, [rid], checklist)  # the transcript is stored: this only aligns
+    with session_scope(settings.db_url) as session:
+        return session.scalar(select(AlignmentRow).where(AlignmentRow.recording_id == rid)).record
+
+
+def test_the_listener_sees_each_judged_sentence_once(settings, checklist):
+    """An utterance that does a step and then says something the script does
+    not cover: the step quotes its sentence, the off-script moment the other
+    one, each with its own time, and a confirmed moment keeps only that sentence."""
+    from pipeline.review import review
+    from pipeline.storage.store import Assignment, OffScriptMoment, User, session_scope
+
+    card, parking = "У вас есть наша бонусная карта?", "Кстати, у нас на парковке сейчас ремонт, заезжайте со двора, там шлагбаум."
+    rid = stored(settings, "c", call(*FULL_CALL[:10], (OPERATOR, f"{card} {parking}"), *FULL_CALL[11:]))
+    record = aligned_stored(settings, rid, checklist)
+    with session_scope(settings.db_url) as session:
+        lena = User(name="lena", role="listener", password_hash="x")
+        session.add(lena)
+        session.flush()
+        job = Assignment(recording_id=rid, listener_id=lena.id)
+        session.add(job)
+        session.flush()
+        ids = (lena.id, job.id)
+    with review.write_session(settings.db_url) as session:
+        view = review.open_call(session, *ids)
+    step = next(s for s in view.steps if s.id == "loyalty_card").suggestion
+    off = [o for o in view.off_script if o.utterance_idx == 10]
+    assert step.quote == card and record.step("loyalty_card").utterances == [10]
+    assert [o.text for o in off] == [parking] and step.start < off[0].start
+    assert 0.0 < off[0].confidence < 1.0
+    with review.write_session(settings.db_url) as session:
+        review.confirm_off_script(session, *ids, 10, True, "ремонт парковки")
+    with session_scope(settings.db_url) as session:
+        moment = session.scalar(select(OffScriptMoment))
+        assert (moment.text, moment.time) == (parking, off[0].start)
+
+
 def test_listener_confirmed_examples_teach_the_next_alignment(settings, checklist, monkeypatch):
     """The learning path end to end, on SQLite and PostgreSQL: a submitted
     review's confirmed step and "not in script" moment teach the next
@@ -256,9 +311,7 @@ def test_listener_confirmed_examples_teach_the_next_alignment(settings, checklis
 
     from pipeline import cli
     from pipeline.config import get_settings
-    from pipeline.storage import store
-    from pipeline.storage.ingest import process_many
-    from pipeline.storage.store import AlignmentRow, Assignment, OffScriptMoment, Recording, Review, StepMark, User, session_scope
+    from pipeline.storage.store import AlignmentRow, Assignment, OffScriptMoment, Review, StepMark, User, session_scope
 
     # A phrase this shop uses for the loyalty step that the script's examples do not cover,
     # and a recurring remark listeners filed as not in the script.
@@ -266,21 +319,11 @@ def test_listener_confirmed_examples_teach_the_next_alignment(settings, checklis
     remark = "Запишите мой личный номер, буду звонить вам про акции."
     new_call = call(*FULL_CALL[:10], (OPERATOR, "Скажите, вы участник клуба Электрон Плюс?"), *FULL_CALL[11:])
 
-    def stored(name: str, transcript: Transcript) -> int:
-        with session_scope(settings.db_url) as session:
-            rec = Recording(sha256=name * 64, original_name=f"{name}.wav", source_path=f"/x/{name}.wav")
-            session.add(rec)
-            session.flush()
-            store.save_transcript(session, rec, transcript)
-            return rec.id
-
     def aligned(rid: int):
-        process_many(settings, [rid], checklist)  # the transcript is stored: this only aligns
-        with session_scope(settings.db_url) as session:
-            return session.scalar(select(AlignmentRow).where(AlignmentRow.recording_id == rid)).record
+        return aligned_stored(settings, rid, checklist)
 
-    first = stored("a", call(*FULL_CALL[:10], (OPERATOR, odd_card), (OPERATOR, remark), *FULL_CALL[11:]))
-    second = stored("b", new_call)
+    first = stored(settings, "a", call(*FULL_CALL[:10], (OPERATOR, odd_card), (OPERATOR, remark), *FULL_CALL[11:]))
+    second = stored(settings, "b", new_call)
     before = aligned(second).step("loyalty_card")
     aligned(first)
     with session_scope(settings.db_url) as session:

@@ -260,8 +260,11 @@ def load_items(session: Session) -> list[Item]:
         review, a, user, rec = reviews[m.review_id]
         cl, ver, steps = context(review)
         step = steps.get(m.step_id)
-        quote = " ".join(texts.get((rec.id, i), "") for i in step.utterances).strip() if step else ""
-        start, end = (step.start, step.end) if step else (None, None)
+        if step is not None and step.quote and step.quote_start is not None:  # the sentence that was judged
+            quote, start, end = step.quote, step.quote_start, step.quote_end
+        else:  # no step, or a record from before sentences had times
+            quote = " ".join(texts.get((rec.id, i), "") for i in step.utterances).strip() if step else ""
+            start, end = (step.start, step.end) if step else (None, None)
         items.append(Item(f"mark:{m.id}", rec.id, user.name, (m.comment or "").strip() or quote, quote, m.step_id,
                           max(0.0, start - CLIP_PAD_S) if start is not None else None,
                           end + CLIP_PAD_S if end is not None else None, call_time(rec), cl, ver, rec.listen_path))

@@ -178,9 +178,14 @@ class OffScriptSuggestion:
     utterance_idx: int | None
     start: float
     end: float
-    text: str  # masked
+    text: str  # masked: the sentences judged off-script, not their whole utterance
     confirmed_id: int | None = None  # the OffScriptMoment confirming it, if any
     description: str = ""
+    confidence: float | None = None  # that the sentences match no step (fitted: docs/benchmarks.md)
+
+    @property
+    def doubtful(self) -> bool:
+        return self.confidence is not None and self.confidence < DOUBTFUL
 
 
 @dataclass
@@ -268,8 +273,11 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
         sug = suggestions.get(step["id"])
         suggestion = None
         if sug is not None:
-            quote = " ".join(by_idx[i].text for i in sug.utterances if i in by_idx)
-            suggestion = Suggestion(status=sug.status, start=sug.start, end=sug.end, quote=quote, confidence=sug.confidence)
+            if sug.quote and sug.quote_start is not None:  # the sentence that was judged, with its own time
+                quote, start, end = mask(sug.quote), sug.quote_start, sug.quote_end
+            else:  # a record from before sentences had times
+                quote, start, end = " ".join(by_idx[i].text for i in sug.utterances if i in by_idx), sug.start, sug.end
+            suggestion = Suggestion(status=sug.status, start=start, end=end, quote=quote, confidence=sug.confidence)
         mark = marks.get(step["id"])
         steps.append(
             StepView(
@@ -289,11 +297,10 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
     confirmed = {m.utterance_idx: m for m in moments if m.utterance_idx is not None}
     off_script = []
     for item in record.off_script if record else []:
-        idx = item.utterance
-        m = confirmed.get(idx)
-        text_ = by_idx[idx].text if idx in by_idx else Masker([], rec.operator)(item.text)
+        m = confirmed.get(item.utterance)
         off_script.append(
-            OffScriptSuggestion(idx, item.start, item.end, text_, m.id if m else None, m.description if m else "")
+            OffScriptSuggestion(item.utterance, item.start, item.end, mask(item.text), m.id if m else None,
+                                m.description if m else "", item.confidence)
         )
     suggested = {o.utterance_idx for o in off_script}
     added = [
@@ -374,10 +381,17 @@ def confirm_off_script(session: Session, listener_id: int, assignment_id: int, u
     if existing is not None:
         existing.description = description
         return
-    a = session.get(Assignment, assignment_id)
-    utt = session.scalar(select(UtteranceRow).where(UtteranceRow.recording_id == a.recording_id, UtteranceRow.idx == utterance_idx))
-    session.add(OffScriptMoment(review_id=review.id, utterance_idx=utterance_idx,
-                                time=utt.start if utt else 0.0, text=utt.text if utt else "", description=description))
+    # the sentences the aligner judged off-script, not their whole utterance: the
+    # next alignment learns from this text (pipeline.storage.checklists)
+    alignment = session.get(AlignmentRow, review.alignment_id) if review.alignment_id else None
+    item = next((o for o in alignment.record.off_script if o.utterance == utterance_idx), None) if alignment else None
+    if item is None:
+        a = session.get(Assignment, assignment_id)
+        utt = session.scalar(select(UtteranceRow).where(UtteranceRow.recording_id == a.recording_id, UtteranceRow.idx == utterance_idx))
+        time, text = (utt.start, utt.text) if utt else (0.0, "")
+    else:
+        time, text = item.start, item.text
+    session.add(OffScriptMoment(review_id=review.id, utterance_idx=utterance_idx, time=time, text=text, description=description))
 
 
 def add_moment(session: Session, listener_id: int, assignment_id: int, time: float, description: str) -> int:

@@ -311,6 +311,8 @@ def _assemble(
                     end=max(transcript.utterances[i].end for i in utts),
                     confidence=conf(top, s),
                     quote=units[top].text,
+                    quote_start=units[top].start,
+                    quote_end=units[top].end,
                 )
             )
         else:

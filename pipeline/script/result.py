@@ -25,8 +25,10 @@ class StepResult(_Record):
     end: float | None = None
     confidence: float = 0.0  # found: that it was done here; missing: that it was not done
     quote: str = ""  # the best-matching sentence, for the listener's checklist
+    quote_start: float | None = None  # that sentence's own time, to play just what was judged
+    quote_end: float | None = None
 
-    @field_serializer("start", "end")
+    @field_serializer("start", "end", "quote_start", "quote_end")
     def _seconds(self, t: float | None) -> float | None:
         return None if t is None else round(t, 2)
 

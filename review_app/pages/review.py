@@ -195,7 +195,11 @@ def _off_script_fragment(j: int) -> None:
 
     with st.container(border=True):
         c1, c2 = st.columns([6, 2])
-        c1.markdown(f"**{fmt_time(item.start)}** — «{item.text}»")
+        conf = f" · уверенность {item.confidence:.0%}" if item.confidence is not None else ""
+        if item.doubtful:  # a question for the listener, not an answer
+            c1.markdown(f"Возможно, вне скрипта, проверьте: **{fmt_time(item.start)}** — «{item.text}»?{conf}")
+        else:
+            c1.markdown(f"**{fmt_time(item.start)}** — «{item.text}»{conf}")
         if c2.button(f"▶ {fmt_time(item.start)}", key=f"play_off_{aid}_{j}"):
             play_from(item.start)
         st.checkbox("Это ситуация, которую скрипт не покрывает", value=item.confirmed_id is not None,
