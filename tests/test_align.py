@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from pipeline.script.align import align, align_many, alignment_record, split_sentences
+from pipeline.script.align import align, align_many, alignment_record, split_at_pauses, split_sentences
 from pipeline.script.checklist import OFF_SCRIPT, load_checklist
 from pipeline.script.result import AlignmentRecord
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
@@ -159,6 +159,26 @@ def test_sentence_times_come_from_word_timestamps(checklist):
     result = align(Transcript([utt], 8.0, "ru", "test"), checklist)
     assert len(result.off_script) == 1
     assert result.off_script[0].start == 5.0 and result.off_script[0].end == 7.5
+
+
+def test_unpunctuated_text_is_cut_into_sentences_at_pauses(checklist):
+    """ASR without punctuation: the pause after the loyalty question ends a
+    sentence, so the remark after it is judged on its own; a hesitation
+    shorter than the pause rule keeps a sentence whole."""
+    card, parking = "у вас есть наша бонусная карта".split(), "кстати у нас на парковке ремонт заезжайте со двора".split()
+    gaps = [0.05] * (len(card) - 1) + [1.25] + [0.05, 0.05, 0.05, 0.3] + [0.05] * (len(parking) - 5)
+    words, t = [], 3.0
+    for w, gap in zip(card + parking, gaps + [0.0]):
+        words.append(Word(t, t + 0.25, w))
+        t += 0.25 + gap
+    utt = Utterance(OPERATOR, 3.0, t, " ".join(card + parking), words=words)
+    assert split_at_pauses(utt.text, words) == [" ".join(card), " ".join(parking)]
+    assert split_at_pauses(utt.text, words[:-1]) == [utt.text]  # timestamps that do not line up: left whole
+    greeting = Utterance(OPERATOR, 0.0, 2.5, FULL_CALL[0][1])
+    result = align(Transcript([greeting, utt], t, "ru", "test"), checklist)
+    loyalty = result.step("loyalty_card")
+    assert loyalty.utterances == [1] and (loyalty.quote, loyalty.quote_start) == (" ".join(card), 3.0)
+    assert [(o.text, o.start) for o in result.off_script] == [(" ".join(parking), words[len(card)].start)]
 
 
 def test_alignment_record_json_shape(checklist):

@@ -25,7 +25,7 @@ import numpy as np
 from pipeline.script.checklist import OFF_SCRIPT, Checklist
 from pipeline.script.embed import Scorer, get_scorer
 from pipeline.script.result import AlignmentRecord, ChecklistRef, CoverageRecord, OffScript, StepResult, UtteranceText
-from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance
+from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
 from pipeline.vocabulary import StepStatus
 
 
@@ -109,10 +109,28 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+_PUNCTUATED = re.compile(r"[.!?…]")
+_TOKEN = re.compile(r"\S*\w\S*")  # a word as the recogniser times it ("как-то" is one)
+# In text without sentence punctuation, a silence this long between two words
+# ends a sentence (chosen on the dev ASR transcripts stripped of punctuation).
+PAUSE_S = 0.4
+
+
 def split_sentences(text: str) -> list[str]:
     """Split at sentence punctuation and line breaks; keeps the punctuation."""
     parts = [p.strip() for p in _SENTENCE_END.split(text.strip())]
     return [p for p in parts if _WORD.search(p)]
+
+
+def split_at_pauses(text: str, words: Sequence[Word], pause_s: float = PAUSE_S) -> list[str]:
+    """Cut unpunctuated text where the speaker paused; ``words`` are its word
+    timestamps, one per word of the text (else the text stays whole)."""
+    starts = [m.start() for m in _TOKEN.finditer(text)]
+    if len(starts) != len(words):
+        return [text]
+    cuts = [starts[k] for k in range(1, len(words)) if words[k].start - words[k - 1].end >= pause_s]
+    bounds = [0, *cuts, len(text)]
+    return [text[a:b].strip() for a, b in zip(bounds, bounds[1:]) if text[a:b].strip()]
 
 
 def candidate_indices(transcript: Transcript) -> list[int]:
@@ -124,12 +142,15 @@ def candidate_indices(transcript: Transcript) -> list[int]:
 
 
 def _units(i: int, utt: Utterance) -> list[Unit]:
+    """The utterance's sentences: by punctuation where the text has it, else by pauses."""
     sentences = split_sentences(utt.text)
     if not sentences:
         return []
+    words = [w for w in utt.words if _WORD.search(w.text)]
+    if len(sentences) == 1 and not _PUNCTUATED.search(utt.text):
+        sentences = split_at_pauses(sentences[0], words)
     counts = [len(_WORD.findall(s)) for s in sentences]
     total = sum(counts) or 1
-    words = [w for w in utt.words if _WORD.search(w.text)]
     units, done = [], 0
     for s, c in zip(sentences, counts):
         if len(words) == total and c:
