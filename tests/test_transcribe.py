@@ -135,17 +135,18 @@ def test_echo_of_the_other_line_is_not_speech(synth):
            {"speaker": "client", "start": end / synth.CALL_SR, "end": (end + tail.size) / synth.CALL_SR}]
     clean = [synth.resample(c, synth.CALL_SR, 16000) for c in synth.telephone_line(call)]
     dbs = [regions.frame_db(c) for c in clean]
-    assert not regions.echo_frames(dbs[0], dbs[1]).any() and not regions.echo_frames(dbs[1], dbs[0]).any()
-    same = regions.echo_frames(dbs[0], dbs[0])  # may mark the silence around speech, never the speech
+    assert not any(mask.any() for mask in regions.echo_masks(dbs[0], dbs[1]))
+    same = regions.echo_masks(dbs[0], dbs[0])[0]  # may mark the silence around speech, never the speech
     assert not (same & (dbs[0] > np.percentile(dbs[0], 10) + 10)).any()
     echoed = synth.line_echo(clean, 16000, -20.0, 200.0)
     dbs = [regions.frame_db(c) for c in echoed]
     fs = regions.FRAME / 16000
-    for me, other, who in ((0, 1, "operator"), (1, 0, "client")):
-        echo = regions.echo_frames(dbs[me], dbs[other])
+    masks = regions.echo_masks(dbs[0], dbs[1])
+    for me, who in ((0, "operator"), (1, "client")):
+        echo = masks[me]
         mine, theirs = _frames(ref, who, echo.size), _frames(ref, "client" if who == "operator" else "operator", echo.size)
         assert echo[theirs & ~mine].mean() >= 0.8, who  # the other side's echo, alone (the rest: pauses, its floor)
-        found = regions.speech_regions(echoed[me], dbs[me], dbs[other])
+        found = regions.speech_regions(echoed[me], dbs[me], echo)
         kept = np.zeros(echo.size, dtype=bool)
         for s, e in found:  # the echo is not a speech region of its own...
             assert any(t["start"] - 0.5 <= s and e <= t["end"] + 0.5 for t in ref if t["speaker"] == who), (who, s, e, found)
@@ -173,6 +174,17 @@ def test_right_channel_operator(transcriber, short_call):
     tr = transcriber.transcribe(decode(path, operator_channel="right"))
     flipped = {"operator": "client", "client": "operator"}
     assert [u.speaker for u in tr.utterances] == [flipped[t["speaker"]] for t in ref]
+
+
+def test_every_speakers_setting_has_one_mode():
+    """--speakers is checked against the settings' Literal, and carried out by
+    the transcriber's table: the two must name the same modes, in one order."""
+    from typing import get_args
+
+    from pipeline.config import SpeakersMode
+    from pipeline.speech.transcribe import SPEAKER_MODES
+
+    assert list(SPEAKER_MODES) == list(get_args(SpeakersMode))
 
 
 def test_mono_gives_unknown_speaker_with_speakers_channels(transcriber, short_call, synth, tmp_path):
@@ -469,7 +481,8 @@ def test_speech_left_without_words_is_decoded_again(transcriber, short_call):
     path, _, ref = short_call
     audio = decode(path)
     dbs = [regions.frame_db(c) for c in audio.channels]
-    chans = [transcriber._prepare(c, dbs[i], dbs[1 - i], audio.speakers[i], i) for i, c in enumerate(audio.channels)]
+    echoes = regions.echo_masks(*dbs)
+    chans = [transcriber._prepare(c, dbs[i], echoes[i], audio.speakers[i], i) for i, c in enumerate(audio.channels)]
     found, tried = transcriber._recover(chans, [[] for _ in chans])
     assert {k for k, *_ in tried} == {0, 1}
     cov = segments.coverage([c.regions for c in chans], found)

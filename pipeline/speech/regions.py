@@ -41,29 +41,35 @@ def vad_probs(x: np.ndarray) -> np.ndarray:
     return np.asarray(_vad_model(np.array(x[: n * FRAME], dtype=np.float32)), dtype=np.float32).reshape(-1)[:n]
 
 
-def echo_frames(db: np.ndarray, other_db: np.ndarray) -> np.ndarray:
-    """The frames of a channel that are the other channel's echo, not its own
-    speech: line echo and crosstalk, a delayed, attenuated copy that Silero
-    rightly calls speech. While the other side speaks (and shortly after),
-    a frame is this channel's own only when it is louder than the echo model
-    (``_echo_path``) predicts, or no quieter than its source, and above its own
-    noise floor; so a real answer spoken over the other side, or two channels
-    carrying the same signal, are never taken for echo, and Silero's
-    probability lingering after an echo does not make the silence speech.
-    The source must be the other side's own speech, not the echo of this one
-    (which, delayed twice, would mask this channel's own soft sounds), and a
-    lone echo-like frame inside speech is not echo. Without echo the loss
-    found is the channel's noise floor, and only silence is marked."""
-    n = min(db.size, other_db.size)
-    out = np.zeros(db.size, dtype=bool)
-    mine, theirs = db[:n].astype(np.float64), other_db[:n].astype(np.float64)
-    path = _echo_path(mine, theirs)
-    if path is None:
-        return out
-    back = _echo_path(theirs, mine)
-    ours = _echoed(theirs, mine, *back) if back else np.zeros(n, dtype=bool)
-    out[:n] = _echoed(mine, theirs, *path, not_source=ours)
-    return binary_opening(out, structure=np.ones(TH.echo_min_frames_run, dtype=bool))
+def echo_masks(db_a: np.ndarray, db_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For two channels' frame levels, the frames of each that are the other
+    channel's echo, not its own speech: line echo and crosstalk, a delayed,
+    attenuated copy that Silero rightly calls speech. Each echo path
+    (``_echo_path``) is measured once and serves both channels.
+
+    While the other side speaks (and shortly after), a frame is a channel's
+    own only when it is louder than the echo model predicts, or no quieter
+    than its source, and above its own noise floor; so a real answer spoken
+    over the other side, or two channels carrying the same signal, are never
+    taken for echo, and Silero's probability lingering after an echo does not
+    make the silence speech. The source must be the other side's own speech,
+    not the echo of this one (which, delayed twice, would mask this channel's
+    own soft sounds), and a lone echo-like frame inside speech is not echo.
+    Without echo the loss found is the channel's noise floor, and only
+    silence is marked."""
+    n = min(db_a.size, db_b.size)
+    a, b = db_a[:n].astype(np.float64), db_b[:n].astype(np.float64)
+    b_in_a, a_in_b = _echo_path(a, b), _echo_path(b, a)
+
+    def mask(size: int, mine: np.ndarray, theirs: np.ndarray, path, back) -> np.ndarray:
+        out = np.zeros(size, dtype=bool)
+        if path is None:
+            return out
+        ours = _echoed(theirs, mine, *back) if back else np.zeros(n, dtype=bool)
+        out[:n] = _echoed(mine, theirs, *path, not_source=ours)
+        return binary_opening(out, structure=np.ones(TH.echo_min_frames_run, dtype=bool))
+
+    return mask(db_a.size, a, b, b_in_a, a_in_b), mask(db_b.size, b, a, a_in_b, b_in_a)
 
 
 def _echo_path(b: np.ndarray, a: np.ndarray) -> tuple[int, float] | None:
@@ -108,12 +114,12 @@ def _echoed(b: np.ndarray, a: np.ndarray, lag: int, loss: float, not_source: np.
     return near & ~own
 
 
-def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | None = None, vad_threshold: float = TH.vad,
+def speech_regions(channel: np.ndarray, db: np.ndarray, echo: np.ndarray | None = None, vad_threshold: float = TH.vad,
                    probs: np.ndarray | None = None) -> list[tuple[float, float]]:
     """Seconds (start, end) where a channel holds speech: Silero VAD at a low
     threshold (``probs``, its per-frame probabilities, computed when not given),
     or energy well above the channel's noise floor (``db``, its frame levels),
-    but not the other channel (``other_db``) leaking in (``echo_frames``).
+    but not the other channel leaking in (``echo``, from ``echo_masks``).
     Padded, and merged when close."""
     if db.size == 0:
         return []
@@ -122,8 +128,8 @@ def speech_regions(channel: np.ndarray, db: np.ndarray, other_db: np.ndarray | N
     # Digital silence or a near-silent line: nothing can be speech below -60 dBFS.
     loud = db > max(floor + TH.energy_margin_db, TH.silent_dbfs)
     speech = (probs >= vad_threshold) & (db > TH.vad_floor_dbfs) | loud
-    if other_db is not None:
-        speech &= ~echo_frames(db, other_db)
+    if echo is not None:
+        speech &= ~echo[: speech.size]
     fs = FRAME / SAMPLE_RATE
     regions: list[list[float]] = []
     i, n = 0, speech.size

@@ -15,7 +15,7 @@ class Thresholds:
     # -- finding speech (regions) --
     vad: float = 0.2  # Silero's 0.5 default dropped much quiet speech on split channels
     energy_margin_db: float = 15.0  # a frame this far above the channel's noise floor counts as speech...
-    # echo and crosstalk from the other channel (regions.echo_frames; benchmarks/echo.py)
+    # echo and crosstalk from the other channel (regions.echo_masks; benchmarks/echo.py)
     echo_max_lag_s: float = 0.6  # the longest echo delay looked for (network echo: up to a few hundred ms)
     echo_floor_db: float = 6.0  # levels within this of a channel's noise floor do not count when finding the delay
     echo_present_db: float = 3.0  # echo is removed when, while the other side speaks, it lifts this channel this far over its floor

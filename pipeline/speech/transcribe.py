@@ -41,7 +41,7 @@ from pipeline.config import available_cores, get_settings
 from pipeline.errors import ModelError
 from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
-from pipeline.speech.regions import frame_db, snap_start, speech_regions, vad_probs
+from pipeline.speech.regions import echo_masks, frame_db, snap_start, speech_regions, vad_probs
 from pipeline.speech.segments import Seg, channel_words, clear, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
 from pipeline.speech.speakers import SpeakerSplit, split_voices
 from pipeline.speech.thresholds import THRESHOLDS as TH
@@ -336,9 +336,9 @@ class Transcriber:
 
     # -- the pipeline -----------------------------------------------------------
 
-    def _prepare(self, audio: np.ndarray, db: np.ndarray, other_db: np.ndarray | None, speaker: str, index: int) -> _Channel:
+    def _prepare(self, audio: np.ndarray, db: np.ndarray, echo: np.ndarray | None, speaker: str, index: int) -> _Channel:
         probs = vad_probs(audio)
-        return _Channel(audio, speaker, index, speech_regions(audio, db, other_db, self.options.vad_threshold, probs), db, probs)
+        return _Channel(audio, speaker, index, speech_regions(audio, db, echo, self.options.vad_threshold, probs), db, probs)
 
     def _windows(self, chans: list[_Channel], first: int = 0) -> list[Packed]:
         """The speech of one call's channels packed into windows, pieces owned by
@@ -406,13 +406,16 @@ class Transcriber:
         share the decoding batches, and fuller batches cost less per call."""
         if len(audios) > 1 and (self.language is None or self.options.engine != "faster-whisper"):
             return [self.transcribe(a) for a in audios]  # one language per batch; openai-whisper has no batches
-        levels = [[frame_db(c) for c in a.channels] for a in audios]  # once per channel: its own regions, the other's echo test, turn starts
-        jobs = [
-            (a.channels[i], dbs[i], dbs[1 - i] if len(dbs) == 2 else None, a.speakers[i], i)
-            for a, dbs in zip(audios, levels)
-            for i in range(len(a.channels))
-        ]
-        with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), self.cores))) as pool:  # Silero runs on one core per call
+        levels = [[frame_db(c) for c in a.channels] for a in audios]  # once per channel: its own regions, the echo test, turn starts
+        channels = sum(len(a.channels) for a in audios)
+        with ThreadPoolExecutor(max_workers=max(1, min(channels, self.cores))) as pool:  # Silero runs on one core per call
+            # each call's echo paths are measured once, for both its channels
+            echoes = list(pool.map(lambda dbs: echo_masks(*dbs) if len(dbs) == 2 else (None,) * len(dbs), levels))
+            jobs = [
+                (a.channels[i], dbs[i], echo[i], a.speakers[i], i)
+                for a, dbs, echo in zip(audios, levels, echoes)
+                for i in range(len(a.channels))
+            ]
             prepared = list(pool.map(lambda j: self._prepare(*j), jobs))
         firsts = np.cumsum([0] + [len(a.channels) for a in audios]).tolist()
         wins = [w for a, first in zip(audios, firsts) for w in self._windows(prepared[first : first + len(a.channels)], first)]
