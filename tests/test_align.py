@@ -292,14 +292,16 @@ def aligned_stored(settings, rid: int, checklist) -> AlignmentRecord:
 
 
 def test_the_listener_sees_each_judged_sentence_once(settings, checklist):
-    """An utterance that does a step and then says something the script does
-    not cover: the step quotes its sentence, the off-script moment the other
-    one, each with its own time, and a confirmed moment keeps only that sentence."""
+    """An utterance that strays, does a step, and strays again: the step quotes
+    its sentence, each stray is a moment of its own with its own time (never
+    the step sentence), and confirming one stores just its sentence."""
     from pipeline.review import review
     from pipeline.storage.store import Assignment, OffScriptMoment, User, session_scope
 
-    card, parking = "У вас есть наша бонусная карта?", "Кстати, у нас на парковке сейчас ремонт, заезжайте со двора, там шлагбаум."
-    rid = stored(settings, "c", call(*FULL_CALL[:10], (OPERATOR, f"{card} {parking}"), *FULL_CALL[11:]))
+    parking = "Кстати, у нас на парковке сейчас ремонт, заезжайте со двора, там шлагбаум."
+    card = "У вас есть наша бонусная карта?"
+    cat = "А у меня кот вчера заболел, представляете, всю ночь не спали."
+    rid = stored(settings, "c", call(*FULL_CALL[:10], (OPERATOR, f"{parking} {card} {cat}"), *FULL_CALL[11:]))
     record = aligned_stored(settings, rid, checklist)
     with session_scope(settings.db_url) as session:
         lena = User(name="lena", role="listener", password_hash="x")
@@ -309,18 +311,27 @@ def test_the_listener_sees_each_judged_sentence_once(settings, checklist):
         session.add(job)
         session.flush()
         ids = (lena.id, job.id)
-    with review.write_session(settings.db_url) as session:
-        view = review.open_call(session, *ids)
-    step = next(s for s in view.steps if s.id == "loyalty_card").suggestion
-    off = [o for o in view.off_script if o.utterance_idx == 10]
+
+    def view():
+        with review.write_session(settings.db_url) as session:
+            return review.open_call(session, *ids)
+
+    step = next(s for s in view().steps if s.id == "loyalty_card").suggestion
+    off = [o for o in view().off_script if o.utterance_idx == 10]
     assert step.quote == card and record.step("loyalty_card").utterances == [10]
-    assert [o.text for o in off] == [parking] and step.start < off[0].start
-    assert 0.0 < off[0].confidence < 1.0
+    assert [o.text for o in off] == [parking, cat] and off[0].start < step.start < off[1].start
+    assert all(0.0 < o.confidence < 1.0 for o in off)
     with review.write_session(settings.db_url) as session:
-        review.confirm_off_script(session, *ids, 10, True, "ремонт парковки")
+        review.confirm_off_script(session, *ids, 10, True, "болезнь кота", off[1].start)
     with session_scope(settings.db_url) as session:
         moment = session.scalar(select(OffScriptMoment))
-        assert (moment.text, moment.time) == (parking, off[0].start)
+        assert (moment.text, moment.time) == (cat, off[1].start)
+    shown = view()
+    assert [o.confirmed_id is not None for o in shown.off_script if o.utterance_idx == 10] == [False, True]
+    assert shown.moments == []  # the confirmed suggestion is not listed again as a moment of its own
+    with review.write_session(settings.db_url) as session:
+        review.confirm_off_script(session, *ids, 10, False, "", off[1].start)
+    assert all(o.confirmed_id is None for o in view().off_script)
 
 
 def test_listener_confirmed_examples_teach_the_next_alignment(settings, checklist, monkeypatch):

@@ -294,20 +294,15 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
         )
 
     moments = list(session.scalars(select(OffScriptMoment).where(OffScriptMoment.review_id == review.id).order_by(OffScriptMoment.time)))
-    confirmed = {m.utterance_idx: m for m in moments if m.utterance_idx is not None}
     off_script = []
     for item in record.off_script if record else []:
-        m = confirmed.get(item.utterance)
+        m = next((m for m in moments if m.utterance_idx == item.utterance and _same_time(m.time, item.start)), None)
         off_script.append(
             OffScriptSuggestion(item.utterance, item.start, item.end, mask(item.text), m.id if m else None,
                                 m.description if m else "", item.confidence)
         )
-    suggested = {o.utterance_idx for o in off_script}
-    added = [
-        MomentView(m.id, m.utterance_idx, m.time, mask(m.text), m.description)
-        for m in moments
-        if m.utterance_idx is None or m.utterance_idx not in suggested
-    ]
+    suggested = {o.confirmed_id for o in off_script}
+    added = [MomentView(m.id, m.utterance_idx, m.time, mask(m.text), m.description) for m in moments if m.id not in suggested]
     number = session.scalar(
         select(func.count()).select_from(Assignment).where(
             Assignment.listener_id == listener_id,
@@ -369,29 +364,36 @@ def save_comment(session: Session, listener_id: int, assignment_id: int, step_id
 
 
 def confirm_off_script(session: Session, listener_id: int, assignment_id: int, utterance_idx: int,
-                       confirmed: bool, description: str = "") -> None:
-    """Confirm (or withdraw) that a suggested off-script utterance is a situation the script does not cover."""
+                       confirmed: bool, description: str = "", start: float | None = None) -> None:
+    """Confirm (or withdraw) that a suggested off-script moment is a situation the
+    script does not cover. ``start`` tells the moment among several in one
+    utterance (the first when not given)."""
     review = _draft_for_update(session, listener_id, assignment_id)
-    existing = session.scalar(select(OffScriptMoment).where(OffScriptMoment.review_id == review.id,
-                                                           OffScriptMoment.utterance_idx == utterance_idx))
-    if not confirmed:
-        if existing is not None:
-            session.delete(existing)
-        return
-    if existing is not None:
-        existing.description = description
-        return
+    alignment = session.get(AlignmentRow, review.alignment_id) if review.alignment_id else None
+    items = [o for o in alignment.record.off_script if o.utterance == utterance_idx] if alignment else []
+    item = next((o for o in items if start is None or _same_time(o.start, start)), None)
     # the sentences the aligner judged off-script, not their whole utterance: the
     # next alignment learns from this text (pipeline.storage.checklists)
-    alignment = session.get(AlignmentRow, review.alignment_id) if review.alignment_id else None
-    item = next((o for o in alignment.record.off_script if o.utterance == utterance_idx), None) if alignment else None
     if item is None:
         a = session.get(Assignment, assignment_id)
         utt = session.scalar(select(UtteranceRow).where(UtteranceRow.recording_id == a.recording_id, UtteranceRow.idx == utterance_idx))
         time, text = (utt.start, utt.text) if utt else (0.0, "")
     else:
         time, text = item.start, item.text
-    session.add(OffScriptMoment(review_id=review.id, utterance_idx=utterance_idx, time=time, text=text, description=description))
+    moments = session.scalars(select(OffScriptMoment).where(OffScriptMoment.review_id == review.id,
+                                                            OffScriptMoment.utterance_idx == utterance_idx))
+    existing = next((m for m in moments if _same_time(m.time, time)), None)
+    if not confirmed:
+        if existing is not None:
+            session.delete(existing)
+    elif existing is not None:
+        existing.description = description
+    else:
+        session.add(OffScriptMoment(review_id=review.id, utterance_idx=utterance_idx, time=time, text=text, description=description))
+
+
+def _same_time(a: float, b: float) -> bool:
+    return abs(a - b) < 0.01  # stored records keep times to 0.01 s
 
 
 def add_moment(session: Session, listener_id: int, assignment_id: int, time: float, description: str) -> int:

@@ -341,23 +341,33 @@ def _assemble(
             steps.append(StepResult(id=step.id, title=step.title, status=StepStatus.MISSING, confidence=1.0 - closest))
 
     per_utt: dict[int, list[str]] = {}
-    off_units: dict[int, list[int]] = {}
+    # off-script sentences of one utterance with no step sentence between them
+    # (fillers may be) make one moment; a step sentence between starts another
+    runs: list[list[int]] = []
+    open_run = False
     for t, lab in enumerate(labels):
         u = units[t].utterance
-        per_utt.setdefault(u, [])
+        if u not in per_utt:
+            per_utt[u], open_run = [], False
         if lab >= 0:
+            open_run = False
             sid = checklist.steps[lab].id
             if sid not in per_utt[u]:
                 per_utt[u].append(sid)
         elif _off_candidate(units[t], params):
-            off_units.setdefault(u, []).append(t)
+            if open_run:
+                runs[-1].append(t)
+            else:
+                runs.append([t])
+                open_run = True
     def is_off(t: int) -> bool:
         return 0 <= t < len(units) and labels[t] < 0 and _off_candidate(units[t], params)
 
     last = max((x.end for x in units), default=1.0) or 1.0
     b0, b_words, b_near, b_pos = params.off_conf
     off_script = []
-    for u, ts in off_units.items():
+    for ts in runs:
+        u = units[ts[0]].utterance
         text = " ".join(units[t].text for t in ts)
         own = [t for t, x in enumerate(units) if x.utterance == u]
         near = is_off(own[0] - 1) + is_off(own[-1] + 1)  # the sentences just before and after the utterance

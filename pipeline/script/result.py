@@ -42,7 +42,8 @@ class StepResult(_Record):
 
 
 class OffScript(_Record):
-    """Operator sentences of one utterance that match no step."""
+    """Operator sentences that match no step: one or more in a row within one
+    utterance (a step sentence between two makes two of these)."""
 
     utterance: int
     start: float

@@ -189,7 +189,7 @@ def _off_script_fragment(j: int) -> None:
     def on_change() -> None:
         confirmed = st.session_state[ck]
         desc = st.session_state.get(dk, item.description)
-        if save(review.confirm_off_script, item.utterance_idx, confirmed, desc):
+        if save(review.confirm_off_script, item.utterance_idx, confirmed, desc, item.start):
             item.confirmed_id = 1 if confirmed else None
             item.description = desc if confirmed else ""
 
