@@ -220,6 +220,41 @@ def test_every_report_builds(db):
             export.table(df, "xlsx", kind)
 
 
+def test_owner_strikes_out_a_learned_example_on_the_script_page(db, monkeypatch):
+    """The script page lists what reviews taught the latest version; unticking an
+    example drops it from the next alignment's learning, ticking takes it back."""
+    from streamlit.testing.v1 import AppTest
+
+    from pipeline.review.accounts import CurrentUser
+    from pipeline.storage import checklists
+
+    url, ids = db
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("CALLREVIEW_ALIGN_MODELS", "tfidf")
+    with session_scope(url) as s:
+        first, latest = checklists.stored_versions(s, "sales")
+        before = checklists.reviewed_examples(s, first.id)
+        assert latest.id == checklists.latest_version(s, "sales").id
+    at = AppTest.from_file("../review_app/pages/owner_script_improvement.py", default_timeout=60)
+    at.session_state["cr_user"] = CurrentUser(ids["owner"], "owner", "owner")
+    at.run()
+    assert at.selectbox(key="learned_version").value == latest.id  # the newest by default
+    at.selectbox(key="learned_version").select(first.id).run()
+    boxes = [b for b in at.checkbox if "подтверждено" in b.label]
+    assert boxes and all(b.value for b in boxes) and before
+    boxes[0].uncheck().run()
+    assert not at.exception, at.exception
+    with session_scope(url) as s:
+        dropped = [e for e in checklists.learned_examples(s, first.id) if e.dropped]
+        after = checklists.reviewed_examples(s, first.id)
+    assert len(dropped) == 1 and dropped[0].text in boxes[0].label and dropped[0].text not in after.get(dropped[0].key, [])
+    [box] = [b for b in at.checkbox if dropped[0].text in b.label]
+    assert box.value is False
+    box.check().run()
+    with session_scope(url) as s:
+        assert checklists.reviewed_examples(s, first.id) == before
+
+
 PAGES = ["owner_script_improvement", "owner_steps", "owner_operators", "owner_listeners", "owner_sampling", "owner_outcomes"]
 
 

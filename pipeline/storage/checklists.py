@@ -46,11 +46,14 @@ def stored_version(session: Session, checklist: Checklist) -> ChecklistVersion |
     )
 
 
+def stored_versions(session: Session, checklist_id: str) -> list[ChecklistVersion]:
+    """Every stored version of a script, the newest last."""
+    return list(session.scalars(select(ChecklistVersion).where(ChecklistVersion.checklist_id == checklist_id).order_by(ChecklistVersion.id)))
+
+
 def latest_version(session: Session, checklist_id: str) -> ChecklistVersion | None:
     """The script version stored last under ``checklist_id``."""
-    return session.scalar(
-        select(ChecklistVersion).where(ChecklistVersion.checklist_id == checklist_id).order_by(ChecklistVersion.id.desc())
-    )
+    return next(reversed(stored_versions(session, checklist_id)), None)
 
 
 def learned_examples(session: Session, checklist_version_id: int) -> list[LearnedExample]:

@@ -1,6 +1,8 @@
 """Script improvement: situations the script does not cover, grouped, with
 quotes and audio clips; the owner marks a group "covered in script vN" and
-then sees whether it still happens in calls on vN or later."""
+then sees whether it still happens in calls on vN or later. Below, what the
+aligner learned from reviews, where the owner strikes out a wrong example
+(the same as ``callreview checklists examples --drop``)."""
 
 from pathlib import Path
 
@@ -8,7 +10,9 @@ import streamlit as st
 
 from pipeline.errors import AudioError, CallreviewError
 from pipeline.reports import situations
+from pipeline.script.checklist import OFF_SCRIPT
 from pipeline.speech import audio
+from pipeline.storage import checklists
 from pipeline.storage.store import ChecklistVersion, session_scope
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
@@ -77,3 +81,23 @@ for sit in sits:
                     else:
                         load.clear()
                         st.rerun()
+
+st.subheader("Чему система научилась по отзывам")
+st.caption("Каждый шаг, подтверждённый слушателем, и каждый момент «нет в скрипте» — пример, по которому следующая "
+           "разметка звонков на этой версии скрипта узнаёт такие фразы. Снимите галочку с неверного примера: "
+           "система перестанет по нему учиться.")
+if versions:
+    cid = st.selectbox("Скрипт", sorted({v[0] for v in versions}), key="learned_script")
+    with session_scope(url) as s:
+        rows = {v.id: f"v{v.version} · {v.sha256[:8]}" for v in checklists.stored_versions(s, cid)}
+    vid = st.selectbox("Версия скрипта", list(rows), index=len(rows) - 1, format_func=rows.get, key="learned_version")
+    with session_scope(url) as s:
+        learned = checklists.learned_examples(s, vid)
+    st.write(f"Примеров: {len(learned)}, из них не учитываются: {sum(e.dropped for e in learned)}.")
+    for n, ex in enumerate(learned):
+        what = "нет в скрипте" if ex.key == OFF_SCRIPT else data.title(cid, ex.key)
+        keep = st.checkbox(f"{what} · подтверждено {ex.reviews} раз: «{ex.text}»", value=not ex.dropped, key=f"learned-{vid}-{n}")
+        if keep == ex.dropped:  # the owner ticked or unticked it just now
+            with session_scope(url) as s:
+                checklists.set_dropped(s, vid, ex, dropped=not keep)
+            st.rerun()
