@@ -303,7 +303,8 @@ def confirmed_examples(dialogues: list[Dialogue]) -> dict[str, list[str]]:
 
 def learning_curve(dialogues: list[Dialogue], refs: dict[str, Dialogue], models: str | None, counts=(0, 1, 2, 5), seed: int = 19,
                    params: AlignParams = AlignParams()) -> str:
-    """Step presence F1 and off-script recall after ``counts`` reviewed calls.
+    """Step presence F1 and off-script recall after ``counts`` reviewed calls,
+    and after the whole reviewed half.
 
     Each kind's dialogues are shuffled (``seed``) and halved; the calls of one
     half are reviewed in that order (examples from the reference labels,
@@ -324,9 +325,7 @@ def learning_curve(dialogues: list[Dialogue], refs: dict[str, Dialogue], models:
         half = len(order) // 2
         checklist = checklist_for(order[0])
         for reviewed, held in ((order[:half], order[half:]), (order[half:], order[:half])):
-            for k in counts:
-                if k > len(reviewed):
-                    continue
+            for k in [k for k in counts if k < len(reviewed)] + [len(reviewed)]:  # the last point: the whole half
                 learned = confirmed_examples([refs.get(d.id, d) for d in reviewed[:k]])
                 aligned = align_many([d.transcript for d in held], checklist, scorer, learned, params)
                 for key in ((source, split, k), (source, f"{kind} {split}", k)):
@@ -402,7 +401,7 @@ def main() -> None:
     ap.add_argument("--asr", action="store_true", help="evaluate on the cached ASR transcripts")
     ap.add_argument("--make-asr", action="store_true", help="synthesize and transcribe the dialogues first")
     ap.add_argument("--compare-greedy", action="store_true", help="also score each utterance on its own (no Viterbi)")
-    ap.add_argument("--learning", action="store_true", help="also print the learning curve: figures after 0, 1, 2, 5 reviewed calls")
+    ap.add_argument("--learning", action="store_true", help="also print the learning curve: figures after 0, 1, 2 and half the kind's calls reviewed")
     args = ap.parse_args()
 
     sets = tuple(s for s in args.sets.split(",") if s)
