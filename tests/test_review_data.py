@@ -99,7 +99,7 @@ def add_call(session, name: str, operator: str = OPERATOR_NAME, listen_path: Pat
         if sid in found else StepResult(id=sid, status=StepStatus.MISSING, confidence=0.2)
         for sid in STEP_IDS
     ]
-    off_script = [OffScript(utterance=7, start=7 * seconds_per_turn, end=7 * seconds_per_turn + 3.5, text=SCRIPT_CALL[7][1])]
+    off_script = [OffScript(utterance=7, start=7 * seconds_per_turn, end=7 * seconds_per_turn + 3.5, text=SCRIPT_CALL[7][1], confidence=0.55)]
     ref = ChecklistRef(id=version.checklist_id, version=version.version, sha256=version.sha256)
     record = AlignmentRecord(file=name, checklist=ref, steps=steps, off_script=off_script)
     session.add(AlignmentRow(recording_id=rec.id, checklist_version_id=version.id, result=record.to_json()))

@@ -409,7 +409,11 @@ def learned_for(settings: Settings, checklist) -> dict[str, list[str]]:
     from pipeline.storage.checklists import reviewed_examples, store_checklist_version
 
     with session_scope(settings.db_url) as session:
-        return reviewed_examples(session, store_checklist_version(session, checklist).id)
+        learned = reviewed_examples(session, store_checklist_version(session, checklist).id)
+    if learned:
+        log.info("%s v%s: aligning with %d examples listeners confirmed (see: callreview checklists examples %s)",
+                 checklist.id, checklist.version, sum(map(len, learned.values())), checklist.id)
+    return learned
 
 
 def align_stored(
