@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
 
 from pipeline.script.checklist import OFF_SCRIPT, Checklist
 from pipeline.storage.store import AlignmentRow, ChecklistVersion, DroppedExample, Review
@@ -65,15 +65,19 @@ def learned_examples(session: Session, checklist_version_id: int) -> list[Learne
     (or its utterance's) under ``OFF_SCRIPT``. A text confirmed both ways
     teaches nothing and is left out."""
     counts: dict[tuple[str, str], int] = {}
-    reviews = session.scalars(
-        select(Review)
+    rows = session.execute(  # read once per batch of calls: one query, marks and moments loaded with it
+        select(Review, AlignmentRow)
         .join(AlignmentRow, Review.alignment_id == AlignmentRow.id)
         .where(AlignmentRow.checklist_version_id == checklist_version_id, Review.status == ReviewStatus.SUBMITTED)
+        .options(selectinload(Review.marks), selectinload(Review.moments))
         .order_by(Review.id)
     ).all()
-    for review in reviews:
-        record = session.get(AlignmentRow, review.alignment_id).record
-        texts = record.texts()
+    parsed: dict[int, tuple] = {}  # an alignment reviewed by several listeners is read once
+    for review, row in rows:
+        if row.id not in parsed:
+            record = row.record
+            parsed[row.id] = (record, record.texts())
+        record, texts = parsed[row.id]
         confirmed = set()
         for mark in review.marks:
             step = record.step(mark.step_id)
@@ -93,6 +97,21 @@ def learned_examples(session: Session, checklist_version_id: int) -> list[Learne
         ).all()
     )
     return [LearnedExample(key, text, n, (key, text) in dropped) for (key, text), n in counts.items() if text not in both]
+
+
+def learning_stamp(session: Session, checklist_version_id: int) -> tuple:
+    """Changes whenever what ``learned_examples`` would return may change (a
+    review submitted, an example dropped or restored): a worker keeps the
+    examples while it stays the same, instead of reading every review again."""
+    reviews = session.execute(
+        select(func.count(Review.id), func.max(Review.id), func.sum(Review.id))
+        .join(AlignmentRow, Review.alignment_id == AlignmentRow.id)
+        .where(AlignmentRow.checklist_version_id == checklist_version_id, Review.status == ReviewStatus.SUBMITTED)
+    ).one()
+    drops = session.execute(
+        select(func.count(DroppedExample.id), func.max(DroppedExample.id), func.sum(DroppedExample.id)).where(DroppedExample.checklist_version_id == checklist_version_id)
+    ).one()
+    return (checklist_version_id, *reviews, *drops)
 
 
 def reviewed_examples(session: Session, checklist_version_id: int) -> dict[str, list[str]]:

@@ -403,13 +403,23 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
     return [results[rid] for rid in recording_ids]
 
 
+_LEARNED: dict[tuple, dict[str, list[str]]] = {}  # per process: (database, learning_stamp) -> examples
+
+
 def learned_for(settings: Settings, checklist) -> dict[str, list[str]]:
     """What listeners confirmed for this script version so far: read once per
-    batch, so every call of the batch learns the same."""
-    from pipeline.storage.checklists import reviewed_examples, store_checklist_version
+    batch, so every call of the batch learns the same, and read again only when
+    a review or a drop changed it (``learning_stamp``)."""
+    from pipeline.storage.checklists import learning_stamp, reviewed_examples, store_checklist_version
 
     with session_scope(settings.db_url) as session:
-        learned = reviewed_examples(session, store_checklist_version(session, checklist).id)
+        version_id = store_checklist_version(session, checklist).id
+        key = (settings.db_url, learning_stamp(session, version_id))
+        if key not in _LEARNED:
+            if len(_LEARNED) >= 8:
+                _LEARNED.pop(next(iter(_LEARNED)))
+            _LEARNED[key] = reviewed_examples(session, version_id)
+        learned = _LEARNED[key]
     if learned:
         log.info("%s v%s: aligning with %d examples listeners confirmed (see: callreview checklists examples %s)",
                  checklist.id, checklist.version, sum(map(len, learned.values())), checklist.id)
