@@ -397,5 +397,9 @@ def test_listener_confirmed_examples_teach_the_next_alignment(settings, checklis
     assert res.exit_code == 2 and "no example 7" in res.output
     assert runner.invoke(cli.app, ["checklists", "examples", checklist.id, "--restore", "1"]).exit_code == 0
     assert aligned(second).step("loyalty_card").utterances == [10]
+    res = runner.invoke(cli.app, ["checklists", "list"])
+    assert res.exit_code == 0, res.output
+    [line] = [line.split() for line in res.output.splitlines() if line.startswith(checklist.id)]
+    assert line[:8] == [checklist.id, f"v{checklist.version}", checklist.sha256[:8], "2", "calls", "1", "reviews", "2"]
     res = runner.invoke(cli.app, ["checklists", "examples", "no-such-script"])
     assert res.exit_code == 2 and "no calls were aligned" in res.output

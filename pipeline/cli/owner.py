@@ -134,6 +134,23 @@ checklists_app = typer.Typer(help="Sales scripts as stored, and what the aligner
 app.add_typer(checklists_app, name="checklists")
 
 
+@checklists_app.command("list")
+def checklists_list() -> None:
+    """Every stored script version: calls aligned with it, submitted reviews,
+    and the examples learned from them (see `checklists examples`)."""
+    from pipeline.storage import checklists
+    from pipeline.storage.store import session_scope
+
+    settings = migrated_settings()
+    with session_scope(settings.db_url) as session:
+        rows = checklists.version_summaries(session)
+    if not rows:
+        typer.echo("no script stored yet: `callreview process CALLS --checklist SCRIPT.yaml` stores the one it aligns with")
+    for r in rows:
+        typer.echo(f"{r.checklist_id:<24} v{r.version:<3} {r.sha256[:8]}  {r.aligned:>5} calls  {r.reviewed:>4} reviews  "
+                   f"{r.learned:>4} learned" + (f" ({r.dropped} dropped)" if r.dropped else "") + f"  {r.title}")
+
+
 @checklists_app.command("examples")
 def checklists_examples(
     checklist: str = typer.Argument(..., help="The script: its YAML file (that exact version) or its id (the version stored last)."),

@@ -51,6 +51,40 @@ def stored_versions(session: Session, checklist_id: str) -> list[ChecklistVersio
     return list(session.scalars(select(ChecklistVersion).where(ChecklistVersion.checklist_id == checklist_id).order_by(ChecklistVersion.id)))
 
 
+@dataclass(frozen=True)
+class VersionSummary:
+    """One stored script version, for ``callreview checklists list``."""
+
+    checklist_id: str
+    version: int
+    sha256: str
+    title: str
+    aligned: int  # calls aligned with it
+    reviewed: int  # submitted reviews of those calls
+    learned: int  # examples the next alignment learns from
+    dropped: int  # examples the owner struck out
+
+
+def version_summaries(session: Session) -> list[VersionSummary]:
+    """Every stored script version, oldest first within each script."""
+    aligned = dict(session.execute(select(AlignmentRow.checklist_version_id, func.count()).group_by(AlignmentRow.checklist_version_id)).all())
+    reviewed = dict(
+        session.execute(
+            select(AlignmentRow.checklist_version_id, func.count(Review.id))
+            .join(Review, Review.alignment_id == AlignmentRow.id)
+            .where(Review.status == ReviewStatus.SUBMITTED)
+            .group_by(AlignmentRow.checklist_version_id)
+        ).all()
+    )
+    out = []
+    for v in session.scalars(select(ChecklistVersion).order_by(ChecklistVersion.checklist_id, ChecklistVersion.id)):
+        learned = learned_examples(session, v.id) if reviewed.get(v.id) else []
+        dropped = sum(e.dropped for e in learned)
+        out.append(VersionSummary(v.checklist_id, v.version, v.sha256, v.title, aligned.get(v.id, 0), reviewed.get(v.id, 0),
+                                  len(learned) - dropped, dropped))
+    return out
+
+
 def latest_version(session: Session, checklist_id: str) -> ChecklistVersion | None:
     """The script version stored last under ``checklist_id``."""
     return next(reversed(stored_versions(session, checklist_id)), None)
