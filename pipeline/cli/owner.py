@@ -183,7 +183,8 @@ def checklists_examples(
                     raise CallreviewError(f"no example {n}: the list has {len(learned)}")
             for n, dropped in [*((n, True) for n in drop), *((n, False) for n in restore)]:
                 checklists.set_dropped(session, version.id, learned[n - 1], dropped)
-            learned = checklists.learned_examples(session, version.id)
+            if drop or restore:
+                learned = checklists.learned_examples(session, version.id)
             typer.echo(f"{version.checklist_id} version {version.version} ({version.sha256[:8]}): {len(learned)} learned examples")
             for n, ex in enumerate(learned, 1):
                 what = "not in script" if ex.key == OFF_SCRIPT else ex.key

@@ -260,9 +260,9 @@ def load_items(session: Session) -> list[Item]:
         review, a, user, rec = reviews[m.review_id]
         cl, ver, steps = context(review)
         step = steps.get(m.step_id)
-        if step is not None and step.quote and step.quote_start is not None:  # the sentence that was judged
-            quote, start, end = step.quote, step.quote_start, step.quote_end
-        else:  # no step, or a record from before sentences had times
+        if step is not None and step.sentence:
+            quote, start, end = step.sentence
+        else:
             quote = " ".join(texts.get((rec.id, i), "") for i in step.utterances).strip() if step else ""
             start, end = (step.start, step.end) if step else (None, None)
         items.append(Item(f"mark:{m.id}", rec.id, user.name, (m.comment or "").strip() or quote, quote, m.step_id,

@@ -273,9 +273,10 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
         sug = suggestions.get(step["id"])
         suggestion = None
         if sug is not None:
-            if sug.quote and sug.quote_start is not None:  # the sentence that was judged, with its own time
-                quote, start, end = mask(sug.quote), sug.quote_start, sug.quote_end
-            else:  # a record from before sentences had times
+            if sug.sentence:
+                quote, start, end = sug.sentence
+                quote = mask(quote)
+            else:
                 quote, start, end = " ".join(by_idx[i].text for i in sug.utterances if i in by_idx), sug.start, sug.end
             suggestion = Suggestion(status=sug.status, start=start, end=end, quote=quote, confidence=sug.confidence)
         mark = marks.get(step["id"])

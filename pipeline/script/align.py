@@ -345,8 +345,10 @@ def _assemble(
     # (fillers may be) make one moment; a step sentence between starts another
     runs: list[list[int]] = []
     open_run = False
+    bounds: dict[int, list[int]] = {}  # per utterance: its first and last sentence
     for t, lab in enumerate(labels):
         u = units[t].utterance
+        bounds.setdefault(u, [t, t])[1] = t
         if u not in per_utt:
             per_utt[u], open_run = [], False
         if lab >= 0:
@@ -360,18 +362,19 @@ def _assemble(
             else:
                 runs.append([t])
                 open_run = True
+
     def is_off(t: int) -> bool:
         return 0 <= t < len(units) and labels[t] < 0 and _off_candidate(units[t], params)
 
-    last = max((x.end for x in units), default=1.0) or 1.0
+    call_end = max((x.end for x in units), default=1.0) or 1.0
     b0, b_words, b_near, b_pos = params.off_conf
     off_script = []
     for ts in runs:
         u = units[ts[0]].utterance
         text = " ".join(units[t].text for t in ts)
-        own = [t for t, x in enumerate(units) if x.utterance == u]
-        near = is_off(own[0] - 1) + is_off(own[-1] + 1)  # the sentences just before and after the utterance
-        logit = b0 + b_words * math.log(max(len(text.split()), 1)) + b_near * near + b_pos * units[ts[0]].start / last
+        first, last = bounds[u]
+        near = is_off(first - 1) + is_off(last + 1)  # the sentences just before and after the utterance
+        logit = b0 + b_words * math.log(max(len(text.split()), 1)) + b_near * near + b_pos * units[ts[0]].start / call_end
         off_script.append(OffScript(utterance=u, start=units[ts[0]].start, end=units[ts[-1]].end, text=text, confidence=_sigmoid(logit)))
     off_script.sort(key=lambda o: (o.start, o.utterance))
     labelled = [

@@ -40,6 +40,13 @@ class StepResult(_Record):
     def found(self) -> bool:
         return self.status == StepStatus.FOUND
 
+    @property
+    def sentence(self) -> tuple[str, float, float | None] | None:
+        """The sentence the step was judged on and its own time (what the
+        listener hears and the report clips); None in records from before
+        sentences had times, whose readers fall back to the step's utterances."""
+        return (self.quote, self.quote_start, self.quote_end) if self.quote and self.quote_start is not None else None
+
 
 class OffScript(_Record):
     """Operator sentences that match no step: one or more in a row within one

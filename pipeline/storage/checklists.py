@@ -143,7 +143,8 @@ def learning_stamp(session: Session, checklist_version_id: int) -> tuple:
         .where(AlignmentRow.checklist_version_id == checklist_version_id, Review.status == ReviewStatus.SUBMITTED)
     ).one()
     drops = session.execute(
-        select(func.count(DroppedExample.id), func.max(DroppedExample.id), func.sum(DroppedExample.id)).where(DroppedExample.checklist_version_id == checklist_version_id)
+        select(func.count(DroppedExample.id), func.max(DroppedExample.id), func.sum(DroppedExample.id))
+        .where(DroppedExample.checklist_version_id == checklist_version_id)
     ).one()
     return (checklist_version_id, *reviews, *drops)
 
@@ -168,6 +169,7 @@ def set_dropped(session: Session, checklist_version_id: int, example: LearnedExa
     ).all()
     if dropped and not rows:
         session.add(DroppedExample(checklist_version_id=checklist_version_id, step_id=example.key, text=example.text))
-    for row in rows if not dropped else []:
-        session.delete(row)
+    elif not dropped:
+        for row in rows:
+            session.delete(row)
     session.flush()
