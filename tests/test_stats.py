@@ -79,3 +79,74 @@ def test_krippendorff_alpha_nominal():
 def test_z_for():
     assert stats.z_for(0.95) == pytest.approx(1.959964, abs=1e-6)
     assert math.isclose(stats.z_for(0.9), 1.644854, abs_tol=1e-6)
+
+
+def test_corrected_rate_by_hand():
+    # N = 10 calls, machine says done on 5: mean 0.5, var(f) = 2.5 / 9 = 0.277778.
+    # 4 reviewed (listener, machine): (1,1) (0,1) (1,1) (0,0); c = 1 - 4/10 = 0.6.
+    # cov(y, f) on them = (0.125 - 0.125 + 0.125 + 0.375) / 3 = 0.166667;
+    # lam = 0.6 * 0.166667 / 4 / (0.277778 * (6/100 + 0.36/4)) = 0.025 / 0.041667 = 0.6.
+    # p = 0.6 * 0.5 + mean(y - 0.6 f) = 0.3 + (0.5 - 0.45) = 0.35.
+    # y - lam c f = y - 0.36 f = 0.64, -0.36, 0.64, 0: var = 0.7372 / 3 = 0.245733.
+    # Var = 0.36 * 6 * 0.277778 / 100 + 0.245733 / 4 = 0.006 + 0.061433 = 0.067433;
+    # half = 1.959964 * 0.259679 = 0.508962.
+    est = stats.corrected_rate([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], [(1, 1), (0, 1), (1, 1), (0, 0)])
+    assert est.p == pytest.approx(0.35)
+    assert est.low == 0.0
+    assert est.high == pytest.approx(0.858962, abs=1e-5)
+    assert (est.n_calls, est.n_reviewed) == (10, 4)
+
+
+def test_corrected_rate_with_every_call_reviewed_is_the_listeners_mean():
+    # n = N: lambda = 0, the machine drops out; y = 1,1,0,1: mean 0.75, var = 0.75 / 3 = 0.25,
+    # half = 1.959964 * sqrt(0.25 / 4) = 0.489991.
+    est = stats.corrected_rate([0, 1, 1, 0], [(1, 0), (1, 1), (0, 1), (1, 0)])
+    assert est.p == pytest.approx(0.75)
+    assert est.low == pytest.approx(0.260009, abs=1e-5) and est.high == 1.0
+
+
+def test_corrected_rate_edges():
+    assert stats.corrected_rate([], []) is None
+    machine_only = stats.corrected_rate([1, 0, 1, 1], [])
+    assert machine_only.p == 0.75 and machine_only.low is None
+    # One review: the plain shift is applied, but there is no spread to build an interval on.
+    one = stats.corrected_rate([1, 1, 1, 1], [(0, 1)])
+    assert one.p == 0.0 and one.high is None
+    with pytest.raises(ValueError):
+        stats.corrected_rate([1], [(1, 1), (0, 0)])
+
+
+def _simulate(machine_accuracy: float, trials: int = 1500, n_calls: int = 1000, n_reviewed: int = 100):
+    """Coverage and mean widths of the corrected and the listeners-only (Wilson)
+    intervals over random months of calls with a known true rate."""
+    import random
+
+    rng = random.Random(20261206)
+    covered = 0
+    widths, wilson_widths = [], []
+    for _ in range(trials):
+        truth = rng.uniform(0.2, 0.8)
+        done = [rng.random() < truth for _ in range(n_calls)]
+        machine = [d if rng.random() < machine_accuracy else not d for d in done]
+        sample = rng.sample(range(n_calls), n_reviewed)
+        est = stats.corrected_rate(machine, [(done[i], machine[i]) for i in sample])
+        covered += est.low <= truth <= est.high
+        widths.append(est.high - est.low)
+        w = stats.wilson(sum(done[i] for i in sample), n_reviewed)
+        wilson_widths.append(w.high - w.low)
+    return covered / trials, sum(widths) / trials, sum(wilson_widths) / trials
+
+
+def test_corrected_rate_covers_the_truth_95_percent_of_the_time_and_a_good_machine_narrows_it():
+    coverage, width, wilson_width = _simulate(machine_accuracy=0.9)
+    assert 0.93 <= coverage <= 0.97  # 0.944 over 6000 months: a normal interval from 100 reviews
+    assert width < 0.75 * wilson_width  # about sqrt(0.1 / 0.23): a third narrower
+
+
+def test_corrected_rate_stays_honest_with_a_useless_machine():
+    # A machine right half the time is noise: the estimate still covers the
+    # truth, and the tuning all but drops the machine, so the interval is about
+    # the listeners' own rather than wider.
+    coverage, width, wilson_width = _simulate(machine_accuracy=0.5)
+    assert 0.93 <= coverage <= 0.97
+    assert 0.9 * wilson_width < width < 1.05 * wilson_width

@@ -4,6 +4,8 @@ Rates come with Wilson 95% intervals because review counts are small and a
 plain normal interval would go below 0 or above 1. Agreement uses Cohen's
 kappa for two raters and Krippendorff's alpha (nominal) when the number of
 raters varies from call to call; Fleiss' kappa is there for the fixed case.
+``corrected_rate`` joins the machine's answers on every call with the
+listeners' answers on a random sample of them (a prediction-powered estimate).
 """
 
 from __future__ import annotations
@@ -66,6 +68,64 @@ def margin_of_error(n: int, population: int | None = None, confidence: float = 0
             return 0.0
         e *= math.sqrt((population - n) / (population - 1))
     return e
+
+
+@dataclass(frozen=True)
+class Corrected:
+    """A rate over all processed calls: the machine's rate, corrected by what the
+    listeners found on the reviewed sample, with its normal 95% interval."""
+
+    p: float
+    low: float | None
+    high: float | None
+    n_calls: int
+    n_reviewed: int
+
+
+def _cov(xs: Sequence[float], ys: Sequence[float]) -> float:
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / (len(xs) - 1)
+
+
+def corrected_rate(machine: Sequence[float], reviewed: Sequence[tuple[float, float]],
+                   confidence: float = 0.95) -> Corrected | None:
+    """Prediction-powered estimate of a rate (Angelopoulos et al., Science 2023,
+    with the power tuning of PPI++): lam * mean_all(f) + mean_L(y - lam * f),
+    f the machine's answer on each of the N calls, y the listener's on the n
+    reviewed ones, which must be a random sample of those N calls.
+
+    With lam = 1 it is the machine's rate plus the mean of (listener - machine):
+    the machine's errors cancel on average, so it is unbiased however poor the
+    machine, and a good machine gives an interval narrower than the listeners'
+    sample alone. lam is chosen from the data to minimise the variance, and
+    kept in [0, 1]: a useless machine gets lam near 0 and the interval of the
+    listeners alone. As the reviewed calls are among the N, the estimate is
+    lam (N-n)/N mean_U(f) + mean_L(y - lam c f) with c = 1 - n/N, U the
+    unreviewed calls, so Var = lam^2 (N-n) var(f) / N^2 + var(y - lam c f) / n.
+    Point and interval are clipped to [0, 1]; no interval below two reviewed
+    calls; None without any call."""
+    n_all, n = len(machine), len(reviewed)
+    if n_all == 0:
+        return None
+    if n > n_all:
+        raise ValueError(f"the reviewed calls ({n}) must be among the machine's ({n_all})")
+    if n < 2:
+        shift = sum(y - f for y, f in reviewed) / n if n else 0.0
+        return Corrected(_unit(sum(machine) / n_all + shift), None, None, n_all, n)
+    ys, fs = [y for y, _ in reviewed], [f for _, f in reviewed]
+    c = 1 - n / n_all
+    var_f = _cov(machine, machine) if n_all > 1 else 0.0
+    denom = var_f * ((n_all - n) / n_all**2 + c * c / n)
+    lam = _unit(c * _cov(ys, fs) / n / denom) if denom > 0 else 0.0
+    p = lam * sum(machine) / n_all + sum(y - lam * f for y, f in reviewed) / n
+    rest = [y - lam * c * f for y, f in reviewed]
+    var = lam * lam * (n_all - n) * var_f / n_all**2 + _cov(rest, rest) / n
+    half = z_for(confidence) * math.sqrt(var)
+    return Corrected(_unit(p), _unit(p - half), _unit(p + half), n_all, n)
+
+
+def _unit(x: float) -> float:
+    return min(1.0, max(0.0, x))
 
 
 def cochran(population: int | None, confidence: float = 0.95, margin: float = 0.05, p: float = 0.5) -> int:
