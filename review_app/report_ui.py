@@ -13,7 +13,7 @@ from pipeline.storage.store import session_scope
 from pipeline.vocabulary import Role
 
 PERCENT_HINTS = ("correct", "incorrect", "not_in_script", "missing", "adherence", "conversion", "agreement", "percent",
-                 "share", "margin_of_error", "lift")
+                 "share", "margin_of_error", "lift", "found", "done", "estimate", "interval_vs")
 
 
 def owner_db() -> str:

@@ -4,13 +4,14 @@ tests assert follows from the tables below.
 Script ``sales`` v1: greet, needs, offer, close; v2 adds ``delivery`` before close.
 Operators Anna (r1-r3) and Boris (r4-r6, r6 a chat); listeners lena (rate 10)
 and max (rate 12); the owner reviews r1, which is a gold call in lena's queue;
-r4 is an overlap call reviewed by max (first) and lena.
+r4 is an overlap call reviewed by max (first) and lena. r2, r3 and r4 were
+drawn at random (R in the table); r1 and r5 were chosen on purpose.
 
   call  ver  aligner (F found, M missing)  reviews (c correct, i incorrect, n not in script)
   r1    1    F F F F                        owner c c c c   lena c c i c (gold)
-  r2    1    F F F M                        lena  c n c c
-  r3    1    F M M M                        max   c i i i    -> c, missing x3
-  r4    1    F F F F                        max   i c c c   lena c c c i
+  r2 R  1    F F F M                        lena  c n c c
+  r3 R  1    F M M M                        max   c i i i    -> c, missing x3
+  r4 R  1    F F F F                        max   i c c c   lena c c c i
   r5    2    F F F M F                      lena  c c c n c
   r6    2    F F F M F   (chat, not reviewed)
 """
@@ -103,7 +104,8 @@ def seed(url: str) -> dict[str, int]:
             s.add(UtteranceRow(recording_id=ids["r6"], idx=idx, speaker=spk, start=t, end=t, text="..."))
 
         def review(call, user, marks, day, gold=False, comments=None, moments=()):
-            a = Assignment(recording_id=ids[call], listener_id=user.id, is_gold=gold, status="submitted")
+            a = Assignment(recording_id=ids[call], listener_id=user.id, is_gold=gold, status="submitted",
+                           drawn_at_random=call in ("r2", "r3", "r4"))
             s.add(a)
             s.flush()
             r = Review(assignment_id=a.id, alignment_id=aligns[call].id, status="submitted", submitted_at=_t(day))

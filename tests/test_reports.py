@@ -67,6 +67,31 @@ def test_steps_rates_with_wilson(data):
     assert row(df, step_id="delivery").not_in_script == 1.0
 
 
+def test_machine_figures_on_every_call_corrected_by_the_random_reviews(data):
+    df = reports.machine_steps_report(data)
+    assert list(df["step_id"]) == ["greet", "needs", "offer", "delivery", "close"]
+    needs = row(df, step_id="needs")
+    # The aligner found "needs" in r1 r2 r4 r5 r6, not r3: 5 of 6 calls.
+    assert (needs.calls, needs.machine_found) == (6, pytest.approx(5 / 6))
+    # Verdicts: r1 owner c (1), r5 lena c (1): chosen on purpose, they count as themselves.
+    # Random: r2 n (y 0, f 1), r3 i on a missing step (y 0, f 0), r4 max c (y 1, f 1); r6 unreviewed (f 1).
+    # Listeners alone: 3 of 5 done.
+    assert (needs.reviewed_calls, needs.random_reviews, needs.listeners_done) == (5, 3, pytest.approx(0.6))
+    # Over r2 r3 r4 r6: f = 1 0 1 1 (var 0.25), n = 3, c = 1/4, cov(y, f) = 1/6,
+    # lam = 0.25 * (1/6) / 3 / (0.25 * (1/16 + 0.0625/3)) = 2/3;
+    # p = 2/3 * 0.75 + (1/3 - 2/3 * 2/3) = 0.388889; y - lam c f = -1/6, 0, 5/6: var 0.287037;
+    # Var = 4/9 * 0.25 / 16 + 0.287037 / 3 = 0.102623, half = 1.959964 * 0.320348 = 0.627871.
+    # With r1 and r5 (both done), w = 4/6: p = 2/3 * 0.388889 + 1/3 = 0.592593, half 0.418581.
+    assert needs.estimate == pytest.approx(0.592593, abs=1e-5)
+    assert needs.estimate_low == pytest.approx(0.174012, abs=1e-5) and needs.estimate_high == 1.0
+    width = needs.listeners_done_high - needs.listeners_done_low
+    assert needs.interval_vs_listeners == pytest.approx((1.0 - 0.174012) / width, abs=1e-4)
+    # "delivery" exists only in v2 (r5 reviewed on purpose, r6 not): no random review, no interval.
+    delivery = row(df, step_id="delivery")
+    assert (delivery.calls, delivery.random_reviews) == (2, 0)
+    assert pd.isna(delivery.estimate_low) and pd.isna(delivery.interval_vs_listeners)
+
+
 def test_versions_side_by_side(data):
     df = reports.versions_report(data)
     greet = row(df, step_id="greet")
@@ -273,6 +298,11 @@ def test_owner_pages_render(db, monkeypatch):
         at.run()
         assert not at.exception, (page, at.exception)
         assert at.title[0].value, page
+    at = AppTest.from_file("../review_app/pages/owner_steps.py", default_timeout=60)
+    at.session_state["cr_user"] = CurrentUser(ids["owner"], "owner", "owner")
+    at.run()
+    machine = at.dataframe[0].value  # the machine's figures come first, beside the listeners'
+    assert {"machine_found", "listeners_done", "estimate"} <= set(machine.columns) and len(machine) == 5
     at = AppTest.from_file("../review_app/pages/owner_steps.py")
     at.session_state["cr_user"] = CurrentUser(ids["lena"], "lena", "listener")
     at.run()

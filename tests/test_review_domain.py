@@ -154,8 +154,12 @@ def test_assign_sample_progress_and_urgent(world):
         assert len(ids) == 4
         ops = [s.get(__import__("pipeline.storage.store", fromlist=["Recording"]).Recording, i).operator for i in ids]
         assert ops.count("Пётр") >= 2 and ops.count("Иван") >= 1
-        res = assignments.assign(s, ids, world.listener_ids)
+        res = assignments.assign(s, ids, world.listener_ids, drawn_at_random=True)
         assert res.created == 4 and set(res.per_listener.values()) == {2}
+        # The random draw is remembered: the reports correct the machine with these calls only.
+        drawn = s.scalars(select(Assignment.drawn_at_random).where(Assignment.recording_id.in_(ids))).all()
+        assert drawn == [True] * 4
+        assert not s.scalar(select(Assignment.drawn_at_random).where(Assignment.id == world.assignment_ids["anna"][0]))
         again = assignments.assign(s, ids[:1], [world.listener_ids[0]])  # round-robin put ids[0] with anna
         assert again.skipped == 1
         with pytest.raises(review.ReviewError):

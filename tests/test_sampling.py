@@ -42,6 +42,9 @@ def test_stratified_sample_with_priority():
     # floor(5 * 0.5) = 2 priority places; the call with two reasons comes first
     flagged = [p for p in anna if p.reasons]
     assert len(flagged) >= 2
+    # Only the two priority places are marked as not drawn at random.
+    assert sum(not p.at_random for p in anna) == 2 and all(p.reasons for p in anna if not p.at_random)
+    assert all(p.at_random for p in picked if p.operator == "Boris")
     assert any(p.recording_id == 9 and p.reasons == ("no order", "short call") for p in picked)
     # share 1.0: all four flagged calls are in
     picked = sampling.stratified_sample(cands, 10, PriorityRules(share=1.0), seed=1)
@@ -79,8 +82,9 @@ def test_sample_and_assign_writes_rows(db_url):
         assert (res.population, res.size) == (1, 1)
     with session_scope(url) as s:
         new = s.scalars(select(Assignment).where(Assignment.status == "new")).all()
-        # r6 to one listener; gold r1 to max only (lena already has it)
-        assert sorted((a.recording_id, a.is_gold) for a in new) == sorted([(ids["r6"], False), (ids["r1"], True)])
+        # r6 to one listener, drawn at random (it has no priority reason); gold r1 to max only (lena already has it)
+        assert sorted((a.recording_id, a.is_gold, a.drawn_at_random) for a in new) == sorted(
+            [(ids["r6"], False, True), (ids["r1"], True, False)])
         gold = next(a for a in new if a.is_gold)
         assert gold.listener_id == ids["max"]
         assert gold.position > 0  # appended after max's earlier calls

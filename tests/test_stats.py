@@ -150,3 +150,16 @@ def test_corrected_rate_stays_honest_with_a_useless_machine():
     coverage, width, wilson_width = _simulate(machine_accuracy=0.5)
     assert 0.93 <= coverage <= 0.97
     assert 0.9 * wilson_width < width < 1.05 * wilson_width
+
+
+def test_corrected_rate_counts_purposely_chosen_reviews_as_themselves():
+    # The by-hand case above (p = 0.35, half = 0.508962 over 10 calls) plus 10
+    # calls reviewed on purpose, 8 of them done: w = 10/20,
+    # p = 0.5 * 0.35 + 0.5 * 0.8 = 0.575, half = 0.5 * 0.508962 = 0.254481.
+    est = stats.corrected_rate([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], [(1, 1), (0, 1), (1, 1), (0, 0)], known=[1] * 8 + [0] * 2)
+    assert est.p == pytest.approx(0.575)
+    assert est.low == pytest.approx(0.320519, abs=1e-5) and est.high == pytest.approx(0.829481, abs=1e-5)
+    assert (est.n_calls, est.n_reviewed, est.n_known) == (20, 4, 10)
+    # Every call known: the exact share, nothing left to estimate.
+    every = stats.corrected_rate([], [], known=[1, 0, 0, 1])
+    assert (every.p, every.low, every.high) == (0.5, 0.5, 0.5)

@@ -13,7 +13,7 @@ from pipeline.vocabulary import SaleOutcome
 app = typer.Typer()
 
 
-_REPORT_KINDS = "steps, funnel, versions, operators, operator-steps, operator-trend, conversation, conversation-calls, " \
+_REPORT_KINDS = "steps, machine-steps, funnel, versions, operators, operator-steps, operator-trend, conversation, conversation-calls, " \
     "outcomes, listeners, agreement, disagreements, throughput, situations, or all"
 
 
@@ -254,7 +254,7 @@ def assign(
         with review.write_session(settings.db_url) as session:
             ids = list(recording or []) or sampling.sample_recordings(session, sample, stratify=stratify, seed=seed)
             listener_ids = [accounts.get_user(session, n).id for n in listener]
-            res = assignments.assign(session, ids, listener_ids)
+            res = assignments.assign(session, ids, listener_ids, drawn_at_random=not recording)
     except CallreviewError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

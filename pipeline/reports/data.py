@@ -85,6 +85,7 @@ class CallInfo:
     pipeline: dict[str, str] = field(default_factory=dict)  # step id -> found | missing
     outcome: str | None = None
     amount: float | None = None
+    drawn_at_random: bool = False  # in a listener's queue by a random draw, not by priority or by hand
 
     @property
     def auto_adherence(self) -> float | None:
@@ -172,6 +173,7 @@ def load(session: Session, with_utterances: bool = True) -> ReportData:
             order = [(sid, sid) for sid in pipeline]
         return order, pipeline
 
+    drawn = set(session.scalars(select(Assignment.recording_id).where(Assignment.drawn_at_random.is_(True))))
     calls: dict[int, CallInfo] = {}
     for rec in session.scalars(select(Recording).order_by(Recording.id)):
         o = outcomes.get(rec.id)
@@ -185,6 +187,7 @@ def load(session: Session, with_utterances: bool = True) -> ReportData:
             listen_path=rec.listen_path,
             outcome=o.outcome if o else None,
             amount=o.amount if o else None,
+            drawn_at_random=rec.id in drawn,
         )
         row = latest.get(rec.id)
         if row is not None:

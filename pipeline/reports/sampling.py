@@ -80,6 +80,7 @@ class Picked:
     recording_id: int
     operator: str | None
     reasons: tuple[str, ...] = ()
+    at_random: bool = True  # False: taken first for its priority reasons
 
 
 def allocate(strata: dict[str, int], n: int, floor: int = 0) -> dict[str, int]:
@@ -138,7 +139,7 @@ def stratified_sample(
         chosen = flagged[:n_priority]
         taken = {c.recording_id for c in chosen}
         chosen += [c for c in cs if c.recording_id not in taken][: k - n_priority]
-        picked += [Picked(c.recording_id, c.operator, rules.reasons(c)) for c in chosen]
+        picked += [Picked(c.recording_id, c.operator, rules.reasons(c), i >= n_priority) for i, c in enumerate(chosen)]
     return picked
 
 
@@ -148,6 +149,7 @@ class PlannedAssignment:
     listener_id: int
     is_gold: bool
     position: int
+    drawn_at_random: bool = False
 
 
 @dataclass
@@ -167,11 +169,13 @@ def plan_assignments(
     seed: int = 0,
     next_position: dict[int, int] | None = None,
     already: Iterable[tuple[int, int]] = (),
+    drawn_at_random: Iterable[int] = (),
 ) -> AssignmentPlan:
     """Spread calls over listeners evenly; ``overlap_share`` of them go to a
     second listener too (for peer agreement); each listener also gets
     ``gold_per_listener`` gold calls at random places in the queue, marked
-    ``is_gold`` only in the database, never on screen."""
+    ``is_gold`` only in the database, never on screen. Calls in
+    ``drawn_at_random`` are marked as a random draw (gold calls never are)."""
     if not listener_ids:
         raise SamplingError("No active listeners to assign calls to. Add a listener first (callreview users add).")
     if overlap_share > 0 and len(listener_ids) < 2:
@@ -208,9 +212,10 @@ def plan_assignments(
             queues[lid].insert(rng.randint(0, len(queues[lid])), (g, True))
             taken.add((g, lid))
     plan = AssignmentPlan()
+    random_ids = set(drawn_at_random)
     for lid, queue in queues.items():
         start = (next_position or {}).get(lid, 0)
-        plan.items += [PlannedAssignment(rec, lid, gold, start + j) for j, (rec, gold) in enumerate(queue)]
+        plan.items += [PlannedAssignment(rec, lid, gold, start + j, rec in random_ids and not gold) for j, (rec, gold) in enumerate(queue)]
     return plan
 
 
@@ -277,7 +282,8 @@ def active_listener_ids(session: Session, names: Sequence[str] = ()) -> list[int
 
 def write_assignments(session: Session, plan: AssignmentPlan) -> int:
     """Put the planned calls in the listeners' queues; returns how many were added."""
-    return sum(assignments.add_assignment(session, a.recording_id, a.listener_id, a.position, a.is_gold) for a in plan.items)
+    return sum(assignments.add_assignment(session, a.recording_id, a.listener_id, a.position, a.is_gold, a.drawn_at_random)
+               for a in plan.items)
 
 
 def sample_recordings(session: Session, n: int, stratify: bool = False, seed: int | None = None,
@@ -333,6 +339,7 @@ def sample_and_assign(
         seed=seed,
         next_position=next_pos,
         already=already,
+        drawn_at_random=[p.recording_id for p in picked if p.at_random],
     )
     if not dry_run:
         write_assignments(session, plan)

@@ -79,7 +79,8 @@ class Corrected:
     low: float | None
     high: float | None
     n_calls: int
-    n_reviewed: int
+    n_reviewed: int  # drawn at random and reviewed
+    n_known: int = 0  # reviewed but chosen on purpose: they stand only for themselves
 
 
 def _cov(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -87,7 +88,7 @@ def _cov(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / (len(xs) - 1)
 
 
-def corrected_rate(machine: Sequence[float], reviewed: Sequence[tuple[float, float]],
+def corrected_rate(machine: Sequence[float], reviewed: Sequence[tuple[float, float]], known: Sequence[float] = (),
                    confidence: float = 0.95) -> Corrected | None:
     """Prediction-powered estimate of a rate (Angelopoulos et al., Science 2023,
     with the power tuning of PPI++): lam * mean_all(f) + mean_L(y - lam * f),
@@ -102,16 +103,31 @@ def corrected_rate(machine: Sequence[float], reviewed: Sequence[tuple[float, flo
     listeners alone. As the reviewed calls are among the N, the estimate is
     lam (N-n)/N mean_U(f) + mean_L(y - lam c f) with c = 1 - n/N, U the
     unreviewed calls, so Var = lam^2 (N-n) var(f) / N^2 + var(y - lam c f) / n.
-    Point and interval are clipped to [0, 1]; no interval below two reviewed
-    calls; None without any call."""
-    n_all, n = len(machine), len(reviewed)
-    if n_all == 0:
-        return None
+
+    ``known`` are the listeners' answers on calls reviewed but not drawn at
+    random (priority, gold, hand-picked): counted as they are, weighted by
+    their share of all calls, never used to correct the machine on the others.
+    Point and interval are clipped to [0, 1]; no interval below two random
+    reviews (unless every call is known); None without any call."""
+    n_all, n, k = len(machine), len(reviewed), len(known)
     if n > n_all:
         raise ValueError(f"the reviewed calls ({n}) must be among the machine's ({n_all})")
+    if n_all + k == 0:
+        return None
+    p, half = _ppi(machine, reviewed, z_for(confidence)) if n_all else (0.0, 0.0)
+    w = n_all / (n_all + k)
+    p = w * p + (1 - w) * (sum(known) / k if k else 0.0)
+    if half is None:
+        return Corrected(_unit(p), None, None, n_all + k, n, k)
+    return Corrected(_unit(p), _unit(p - w * half), _unit(p + w * half), n_all + k, n, k)
+
+
+def _ppi(machine: Sequence[float], reviewed: Sequence[tuple[float, float]], z: float) -> tuple[float, float | None]:
+    """The estimate over the machine's calls and its interval's half-width (None below two reviews)."""
+    n_all, n = len(machine), len(reviewed)
     if n < 2:
         shift = sum(y - f for y, f in reviewed) / n if n else 0.0
-        return Corrected(_unit(sum(machine) / n_all + shift), None, None, n_all, n)
+        return sum(machine) / n_all + shift, None
     ys, fs = [y for y, _ in reviewed], [f for _, f in reviewed]
     c = 1 - n / n_all
     var_f = _cov(machine, machine) if n_all > 1 else 0.0
@@ -120,8 +136,7 @@ def corrected_rate(machine: Sequence[float], reviewed: Sequence[tuple[float, flo
     p = lam * sum(machine) / n_all + sum(y - lam * f for y, f in reviewed) / n
     rest = [y - lam * c * f for y, f in reviewed]
     var = lam * lam * (n_all - n) * var_f / n_all**2 + _cov(rest, rest) / n
-    half = z_for(confidence) * math.sqrt(var)
-    return Corrected(_unit(p), _unit(p - half), _unit(p + half), n_all, n)
+    return p, z * math.sqrt(var)
 
 
 def _unit(x: float) -> float:

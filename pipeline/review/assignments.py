@@ -37,24 +37,27 @@ def reviewable_recordings(session: Session, unassigned_only: bool = False) -> li
     return list(session.scalars(stmt))
 
 
-def add_assignment(session: Session, recording_id: int, listener_id: int, position: int, gold: bool = False) -> bool:
+def add_assignment(session: Session, recording_id: int, listener_id: int, position: int, gold: bool = False,
+                   drawn_at_random: bool = False) -> bool:
     """Put one recording in a listener's queue at ``position``; False if it is there already.
     The one writer of assignments: a concurrent owner tab cannot make a duplicate."""
     insert = dialect_insert(session)
     return session.execute(
         insert(Assignment)
         .values(recording_id=recording_id, listener_id=listener_id, position=position, is_gold=gold,
-                status=AssignmentStatus.NEW, assigned_at=utcnow())
+                drawn_at_random=drawn_at_random and not gold, status=AssignmentStatus.NEW, assigned_at=utcnow())
         .on_conflict_do_nothing(index_elements=["recording_id", "listener_id"])
         .returning(Assignment.id)
     ).scalar() is not None
 
 
-def assign(session: Session, recording_ids: Sequence[int], listener_ids: Sequence[int], gold: bool = False) -> AssignResult:
+def assign(session: Session, recording_ids: Sequence[int], listener_ids: Sequence[int], gold: bool = False,
+           drawn_at_random: bool = False) -> AssignResult:
     """Put recordings into listeners' queues, dealt round-robin, appended in due order.
 
     With one listener every recording goes to them; a recording already in a
-    listener's queue is skipped."""
+    listener's queue is skipped. ``drawn_at_random``: the recordings are a
+    random draw (``sampling.sample_recordings``), not picked by hand."""
     listeners = {u.id: u for u in session.scalars(select(User).where(User.id.in_(listener_ids)))}
     for lid in listener_ids:
         user = listeners.get(lid)
@@ -73,7 +76,7 @@ def assign(session: Session, recording_ids: Sequence[int], listener_ids: Sequenc
     result = AssignResult(0, 0, defaultdict(int))
     for i, rid in enumerate(recording_ids):
         lid = listener_ids[i % len(listener_ids)]
-        if add_assignment(session, rid, lid, next_pos[lid], gold):
+        if add_assignment(session, rid, lid, next_pos[lid], gold, drawn_at_random):
             next_pos[lid] += 1
             result.created += 1
             result.per_listener[listeners[lid].name] += 1

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
     func,
     text,
 )
@@ -211,6 +212,9 @@ class Assignment(Base):
     listener_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)  # due order within the queue
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Drawn at random (not by priority or by hand): only these calls may
+    # correct the machine's figures for all calls (reports.machine_steps_report).
+    drawn_at_random: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(20), default="new")  # new | in_progress | submitted
     assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

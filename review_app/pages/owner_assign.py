@@ -42,5 +42,5 @@ with sample:
     if st.button("Сделать выборку и назначить", key="assign_sample", disabled=not chosen_listeners):
         with write_session(db_url()) as s:
             ids = sampling.sample_recordings(s, int(n), stratify=stratify, unassigned_only=unassigned_only)
-            res = assignments.assign(s, ids, chosen_listeners)
+            res = assignments.assign(s, ids, chosen_listeners, drawn_at_random=True)
         st.success(f"Назначено {res.created}, пропущено {res.skipped}: {res.per_listener}")

@@ -12,6 +12,32 @@ st.title("Шаги скрипта")
 refresh_button()
 data = report_data(url)
 
+st.subheader("Все звонки: оценка машины и поправка по выборке")
+machine = reports.machine_steps_report(data)
+if not machine.empty:
+    long = machine.melt(id_vars=["step"], value_vars=["machine_found", "listeners_done", "estimate"], var_name="figure", value_name="share")
+    names = {"machine_found": "машина, все звонки", "listeners_done": "слушатели, прослушанные", "estimate": "поправленная оценка"}
+    for fig in ("listeners_done", "estimate"):
+        long.loc[long["figure"] == fig, "low"] = list(machine[f"{fig}_low"])
+        long.loc[long["figure"] == fig, "high"] = list(machine[f"{fig}_high"])
+    long["figure"] = long["figure"].map(names)
+    base = alt.Chart(long).encode(
+        y=alt.Y("step:N", sort=list(machine["step"]), title=None),
+        color=alt.Color("figure:N", title=None, sort=list(names.values())),
+        yOffset=alt.YOffset("figure:N", sort=list(names.values())),
+    )
+    st.altair_chart(
+        base.mark_rule().encode(x=alt.X("low:Q", axis=alt.Axis(format="%"), title="доля звонков, где шаг выполнен"), x2="high:Q")
+        + base.mark_point(filled=True).encode(x="share:Q", tooltip=["step", "figure", alt.Tooltip("share:Q", format=".0%")]),
+        use_container_width=True,
+    )
+table(machine, "machine_steps",
+      "machine_found — доля всех обработанных звонков, где машина нашла шаг (машинная оценка, не проверена). "
+      "listeners_done — доля прослушанных звонков, где шаг выполнен (верно или неверно). "
+      "estimate — доля машины, поправленная по звонкам, выбранным для прослушивания случайно "
+      "(prediction-powered inference); звонки, выбранные вручную или по приоритету, учтены как есть. "
+      "interval_vs_listeners — ширина её 95% интервала относительно интервала одних слушателей.")
+
 st.subheader("Как выполняются шаги")
 steps = reports.steps_report(data)
 if not steps.empty:
