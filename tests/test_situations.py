@@ -104,3 +104,31 @@ def test_situations_report_and_covered_loop(db_url):
     k = next(x for x in sits if x.coverage and x.coverage.label == "loyalty discount")
     assert k.count == 3 and (k.since_covered, k.calls_since_covered) == (1, 1)
     assert k.status == "still occurs after v2"
+
+
+def test_machine_off_script_sentences_are_grouped_too_and_wait_for_a_listener(db_url):
+    from sqlalchemy import select
+
+    from pipeline.storage.store import AlignmentRow
+
+    ids = seed(db_url)
+    with session_scope(db_url) as s:
+        for call, texts in (("r6", ["а скидку постоянным покупателям даёте?", "курьер привезёт заказ завтра до обеда"]),
+                            ("r2", ["есть ли скидка для постоянных покупателей"])):
+            row = s.scalar(select(AlignmentRow).where(AlignmentRow.recording_id == ids[call]))
+            row.result = {**row.result, "off_script": [
+                {"utterance": i, "start": 10.0 * i, "end": 10.0 * i + 3, "text": t, "confidence": 0.7} for i, t in enumerate(texts)]}
+    with session_scope(db_url) as s:
+        sits = situations.situations(s)
+    # r2 was reviewed and its listener did not confirm the suggestion: only unreviewed r6 adds leads.
+    machine = [i for sit in sits for i in sit.items if i.by_machine]
+    assert sorted(i.text for i in machine) == ["а скидку постоянным покупателям даёте?", "курьер привезёт заказ завтра до обеда"]
+    assert {i.recording_id for i in machine} == {ids["r6"]}
+    assert sorted(i.start for i in machine) == [0.0, 10.0 - situations.CLIP_PAD_S]  # clips around the sentence
+    discount = next(sit for sit in sits if any("скидку постоянного" in i.text for i in sit.items))
+    assert (discount.count, discount.confirmed, discount.calls, discount.status) == (3, 2, 3, "open")
+    courier = next(sit for sit in sits if any("курьер" in i.text for i in sit.items))
+    assert (courier.count, courier.confirmed, courier.status) == (1, 0, "not yet confirmed")
+    with session_scope(db_url) as s:
+        df = situations.situations_report(s)
+    assert sorted(df["confirmed"]) == [0, 2, 2]

@@ -1,5 +1,9 @@
 """Script improvement: every "not in script" item listeners recorded (step
-marks and off-script moments), grouped by similarity into situations.
+marks and off-script moments), and the sentences the aligner found off-script
+in calls nobody has reviewed yet, grouped by similarity into situations. A
+situation with no listener's item is "not yet confirmed": the machine's
+off-script precision is about 0.6 (docs/benchmarks.md), so it is a lead to
+listen to, not a finding.
 
 Similarity reuses the alignment's sentence models (``embed.get_scorer()``,
 USE/e5 as configured) plus character TF-IDF; each model's cosines are turned
@@ -73,6 +77,7 @@ class Item:
     checklist_id: str | None
     version: int | None
     listen_path: str | None = None
+    by_machine: bool = False  # the aligner's off-script sentence in a call no listener has reviewed
 
 
 # --- similarity ------------------------------------------------------------------
@@ -160,6 +165,11 @@ class Situation:
         return len(self.items)
 
     @property
+    def confirmed(self) -> int:
+        """Items a listener recorded; the rest are the machine's."""
+        return sum(not i.by_machine for i in self.items)
+
+    @property
     def calls(self) -> int:
         return len({i.recording_id for i in self.items})
 
@@ -179,7 +189,7 @@ class Situation:
     @property
     def status(self) -> str:
         if self.coverage is None:
-            return "open"
+            return "open" if self.confirmed else "not yet confirmed"
         if self.since_covered:
             return f"still occurs after v{self.coverage.version}"
         return f"not seen since v{self.coverage.version}"
@@ -280,6 +290,30 @@ def load_items(session: Session) -> list[Item]:
     return items
 
 
+def load_machine_items(session: Session) -> list[Item]:
+    """The aligner's off-script sentences (newest alignment of each call) in
+    calls without a submitted review: a listener who reviewed a call and did
+    not confirm a suggestion has said it is not one."""
+    versions = {v.id: v for v in session.scalars(select(ChecklistVersion))}
+    reviewed = set(session.scalars(select(Assignment.recording_id).join(Review, Review.assignment_id == Assignment.id)
+                                   .where(Review.status == ReviewStatus.SUBMITTED)))
+    latest: dict[int, AlignmentRow] = {}
+    for row in session.scalars(select(AlignmentRow).where(AlignmentRow.recording_id.not_in(reviewed)).order_by(AlignmentRow.id)):
+        latest[row.recording_id] = row
+    items = []
+    for rec in session.scalars(select(Recording).where(Recording.id.in_(latest)).order_by(Recording.id)):
+        row = latest[rec.id]
+        record = row.record
+        v = versions.get(row.checklist_version_id)
+        for o in record.off_script:
+            near = [s for s in record.steps if s.start is not None and s.start <= o.start]
+            items.append(Item(f"auto:{row.id}:{o.start:.2f}", rec.id, "", o.text, o.text,
+                              max(near, key=lambda s: s.start).id if near else None,
+                              max(0.0, o.start - CLIP_PAD_S), o.end + CLIP_PAD_S, call_time(rec),
+                              v.checklist_id if v else None, v.version if v else None, rec.listen_path, by_machine=True))
+    return items
+
+
 def load_markers(session: Session) -> list[SituationMarker]:
     return list(session.scalars(select(SituationMarker).order_by(SituationMarker.id)))
 
@@ -303,7 +337,8 @@ def mark_covered(session: Session, item_keys: Sequence[str], checklist_id: str, 
 
 def situations(session: Session, threshold: float = DEFAULT_THRESHOLD,
                encoders: dict[str, Encoder] | None = None) -> list[Situation]:
-    return build_situations(load_items(session), load_markers(session), threshold, encoders)
+    items = load_items(session) + load_machine_items(session)
+    return build_situations(items, load_markers(session), threshold, encoders)
 
 
 def to_frame(sits: Sequence[Situation], titles: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
@@ -316,6 +351,7 @@ def to_frame(sits: Sequence[Situation], titles: dict[tuple[str, str], str] | Non
             "situation": s.number,
             "label": s.label,
             "count": s.count,
+            "confirmed": s.confirmed,
             "calls": s.calls,
             "step_id": s.step_id,
             "step": titles.get((cl or "", s.step_id or ""), s.step_id),
@@ -327,7 +363,7 @@ def to_frame(sits: Sequence[Situation], titles: dict[tuple[str, str], str] | Non
             "status": s.status,
             "items": ",".join(s.keys),
         })
-    df = pd.DataFrame(rows, columns=["situation", "label", "count", "calls", "step_id", "step", "examples", "first_seen",
+    df = pd.DataFrame(rows, columns=["situation", "label", "count", "confirmed", "calls", "step_id", "step", "examples", "first_seen",
                                      "last_seen", "covered_in", "since_covered", "status", "items"])
     for col in ("first_seen", "last_seen"):
         # Excel cannot store time zones; the report is in UTC.

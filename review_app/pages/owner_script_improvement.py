@@ -18,8 +18,10 @@ from review_app.report_ui import owner_db, refresh_button, report_data, table
 
 url = owner_db()
 st.title("Улучшение скрипта")
-st.caption("Всё, что слушатели отметили как «нет в скрипте», сгруппировано по смыслу. Отметьте ситуацию, "
-           "когда добавите её в новую версию скрипта: отчёт покажет, встречается ли она после этого.")
+st.caption("Всё, что слушатели отметили как «нет в скрипте», и фразы вне скрипта, которые машина нашла в ещё не "
+           "прослушанных звонках, сгруппировано по смыслу. Ситуация, которую не подтвердил ни один слушатель, помечена "
+           "«не подтверждено»: машина ошибается примерно в трети таких фраз. Отметьте ситуацию, когда добавите её в "
+           "новую версию скрипта: отчёт покажет, встречается ли она после этого.")
 refresh_button()
 
 
@@ -47,12 +49,17 @@ data = report_data(url)
 df = situations.to_frame(sits, data.step_titles)
 table(df.drop(columns=["items"]), "situations")
 
-show = st.radio("Показать", ["все", "открытые", "закрытые скриптом"], horizontal=True)
-for sit in sits:
-    if (show == "открытые" and sit.coverage) or (show == "закрытые скриптом" and not sit.coverage):
-        continue
-    icon = "🟢" if sit.coverage and not sit.since_covered else ("🟠" if sit.coverage else "🔴")
-    with st.expander(f"{icon} {sit.number}. {sit.label} — {sit.count} раз, {sit.calls} звонков"):
+SHOWN = {
+    "все": lambda sit: True,
+    "открытые": lambda sit: not sit.coverage and sit.confirmed,
+    "не подтверждённые": lambda sit: not sit.coverage and not sit.confirmed,
+    "закрытые скриптом": lambda sit: sit.coverage is not None,
+}
+show = st.radio("Показать", list(SHOWN), horizontal=True)
+for sit in filter(SHOWN[show], sits):
+    icon = "🟢" if sit.coverage and not sit.since_covered else ("🟠" if sit.coverage else ("🔴" if sit.confirmed else "⚪"))
+    confirmed = f"подтверждено слушателями {sit.confirmed}" if sit.confirmed else "не подтверждено"
+    with st.expander(f"{icon} {sit.number}. {sit.label} — {sit.count} раз, {sit.calls} звонков, {confirmed}"):
         c1, c2, c3 = st.columns(3)
         c1.write(f"Шаг: **{data.title(next((i.checklist_id for i in sit.items if i.checklist_id), ''), sit.step_id or '') if sit.step_id else '—'}**")
         c2.write(f"Впервые: {sit.first_seen:%d.%m.%Y}" if sit.first_seen else "Впервые: —")
@@ -62,7 +69,9 @@ for sit in sits:
                      f"после этого встречалось: **{sit.since_covered}** раз в {sit.calls_since_covered} звонках.")
         for item in sit.items[:5]:
             st.markdown(f"> {item.quote or item.text}")
-            if item.text and item.text != item.quote:
+            if item.by_machine:
+                st.caption("найдено машиной в непрослушанном звонке, не подтверждено")
+            elif item.text and item.text != item.quote:
                 st.caption(f"{item.reviewer}: {item.text}")
             if item.listen_path and Path(item.listen_path).is_file() and item.start is not None:
                 sound = clip(item.listen_path, item.start, item.end or item.start + situations.MOMENT_CLIP_S)
