@@ -77,19 +77,37 @@ def test_machine_figures_on_every_call_corrected_by_the_random_reviews(data):
     # Random: r2 n (y 0, f 1), r3 i on a missing step (y 0, f 0), r4 max c (y 1, f 1); r6 unreviewed (f 1).
     # Listeners alone: 3 of 5 done.
     assert (needs.reviewed_calls, needs.random_reviews, needs.listeners_done) == (5, 3, pytest.approx(0.6))
-    # Over r2 r3 r4 r6: f = 1 0 1 1 (var 0.25), n = 3, c = 1/4, cov(y, f) = 1/6,
-    # lam = 0.25 * (1/6) / 3 / (0.25 * (1/16 + 0.0625/3)) = 2/3;
-    # p = 2/3 * 0.75 + (1/3 - 2/3 * 2/3) = 0.388889; y - lam c f = -1/6, 0, 5/6: var 0.287037;
-    # Var = 4/9 * 0.25 / 16 + 0.287037 / 3 = 0.102623, half = 1.959964 * 0.320348 = 0.627871.
-    # With r1 and r5 (both done), w = 4/6: p = 2/3 * 0.388889 + 1/3 = 0.592593, half 0.418581.
-    assert needs.estimate == pytest.approx(0.592593, abs=1e-5)
-    assert needs.estimate_low == pytest.approx(0.174012, abs=1e-5) and needs.estimate_high == 1.0
-    width = needs.listeners_done_high - needs.listeners_done_low
-    assert needs.interval_vs_listeners == pytest.approx((1.0 - 0.174012) / width, abs=1e-4)
+    # Three random reviews are too few for an interval: the plain estimate over r2 r3 r4 r6,
+    # mean(f) 0.75 + mean(y - f) -1/3 = 0.416667; with r1 and r5 (both done), w = 4/6:
+    # 2/3 * 0.416667 + 1/3 = 0.611111.
+    assert needs.estimate == pytest.approx(0.611111, abs=1e-5)
+    assert pd.isna(needs.estimate_low) and pd.isna(needs.interval_vs_listeners)
     # "delivery" exists only in v2 (r5 reviewed on purpose, r6 not): no random review, no interval.
     delivery = row(df, step_id="delivery")
     assert (delivery.calls, delivery.random_reviews) == (2, 0)
     assert pd.isna(delivery.estimate_low) and pd.isna(delivery.interval_vs_listeners)
+
+
+def test_machine_figures_with_enough_random_reviews_carry_the_corrected_interval():
+    from pipeline.reports.data import CallInfo, Judgement, ReportData
+
+    # 40 calls; the aligner found "greet" in the first 30. Calls 0-11 and 30 were drawn at random and
+    # reviewed: done on 0-9 and 30 (correct), not on 10, 11 ("not in script"): the aligner was wrong on 10, 11, 30.
+    calls = {i: CallInfo(i, f"c{i}", "Anna", "audio", 60.0, None, None, "sales", 1, [("greet", "Greeting")],
+                         {"greet": "found" if i < 30 else "missing"}, drawn_at_random=i < 12 or i == 30) for i in range(40)}
+    done = {i: i < 10 or i == 30 for i in list(range(12)) + [30]}
+    judgements = [Judgement(i, i, "lena", "listener", False, "greet", "correct" if d else "not_in_script",
+                            calls[i].pipeline["greet"], "correct" if d else "not_in_script", "", None) for i, d in done.items()]
+    df = reports.machine_steps_report(ReportData(calls, [], judgements))
+    greet = row(df, step_id="greet")
+    assert (greet.calls, greet.machine_found, greet.reviewed_calls, greet.random_reviews) == (40, 0.75, 13, 13)
+    est = stats.corrected_rate([1.0] * 30 + [0.0] * 10,
+                               [(1.0, 1.0)] * 10 + [(0.0, 1.0)] * 2 + [(1.0, 0.0)])
+    assert (greet.estimate, greet.estimate_low, greet.estimate_high) == pytest.approx((est.p, est.low, est.high))
+    wilson = stats.wilson(11, 13)
+    assert greet.listeners_done == pytest.approx(11 / 13)
+    assert greet.interval_vs_listeners == pytest.approx((est.high - est.low) / (wilson.high - wilson.low))
+    assert greet.interval_vs_listeners < 1  # the machine, right on 10 of 13, narrows it
 
 
 def test_versions_side_by_side(data):

@@ -90,7 +90,7 @@ def test_corrected_rate_by_hand():
     # y - lam c f = y - 0.36 f = 0.64, -0.36, 0.64, 0: var = 0.7372 / 3 = 0.245733.
     # Var = 0.36 * 6 * 0.277778 / 100 + 0.245733 / 4 = 0.006 + 0.061433 = 0.067433;
     # half = 1.959964 * 0.259679 = 0.508962.
-    est = stats.corrected_rate([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], [(1, 1), (0, 1), (1, 1), (0, 0)])
+    est = stats.corrected_rate([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], [(1, 1), (0, 1), (1, 1), (0, 0)], min_reviews=2)
     assert est.p == pytest.approx(0.35)
     assert est.low == 0.0
     assert est.high == pytest.approx(0.858962, abs=1e-5)
@@ -100,7 +100,7 @@ def test_corrected_rate_by_hand():
 def test_corrected_rate_with_every_call_reviewed_is_the_listeners_mean():
     # n = N: lambda = 0, the machine drops out; y = 1,1,0,1: mean 0.75, var = 0.75 / 3 = 0.25,
     # half = 1.959964 * sqrt(0.25 / 4) = 0.489991.
-    est = stats.corrected_rate([0, 1, 1, 0], [(1, 0), (1, 1), (0, 1), (1, 0)])
+    est = stats.corrected_rate([0, 1, 1, 0], [(1, 0), (1, 1), (0, 1), (1, 0)], min_reviews=2)
     assert est.p == pytest.approx(0.75)
     assert est.low == pytest.approx(0.260009, abs=1e-5) and est.high == 1.0
 
@@ -112,8 +112,18 @@ def test_corrected_rate_edges():
     # One review: the plain shift is applied, but there is no spread to build an interval on.
     one = stats.corrected_rate([1, 1, 1, 1], [(0, 1)])
     assert one.p == 0.0 and one.high is None
+    # Below ten random reviews, by default, no interval: the by-hand case above has four.
+    few = stats.corrected_rate([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], [(1, 1), (0, 1), (1, 1), (0, 0)])
+    assert few.p == pytest.approx(0.25) and few.low is None  # the plain shift: 0.5 - 0.25
     with pytest.raises(ValueError):
         stats.corrected_rate([1], [(1, 1), (0, 0)])
+
+
+def test_corrected_rate_when_every_listener_agrees_is_the_listeners_wilson_interval():
+    # 10 of 10 reviews "done": a normal interval would have no width; Wilson 10/10 is 0.722467 .. 1.
+    est = stats.corrected_rate([1] * 15 + [0] * 5, [(1, 1)] * 8 + [(1, 0)] * 2)
+    assert est.p == 1.0 and est.high == 1.0
+    assert est.low == pytest.approx(0.722467, abs=1e-5)
 
 
 def _simulate(machine_accuracy: float, trials: int = 1500, n_calls: int = 1000, n_reviewed: int = 100):
@@ -156,7 +166,8 @@ def test_corrected_rate_counts_purposely_chosen_reviews_as_themselves():
     # The by-hand case above (p = 0.35, half = 0.508962 over 10 calls) plus 10
     # calls reviewed on purpose, 8 of them done: w = 10/20,
     # p = 0.5 * 0.35 + 0.5 * 0.8 = 0.575, half = 0.5 * 0.508962 = 0.254481.
-    est = stats.corrected_rate([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], [(1, 1), (0, 1), (1, 1), (0, 0)], known=[1] * 8 + [0] * 2)
+    est = stats.corrected_rate([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], [(1, 1), (0, 1), (1, 1), (0, 0)], known=[1] * 8 + [0] * 2,
+                               min_reviews=2)
     assert est.p == pytest.approx(0.575)
     assert est.low == pytest.approx(0.320519, abs=1e-5) and est.high == pytest.approx(0.829481, abs=1e-5)
     assert (est.n_calls, est.n_reviewed, est.n_known) == (20, 4, 10)

@@ -262,6 +262,29 @@ def assign(
     typer.echo(f"assigned {res.created} ({per}); {res.skipped} already queued")
 
 
+@app.command("demo-reviews")
+def demo_reviews(
+    folder: Path = typer.Argument(Path("data/demo"), exists=True, file_okay=False, help="The demo calls with their labels (*.json)."),
+    listener: str = typer.Option("listener", help="The demo's listener login; one of its calls gets a review too."),
+) -> None:
+    """Demo data only: submit reviews made from the demo calls' reference labels (by
+    the owner, `demo-listener` and the demo listener), so every report page has numbers.
+    Run once after `process` and `assign`; a rerun does nothing."""
+    from pipeline.errors import CallreviewError
+    from pipeline.reports import demo
+    from pipeline.review.review import write_session
+
+    settings = migrated_settings()
+    try:
+        with write_session(settings.db_url) as session:
+            res = demo.seed_reviews(session, folder, listener)
+    except CallreviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"demo reviews submitted: {len(res.submitted)}" + (f"; not processed, so not reviewed: {', '.join(res.skipped)}"
+                                                                  if res.skipped else ""))
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),

@@ -88,8 +88,11 @@ def _cov(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / (len(xs) - 1)
 
 
+MIN_RANDOM_REVIEWS = 10  # below this, a normal interval for the correction is not to be trusted
+
+
 def corrected_rate(machine: Sequence[float], reviewed: Sequence[tuple[float, float]], known: Sequence[float] = (),
-                   confidence: float = 0.95) -> Corrected | None:
+                   confidence: float = 0.95, min_reviews: int = MIN_RANDOM_REVIEWS) -> Corrected | None:
     """Prediction-powered estimate of a rate (Angelopoulos et al., Science 2023,
     with the power tuning of PPI++): lam * mean_all(f) + mean_L(y - lam * f),
     f the machine's answer on each of the N calls, y the listener's on the n
@@ -103,40 +106,48 @@ def corrected_rate(machine: Sequence[float], reviewed: Sequence[tuple[float, flo
     listeners alone. As the reviewed calls are among the N, the estimate is
     lam (N-n)/N mean_U(f) + mean_L(y - lam c f) with c = 1 - n/N, U the
     unreviewed calls, so Var = lam^2 (N-n) var(f) / N^2 + var(y - lam c f) / n.
+    The interval is normal, so it needs ``min_reviews`` random reviews (below,
+    the plain lam = 1 estimate is given without an interval); and
+    when the reviews do not vary at all (every listener said "done") a normal
+    interval would have no width, so the listeners' own Wilson interval
+    stands, without the machine.
 
     ``known`` are the listeners' answers on calls reviewed but not drawn at
     random (priority, gold, hand-picked): counted as they are, weighted by
     their share of all calls, never used to correct the machine on the others.
-    Point and interval are clipped to [0, 1]; no interval below two random
-    reviews (unless every call is known); None without any call."""
+    Point and interval are clipped to [0, 1]; None without any call."""
     n_all, n, k = len(machine), len(reviewed), len(known)
     if n > n_all:
         raise ValueError(f"the reviewed calls ({n}) must be among the machine's ({n_all})")
     if n_all + k == 0:
         return None
-    p, half = _ppi(machine, reviewed, z_for(confidence)) if n_all else (0.0, 0.0)
+    p, low, high = _ppi(machine, reviewed, confidence, max(2, min_reviews)) if n_all else (0.0, 0.0, 0.0)
     w = n_all / (n_all + k)
-    p = w * p + (1 - w) * (sum(known) / k if k else 0.0)
-    if half is None:
-        return Corrected(_unit(p), None, None, n_all + k, n, k)
-    return Corrected(_unit(p), _unit(p - w * half), _unit(p + w * half), n_all + k, n, k)
+    rest = (1 - w) * (sum(known) / k if k else 0.0)
+    if low is None or high is None:
+        return Corrected(_unit(w * p + rest), None, None, n_all + k, n, k)
+    return Corrected(_unit(w * p + rest), _unit(w * low + rest), _unit(w * high + rest), n_all + k, n, k)
 
 
-def _ppi(machine: Sequence[float], reviewed: Sequence[tuple[float, float]], z: float) -> tuple[float, float | None]:
-    """The estimate over the machine's calls and its interval's half-width (None below two reviews)."""
+def _ppi(machine: Sequence[float], reviewed: Sequence[tuple[float, float]], confidence: float,
+         min_reviews: int) -> tuple[float, float | None, float | None]:
+    """The estimate over the machine's calls and its interval (None below ``min_reviews``)."""
     n_all, n = len(machine), len(reviewed)
-    if n < 2:
+    if n < min_reviews:
         shift = sum(y - f for y, f in reviewed) / n if n else 0.0
-        return sum(machine) / n_all + shift, None
+        return sum(machine) / n_all + shift, None, None
     ys, fs = [y for y, _ in reviewed], [f for _, f in reviewed]
+    if _cov(ys, ys) == 0:
+        r = wilson(round(sum(ys)), n, confidence)
+        return r.p, r.low, r.high
     c = 1 - n / n_all
     var_f = _cov(machine, machine) if n_all > 1 else 0.0
     denom = var_f * ((n_all - n) / n_all**2 + c * c / n)
     lam = _unit(c * _cov(ys, fs) / n / denom) if denom > 0 else 0.0
     p = lam * sum(machine) / n_all + sum(y - lam * f for y, f in reviewed) / n
     rest = [y - lam * c * f for y, f in reviewed]
-    var = lam * lam * (n_all - n) * var_f / n_all**2 + _cov(rest, rest) / n
-    return p, z * math.sqrt(var)
+    half = z_for(confidence) * math.sqrt(lam * lam * (n_all - n) * var_f / n_all**2 + _cov(rest, rest) / n)
+    return p, p - half, p + half
 
 
 def _unit(x: float) -> float:

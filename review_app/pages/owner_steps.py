@@ -1,9 +1,10 @@
 """Script steps: rates with 95% intervals, the drop-off funnel, versions side by side."""
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
-from pipeline.reports import reports
+from pipeline.reports import reports, stats
 from pipeline.vocabulary import Category
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
@@ -15,12 +16,9 @@ data = report_data(url)
 st.subheader("Все звонки: оценка машины и поправка по выборке")
 machine = reports.machine_steps_report(data)
 if not machine.empty:
-    long = machine.melt(id_vars=["step"], value_vars=["machine_found", "listeners_done", "estimate"], var_name="figure", value_name="share")
     names = {"machine_found": "машина, все звонки", "listeners_done": "слушатели, прослушанные", "estimate": "поправленная оценка"}
-    for fig in ("listeners_done", "estimate"):
-        long.loc[long["figure"] == fig, "low"] = list(machine[f"{fig}_low"])
-        long.loc[long["figure"] == fig, "high"] = list(machine[f"{fig}_high"])
-    long["figure"] = long["figure"].map(names)
+    long = pd.DataFrame([{"step": r["step"], "figure": label, "share": r[fig], "low": r.get(f"{fig}_low"), "high": r.get(f"{fig}_high")}
+                         for r in machine.to_dict("records") for fig, label in names.items()])
     base = alt.Chart(long).encode(
         y=alt.Y("step:N", sort=list(machine["step"]), title=None),
         color=alt.Color("figure:N", title=None, sort=list(names.values())),
@@ -36,6 +34,7 @@ table(machine, "machine_steps",
       "listeners_done — доля прослушанных звонков, где шаг выполнен (верно или неверно). "
       "estimate — доля машины, поправленная по звонкам, выбранным для прослушивания случайно "
       "(prediction-powered inference); звонки, выбранные вручную или по приоритету, учтены как есть. "
+      f"Интервал оценки — начиная с {stats.MIN_RANDOM_REVIEWS} случайно выбранных прослушанных звонков. "
       "interval_vs_listeners — ширина её 95% интервала относительно интервала одних слушателей.")
 
 st.subheader("Как выполняются шаги")
