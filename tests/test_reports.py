@@ -135,6 +135,7 @@ def test_funnel(data):
 def test_operator_scorecard(data):
     df = reports.operators_report(data)
     anna, boris = row(df, operator="Anna"), row(df, operator="Boris")
+    assert anna.auto_off_script == 0  # the seeded alignments flag no off-script sentence
     # Anna: r1 4/4 (owner), r2 3/4, r3 1/4 -> mean 2/3; all 3 calls reviewed -> margin 0
     assert (anna.calls, anna.reviewed_calls) == (3, 3)
     assert anna.adherence == pytest.approx(2 / 3)
@@ -152,6 +153,12 @@ def test_operator_steps_and_trend(data):
     steps = reports.operator_steps_report(data)
     g = row(steps, operator="Boris", step_id="greet")
     assert (g.reviewed_calls, g.correct_n) == (2, 1)
+    # The aligner's share covers every call, reviewed or not: Anna's "needs" was found in r1, r2, not r3;
+    # Boris's "delivery" (v2: r5 reviewed, r6 not) was found in neither.
+    needs = row(steps, operator="Anna", step_id="needs")
+    assert (needs.calls, needs.machine_found) == (3, pytest.approx(2 / 3))
+    delivery = row(steps, operator="Boris", step_id="delivery")
+    assert (delivery.calls, delivery.machine_found, delivery.reviewed_calls) == (2, 0.0, 1)
     trend = reports.operator_trend_report(data)
     anna = trend[trend.operator == "Anna"].set_index("period")
     # r1 (Mon 2 Nov) and r2 (3 Nov) in the week of 2026-11-02, r3 (9 Nov) in the next

@@ -83,6 +83,7 @@ class CallInfo:
     version: int | None = None
     steps: list[tuple[str, str]] = field(default_factory=list)  # (id, title) in script order
     pipeline: dict[str, str] = field(default_factory=dict)  # step id -> found | missing
+    off_script: int | None = None  # operator sentences the aligner found off-script (None: not aligned)
     outcome: str | None = None
     amount: float | None = None
     drawn_at_random: bool = False  # in a listener's queue by a random draw, not by priority or by hand
@@ -194,6 +195,7 @@ def load(session: Session, with_utterances: bool = True) -> ReportData:
             v = versions.get(row.checklist_version_id)
             info.checklist_id, info.version = (v.checklist_id, v.version) if v else (None, None)
             info.steps, info.pipeline = steps_of(row)
+            info.off_script = len((row.result or {}).get("off_script") or [])
         calls[rec.id] = info
 
     reviews: list[ReviewInfo] = []

@@ -211,7 +211,8 @@ def _call_adherence(data: ReportData) -> dict[int, float]:
 def operators_report(data: ReportData, confidence: float = 0.95) -> pd.DataFrame:
     """Scorecard per operator: adherence from reviewed calls (mean share of steps
     done correctly) with the margin of error those calls give, the aligner's
-    adherence over all calls, and conversion where outcomes are known."""
+    adherence and off-script sentences per call over all calls (machine
+    estimates), and conversion where outcomes are known."""
     adherence = _call_adherence(data)
     by_op: dict[str, list[CallInfo]] = defaultdict(list)
     for c in data.calls.values():
@@ -230,30 +231,40 @@ def operators_report(data: ReportData, confidence: float = 0.95) -> pd.DataFrame
             "adherence": mean(reviewed) if reviewed else None,
             "margin_of_error": stats.margin_of_error(n, total, confidence),
             "auto_adherence": _mean(c.auto_adherence for c in calls),
+            "auto_off_script": _mean(c.off_script for c in calls),
             "calls_with_outcome": len(known),
             "conversion": len(orders) / len(known) if known else None,
             "avg_order_value": _mean(c.amount for c in orders),
         })
     return pd.DataFrame(rows, columns=["operator", "calls", "reviewed_calls", "adherence", "margin_of_error",
-                                       "auto_adherence", "calls_with_outcome", "conversion", "avg_order_value"])
+                                       "auto_adherence", "auto_off_script", "calls_with_outcome", "conversion", "avg_order_value"])
 
 
 def operator_steps_report(data: ReportData) -> pd.DataFrame:
-    """Per operator and step: reviewed calls and the share done correctly (Wilson 95%)."""
+    """Per operator and step: over all the operator's aligned calls, the share
+    where the aligner found the step (a machine estimate); over the reviewed
+    ones, the share done correctly (Wilson 95%) and missing."""
     counts: dict[tuple, Counter] = defaultdict(Counter)
     for (rid, sid), j in data.verdicts().items():
         c = data.calls[rid]
         counts[(c.operator, c.checklist_id or "", sid)][j.category] += 1
+    found: dict[tuple, list[bool]] = defaultdict(list)
+    for c in data.calls.values():
+        for sid, status in c.pipeline.items():
+            found[(c.operator, c.checklist_id or "", sid)].append(status == StepStatus.FOUND)
     rows = []
-    for (op, cl, sid), cnt in sorted(counts.items()):
+    for key in sorted(set(counts) | set(found)):
+        op, cl, sid = key
+        cnt, machine = counts[key], found[key]
         n = sum(cnt.values())
-        row = {"operator": op, "checklist": cl, "step_id": sid, "step": data.title(cl, sid), "reviewed_calls": n,
+        row = {"operator": op, "checklist": cl, "step_id": sid, "step": data.title(cl, sid), "calls": len(machine),
+               "machine_found": sum(machine) / len(machine) if machine else None, "reviewed_calls": n,
                "correct_n": cnt[Category.CORRECT]}
         row.update(_rate_cols("correct", cnt[Category.CORRECT], n))
-        row["missing"] = cnt[Category.MISSING] / n
+        row["missing"] = cnt[Category.MISSING] / n if n else None
         rows.append(row)
-    return pd.DataFrame(rows, columns=["operator", "checklist", "step_id", "step", "reviewed_calls", "correct_n",
-                                       "correct", "correct_low", "correct_high", "missing"])
+    return pd.DataFrame(rows, columns=["operator", "checklist", "step_id", "step", "calls", "machine_found", "reviewed_calls",
+                                       "correct_n", "correct", "correct_low", "correct_high", "missing"])
 
 
 def operator_trend_report(data: ReportData, period: str = "week") -> pd.DataFrame:

@@ -26,10 +26,14 @@ if not card.empty and card["adherence"].notna().any():
         use_container_width=True,
     )
 table(card, "operators", "Выполнение — средняя доля шагов, сделанных верно, по прослушанным звонкам; "
-      "погрешность — 95%, с учётом числа прослушанных из всех звонков оператора.")
+      "погрешность — 95%, с учётом числа прослушанных из всех звонков оператора. "
+      "Машинные оценки по всем звонкам, не проверенные слушателями: auto_adherence — доля шагов, найденных машиной; "
+      "auto_off_script — фраз вне скрипта на звонок.")
 
 st.subheader("По шагам")
-table(reports.operator_steps_report(data), "operator_steps")
+table(reports.operator_steps_report(data), "operator_steps",
+      "machine_found — доля всех звонков оператора, где машина нашла шаг (машинная оценка); "
+      "correct — доля прослушанных, где шаг выполнен верно.")
 
 st.subheader("По неделям")
 trend = reports.operator_trend_report(data)
