@@ -2,6 +2,8 @@
 number is worked out by hand from the table in that file's docstring."""
 
 import io
+import json
+import re
 
 import openpyxl
 import pandas as pd
@@ -308,11 +310,16 @@ def test_owner_strikes_out_a_learned_example_on_the_script_page(db, monkeypatch)
 PAGES = ["owner_script_improvement", "owner_steps", "owner_operators", "owner_listeners", "owner_sampling", "owner_outcomes"]
 
 
+CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
+
+
 def test_owner_pages_render(db, monkeypatch):
-    """Each report page runs against the seeded database without an exception, and refuses listeners."""
+    """Each report page runs against the seeded database without an exception,
+    shows every table with Russian headers and no English values, and refuses listeners."""
     from streamlit.testing.v1 import AppTest
 
     from pipeline.review.accounts import CurrentUser
+    from review_app import labels
 
     url, ids = db
     monkeypatch.setenv("DATABASE_URL", url)
@@ -323,6 +330,11 @@ def test_owner_pages_render(db, monkeypatch):
         at.run()
         assert not at.exception, (page, at.exception)
         assert at.title[0].value, page
+        for frame in at.dataframe:
+            headers = {col: c.get("label", col) for col, c in json.loads(frame.proto.columns).items() if not col.startswith("_")}
+            assert [h for h in headers.values() if not CYRILLIC.search(h)] == [], (page, headers)
+            shown = {v for col in frame.value.columns for v in frame.value[col] if isinstance(v, str)}
+            assert not shown & set(labels.VALUES), (page, shown & set(labels.VALUES))
     at = AppTest.from_file("../review_app/pages/owner_steps.py", default_timeout=60)
     at.session_state["cr_user"] = CurrentUser(ids["owner"], "owner", "owner")
     at.run()

@@ -4,6 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pipeline.reports import reports
+from review_app.labels import tip
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
 url = owner_db()
@@ -21,16 +22,17 @@ listeners = reports.listeners_report(data)
 if not listeners.empty:
     long = listeners.melt(id_vars=["listener"], value_vars=["gold_kappa", "peer_kappa"], var_name="vs", value_name="kappa")
     long = long.dropna(subset=["kappa"])
+    long["vs"] = long["vs"].map({"gold_kappa": "с эталоном", "peer_kappa": "с коллегами"})
     if not long.empty:
         st.altair_chart(
             alt.Chart(long).mark_bar().encode(
                 x=alt.X("kappa:Q", scale=alt.Scale(domain=[-1, 1]), title="каппа Коэна"), y=alt.Y("listener:N", title=None),
-                color=alt.Color("vs:N", title=None), yOffset="vs:N", tooltip=["listener", "vs", alt.Tooltip("kappa:Q", format=".2f")],
+                color=alt.Color("vs:N", title=None), yOffset="vs:N", tooltip=[tip("listener"), tip("vs"), tip("kappa:Q", ".2f")],
             ),
-            use_container_width=True,
+            width="stretch",
         )
-table(listeners, "listeners", "gold — с эталоном владельца; peer — с другими слушателями того же звонка; "
-      "pipeline — с автоматической разметкой (был ли шаг). Каппа пуста, когда все ответы одинаковы.")
+table(listeners, "listeners", "«С эталоном» — с отзывом владельца; «с коллегами» — с другими слушателями того же звонка; "
+      "«с машиной» — с автоматической разметкой (был ли шаг). Каппа пуста, когда все ответы одинаковы.")
 
 st.subheader("Согласие по шагам")
 table(reports.agreement_report(data), "agreement")
@@ -44,6 +46,6 @@ period = st.segmented_control("Период", ["week", "month"], default="week",
 tp = reports.throughput_report(data, period)
 if not tp.empty:
     st.altair_chart(alt.Chart(tp).mark_bar().encode(x=alt.X("period:N", title=None), y="reviews:Q", color="listener:N",
-                                                   tooltip=["listener", "period", "reviews", "pay"]),
-                    use_container_width=True)
+                                                   tooltip=[tip("listener"), tip("period"), tip("reviews"), tip("pay")]),
+                    width="stretch")
 table(tp, "throughput")

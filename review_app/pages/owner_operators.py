@@ -4,6 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pipeline.reports import reports
+from review_app.labels import tip
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
 url = owner_db()
@@ -20,20 +21,20 @@ if not card.empty and card["adherence"].notna().any():
     base = alt.Chart(plot).encode(y=alt.Y("operator:N", title=None))
     st.altair_chart(
         base.mark_bar().encode(x=alt.X("adherence:Q", axis=alt.Axis(format="%"), title="выполнение скрипта"),
-                               tooltip=["operator", "reviewed_calls", alt.Tooltip("adherence:Q", format=".0%"),
-                                        alt.Tooltip("margin_of_error:Q", format=".0%")])
+                               tooltip=[tip("operator"), tip("reviewed_calls"), tip("adherence:Q", ".0%"),
+                                        tip("margin_of_error:Q", ".0%")])
         + base.mark_errorbar().encode(x="low:Q", x2="high:Q"),
-        use_container_width=True,
+        width="stretch",
     )
 table(card, "operators", "Выполнение — средняя доля шагов, сделанных верно, по прослушанным звонкам; "
       "погрешность — 95%, с учётом числа прослушанных из всех звонков оператора. "
-      "Машинные оценки по всем звонкам, не проверенные слушателями: auto_adherence — доля шагов, найденных машиной; "
-      "auto_off_script — фраз вне скрипта на звонок.")
+      "Машинные оценки по всем звонкам, не проверенные слушателями: «выполнение (машина)» — доля шагов, найденных "
+      "машиной; «фраз вне скрипта на звонок (машина)».")
 
 st.subheader("По шагам")
 table(reports.operator_steps_report(data), "operator_steps",
-      "machine_found — доля всех звонков оператора, где машина нашла шаг (машинная оценка); "
-      "correct — доля прослушанных, где шаг выполнен верно.")
+      "«Найден машиной» — доля всех звонков оператора, где машина нашла шаг (машинная оценка); "
+      "«верно» — доля прослушанных, где шаг выполнен верно.")
 
 st.subheader("По неделям")
 trend = reports.operator_trend_report(data)
@@ -41,9 +42,9 @@ if not trend.empty:
     st.altair_chart(
         alt.Chart(trend).mark_line(point=True).encode(
             x=alt.X("period:N", title="неделя"), y=alt.Y("adherence:Q", axis=alt.Axis(format="%"), title="выполнение"),
-            color="operator:N", tooltip=["operator", "period", "reviewed_calls", alt.Tooltip("adherence:Q", format=".0%")],
+            color="operator:N", tooltip=[tip("operator"), tip("period"), tip("reviewed_calls"), tip("adherence:Q", ".0%")],
         ),
-        use_container_width=True,
+        width="stretch",
     )
 table(trend, "operator_trend")
 

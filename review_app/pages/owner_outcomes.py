@@ -6,6 +6,7 @@ import streamlit as st
 from pipeline.errors import CallreviewError
 from pipeline.reports import outcomes, reports
 from pipeline.storage.store import session_scope
+from review_app.labels import tip
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
 url = owner_db()
@@ -61,11 +62,11 @@ if not df.empty:
         alt.Chart(long).mark_bar().encode(
             x=alt.X("conversion:Q", axis=alt.Axis(format="%"), title="конверсия в заказ"),
             y=alt.Y("step:N", sort=list(df["step"]), title=None), color=alt.Color("group:N", title=None),
-            yOffset="group:N", tooltip=["step", "group", alt.Tooltip("conversion:Q", format=".0%")],
+            yOffset="group:N", tooltip=[tip("step"), tip("group"), tip("conversion:Q", ".0%")],
         ),
-        use_container_width=True,
+        width="stretch",
     )
-table(df, "outcomes", "Конверсия — доля звонков с заказом (95% интервал Вилсона); aov — средняя сумма заказа. "
+table(df, "outcomes", "Конверсия — доля звонков с заказом (95% интервал Вилсона); средний заказ — средняя сумма заказа. "
       "Для прослушанных звонков — оценка слушателя, для остальных — автоматическая разметка.")
 st.subheader("По операторам")
 table(reports.operators_report(data)[["operator", "calls", "calls_with_outcome", "conversion", "avg_order_value", "adherence"]],

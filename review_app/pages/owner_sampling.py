@@ -40,7 +40,7 @@ with st.form("sample"):
     o1, o2 = st.columns(2)
     overlap = o1.slider("Доля звонков двум слушателям (для проверки согласия)", 0.0, 0.5, 0.1, 0.05)
     gold = o2.number_input(f"Эталонных звонков каждому (есть {n_gold})", 0, 20, min(2, n_gold))
-    seed = st.number_input("Seed", 0, 10**6, 0)
+    seed = st.number_input("Число для повторяемой выборки", 0, 10**6, 0, help="То же число — та же выборка.")
     preview = st.form_submit_button("Показать выборку")
     commit = st.form_submit_button("Назначить", type="primary")
 
@@ -57,7 +57,7 @@ if preview or commit:
     picked = pd.DataFrame([{"recording_id": p.recording_id, "operator": p.operator, "priority": ", ".join(p.reasons),
                             "adherence": names[p.recording_id].adherence, "duration": names[p.recording_id].duration}
                            for p in res.picked])
-    per_op = Counter(p.operator or "(unknown)" for p in res.picked)
+    per_op = Counter(p.operator or "(не указан)" for p in res.picked)
     st.write("По операторам: " + ", ".join(f"{k} — {v}" for k, v in sorted(per_op.items())))
     gold_n = sum(a.is_gold for a in res.plan.items)
     if commit:

@@ -6,6 +6,8 @@ import streamlit as st
 
 from pipeline.reports import reports, stats
 from pipeline.vocabulary import Category
+from review_app import labels
+from review_app.labels import tip
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
 url = owner_db()
@@ -26,16 +28,16 @@ if not machine.empty:
     )
     st.altair_chart(
         base.mark_rule().encode(x=alt.X("low:Q", axis=alt.Axis(format="%"), title="доля звонков, где шаг выполнен"), x2="high:Q")
-        + base.mark_point(filled=True).encode(x="share:Q", tooltip=["step", "figure", alt.Tooltip("share:Q", format=".0%")]),
-        use_container_width=True,
+        + base.mark_point(filled=True).encode(x="share:Q", tooltip=[tip("step"), tip("figure"), tip("share:Q", ".0%")]),
+        width="stretch",
     )
 table(machine, "machine_steps",
-      "machine_found — доля всех обработанных звонков, где машина нашла шаг (машинная оценка, не проверена). "
-      "listeners_done — доля прослушанных звонков, где шаг выполнен (верно или неверно). "
-      "estimate — доля машины, поправленная по звонкам, выбранным для прослушивания случайно "
+      "«Найден машиной» — доля всех обработанных звонков, где машина нашла шаг (машинная оценка, не проверена). "
+      "«Выполнен (слушатели)» — доля прослушанных звонков, где шаг выполнен (верно или неверно). "
+      "«Поправленная оценка» — доля машины, поправленная по звонкам, выбранным для прослушивания случайно "
       "(prediction-powered inference); звонки, выбранные вручную или по приоритету, учтены как есть. "
       f"Интервал оценки — начиная с {stats.MIN_RANDOM_REVIEWS} случайно выбранных прослушанных звонков. "
-      "interval_vs_listeners — ширина её 95% интервала относительно интервала одних слушателей.")
+      "«Ширина интервала к слушателям» — ширина её 95% интервала относительно интервала одних слушателей.")
 
 st.subheader("Как выполняются шаги")
 steps = reports.steps_report(data)
@@ -48,24 +50,24 @@ if not steps.empty:
             x=alt.X("share:Q", axis=alt.Axis(format="%"), title="доля прослушанных звонков"),
             y=alt.Y("step:N", sort=list(steps["step"]), title=None),
             color=alt.Color("category:N", title=None, sort=list(names.values())),
-            tooltip=["step", "category", alt.Tooltip("share:Q", format=".0%")],
+            tooltip=[tip("step"), tip("category"), tip("share:Q", ".0%")],
         ),
-        use_container_width=True,
+        width="stretch",
     )
-table(steps, "steps", "Доли по прослушанным звонкам; _low/_high — 95% доверительный интервал Вилсона.")
+table(steps, "steps", "Доли по прослушанным звонкам; границы — 95% доверительный интервал Вилсона.")
 
 st.subheader("Где теряются клиенты")
 funnel = reports.funnel_report(data)
 if not funnel.empty:
-    st.caption(f"Последний пройденный шаг: {funnel['scope'].iloc[0]}.")
+    st.caption(f"Последний пройденный шаг: {labels.value(funnel['scope'].iloc[0])}.")
     for (cl, v), part in funnel.groupby(["checklist", "version"]):
         st.altair_chart(
             alt.Chart(part).mark_bar().encode(
                 x=alt.X("step:N", sort=list(part["step"]), title=f"{cl} v{v}"),
                 y=alt.Y("reached:Q", title="дошли до шага"),
-                tooltip=["step", "reached", "stopped_here", alt.Tooltip("reached_share:Q", format=".0%")],
+                tooltip=[tip("step"), tip("reached"), tip("stopped_here"), tip("reached_share:Q", ".0%")],
             ),
-            use_container_width=True,
+            width="stretch",
         )
 table(funnel, "funnel")
 

@@ -1,0 +1,107 @@
+"""Russian headers and values for the owner's tables on screen. The reports
+keep stable English column keys and values, which the CSV and XLSX downloads
+and ``callreview report`` write for scripts to read; only what the owner
+reads in the app is translated, here."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+COLUMNS = {
+    "adherence": "выполнение скрипта", "alpha": "альфа Криппендорфа", "audio_calls": "звонков (аудио)",
+    "auto_adherence": "выполнение (машина)", "auto_off_script": "фраз вне скрипта на звонок (машина)",
+    "avg_order_value": "средний заказ", "avg_response_time": "среднее время ответа, с", "calls": "звонков",
+    "calls_with_outcome": "звонков с итогом", "chat_avg_response_time": "чат: среднее время ответа, с",
+    "chat_first_response_time": "чат: первый ответ, с", "chats": "чатов", "checklist": "скрипт",
+    "client_talk": "речь клиента, с", "comments": "комментарии", "confirmed": "подтверждено слушателями",
+    "conversion": "конверсия", "conversion_lift": "прирост конверсии", "correct": "верно",
+    "count": "раз", "covered_in": "закрыто в скрипте", "done_aov": "средний заказ, шаг выполнен",
+    "done_calls": "звонков, шаг выполнен", "done_conversion": "конверсия, шаг выполнен", "done_orders": "заказов, шаг выполнен",
+    "duration": "длительность, с", "estimate": "поправленная оценка", "examples": "примеры", "file": "файл",
+    "first_response_time": "первый ответ, с", "first_seen": "впервые", "fleiss": "каппа Флейса", "gold": "эталон",
+    "gold_agreement": "согласие с эталоном", "gold_kappa": "каппа с эталоном", "gold_reviews": "эталонных отзывов",
+    "gold_steps": "шагов с эталоном", "incorrect": "неверно", "interruptions_by_client": "перебивает клиент",
+    "interruptions_by_operator": "перебивает оператор", "interval_vs_listeners": "ширина интервала к слушателям",
+    "items": "пункты", "kind": "тип", "label": "ситуация", "last_seen": "последний раз", "listener": "слушатель",
+    "listeners_done": "выполнен (слушатели)", "longest_silence": "самая долгая пауза, с",
+    "machine_found": "найден машиной", "margin_of_error": "погрешность ±", "marks": "оценки", "missing": "пропущен",
+    "not_done_aov": "средний заказ, шаг не выполнен", "not_done_calls": "звонков, шаг не выполнен",
+    "not_done_conversion": "конверсия, шаг не выполнен", "not_done_orders": "заказов, шаг не выполнен",
+    "not_in_script": "нет в скрипте", "operator": "оператор", "operator_talk": "речь оператора, с",
+    "overlap_time": "одновременная речь, с", "pay": "к оплате", "peer_agreement": "согласие с коллегами",
+    "peer_kappa": "каппа с коллегами", "peer_steps": "шагов с коллегами", "percent": "согласие",
+    "period": "период", "pipeline": "машина", "pipeline_agreement": "согласие с машиной",
+    "pipeline_kappa": "каппа с машиной", "pipeline_steps": "шагов с машиной", "random_reviews": "случайно выбранных",
+    "rate": "ставка", "reached": "дошли до шага", "reached_share": "доля дошедших", "recording_id": "№ записи",
+    "response_latency_mean": "задержка ответа, среднее, с", "response_latency_median": "задержка ответа, медиана, с",
+    "responses": "ответов", "reviewed_calls": "прослушано", "reviews": "отзывов", "scope": "какие звонки",
+    "silence_share": "доля тишины", "since_covered": "раз после закрытия", "situation": "№ ситуации",
+    "status": "статус", "step": "шаг", "step_id": "код шага", "stopped_here": "остановились здесь",
+    "talk_listen_ratio": "говорит / слушает", "units": "пунктов", "version": "версия",
+    "population": "звонков всего", "confidence": "уверенность", "margin": "погрешность", "sample_size": "размер выборки",
+    "priority": "приоритет", "share": "доля", "figure": "показатель", "category": "оценка", "vs": "с кем",
+    "kappa": "каппа", "group": "группа",
+}
+SUFFIXES = {"_low": "нижняя граница", "_high": "верхняя граница", "_n": "число"}
+VALUES = {
+    "(all steps)": "(все шаги)", "(all)": "(все)", "(no step done)": "(ни одного шага)", "(none)": "(нет)",
+    "(unknown)": "(не указан)", "audio": "звонок", "chat": "чат",
+    "calls without an order": "звонки без заказа", "all calls (no CRM outcomes imported)": "все звонки (итоги из CRM не загружены)",
+    "open": "открыта", "not yet confirmed": "не подтверждено", "correct": "верно", "incorrect": "неверно",
+    "not_in_script": "нет в скрипте", "missing": "пропущен", "found": "найден",
+    "low adherence": "низкое выполнение", "no order": "нет заказа", "short call": "короткий звонок",
+}
+PATTERNS = [
+    (re.compile(r"^still occurs after v(\d+)$"), r"встречается и после v\1"),
+    (re.compile(r"^not seen since v(\d+)$"), r"не встречается после v\1"),
+]
+MARKS = re.compile(r"\b(correct|incorrect|not_in_script|missing|found)\b")  # inside "lena: correct; max: missing"
+VERSIONED = re.compile(r"^v(\d+)_(.+)$")  # the versions report: v1_calls, v2_correct, ...
+
+
+def header(col: str) -> str:
+    """The Russian header of a report column; an unknown one stays as it is."""
+    if col in COLUMNS:
+        return COLUMNS[col]
+    m = VERSIONED.match(col)
+    if m:
+        return f"v{m.group(1)}: {header(m.group(2))}"
+    for suffix, word in SUFFIXES.items():
+        if col.endswith(suffix) and col[: -len(suffix)] in COLUMNS:
+            return f"{COLUMNS[col[: -len(suffix)]]}: {word}"
+    return col
+
+
+def value(v: Any) -> Any:
+    """A report value as the owner reads it; numbers, names and free text stay."""
+    if not isinstance(v, str):
+        return v
+    if v in VALUES:
+        return VALUES[v]
+    for pattern, repl in PATTERNS:
+        if pattern.match(v):
+            return pattern.sub(repl, v)
+    return v
+
+
+def for_screen(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with the English values of the reports in Russian (headers go in column_config)."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype.kind in "OSUT" or str(out[col].dtype) in ("object", "string", "str"):
+            out[col] = out[col].map(value)
+    if "marks" in out.columns:
+        out["marks"] = out["marks"].map(lambda s: MARKS.sub(lambda m: VALUES[m.group(1)], s) if isinstance(s, str) else s)
+    if "priority" in out.columns:
+        out["priority"] = out["priority"].map(lambda s: ", ".join(value(p) for p in s.split(", ")) if isinstance(s, str) and s else s)
+    return out
+
+
+def tip(field: str, fmt: str | None = None) -> alt.Tooltip:
+    """A chart tooltip titled in Russian: ``tip("share:Q", ".0%")``."""
+    name = field.split(":")[0]
+    return alt.Tooltip(field, title=header(name), format=fmt) if fmt else alt.Tooltip(field, title=header(name))
