@@ -231,7 +231,7 @@ def operators_report(data: ReportData, confidence: float = 0.95) -> pd.DataFrame
             "adherence": mean(reviewed) if reviewed else None,
             "margin_of_error": stats.margin_of_error(n, total, confidence),
             "auto_adherence": _mean(c.auto_adherence for c in calls),
-            "auto_off_script": _mean(c.off_script for c in calls),
+            "auto_off_script": _mean(None if c.off_script is None else float(c.off_script) for c in calls),
             "calls_with_outcome": len(known),
             "conversion": len(orders) / len(known) if known else None,
             "avg_order_value": _mean(c.amount for c in orders),
