@@ -44,7 +44,9 @@ COLUMNS = {
     "talk_listen_ratio": "говорит / слушает", "units": "пунктов", "version": "версия",
     "population": "звонков всего", "confidence": "уверенность", "margin": "погрешность", "sample_size": "размер выборки",
     "priority": "приоритет", "share": "доля", "figure": "показатель", "category": "оценка", "vs": "с кем",
-    "kappa": "каппа", "group": "группа",
+    "kappa": "каппа", "group": "группа", "missed": "без ответа", "missed_share": "доля без ответа",
+    "rated_chats": "с оценкой", "rating": "оценка посетителя", "reviewed_by": "проверил", "reviewer": "проверил",
+    "comment": "комментарий",
 }
 SUFFIXES = {"_low": "нижняя граница", "_high": "верхняя граница", "_n": "число"}
 VALUES = {

@@ -12,6 +12,8 @@ CR=.venv/bin/callreview
 $CR init
 echo "==> processing the demo calls (data/demo) with checklists/appliances-inbound.yaml"
 $CR process data/demo --checklist checklists/appliances-inbound.yaml --metadata data/demo/metadata.csv || true
+echo "==> importing the demo chat exports (data/demo/chats, ratings in data/demo/chats.csv)"
+$CR process data/demo/chats/*.csv --checklist checklists/appliances-inbound.yaml --metadata data/demo/chats.csv || true
 $CR status
 # Demo accounts (a rerun keeps the existing ones) and a queue for the listener.
 $CR users list | grep -qw owner || $CR users add owner --role owner --password owner-demo

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -141,3 +142,55 @@ def test_analyze_a_recording(short_call, tmp_path):
     steps = {s["id"]: s for s in data["steps"]}
     assert steps["greeting"]["status"] == "found"
     assert steps["greeting"]["start"] < 2.0
+
+
+SLOW_CSV = """time,author,text
+2024-05-02 10:00:00,Посетитель,Добрый день. Есть куртки на осень?
+2024-05-02 10:02:00,Консультант Мария,"Здравствуйте! Магазин Стиль, меня зовут Мария. Какой размер нужен?"
+2024-05-02 10:03:00,Посетитель,48
+2024-05-02 10:04:00,Консультант Мария,"Есть тёплая куртка из шерсти, спасибо за обращение!"
+"""
+MISSED_CSV = """time,author,text
+2024-05-03 21:00:00,Посетитель,Здравствуйте! Вы работаете?
+2024-05-03 21:05:00,Посетитель,Алло?
+"""
+
+
+def test_chat_exports_are_processed_like_calls_with_their_kpis(settings, tmp_path):
+    """Chat exports go through `process` (no Whisper); the export's ratings come
+    with `--metadata`; the operators' chat KPIs and the worst-rated chats follow."""
+    from pipeline.reports import reports
+    from pipeline.reports.data import load
+    from pipeline.storage.runner import process_paths
+    from pipeline.storage.store import Recording, session_scope
+
+    folder = tmp_path / "chats"
+    folder.mkdir()
+    for name, text in (("fast.csv", CHAT_CSV), ("slow.csv", SLOW_CSV), ("missed.csv", MISSED_CSV), ("oleg.csv", CHAT_CSV),
+                       ("broken.csv", "time,author\n1,x\n")):
+        (folder / name).write_text(text.replace("Мария", "Олег") if name == "oleg.csv" else text, encoding="utf-8")
+    meta = tmp_path / "chats_meta.csv"
+    meta.write_text("file,operator,rating\nfast.csv,Мария,5\nslow.csv,Мария,2/5\nmissed.csv,Мария,1\noleg.csv,Олег,\n",
+                    encoding="utf-8")
+    results = process_paths(sorted(folder.glob("*.csv")), settings, checklist_path=CLOTHING, metadata_csv=meta)
+    status = {Path(r.path).name: r.status for r in results}
+    assert status == {"broken.csv": "failed", "fast.csv": "done", "missed.csv": "done", "oleg.csv": "done", "slow.csv": "done"}
+    with session_scope(settings.db_url) as s:
+        assert "no messages with text" in s.query(Recording).filter_by(original_name="broken.csv").one().error
+        data = load(s)
+    assert {c.kind for c in data.calls.values()} == {"chat"}
+
+    df = reports.chats_report(data).set_index("operator")
+    maria, oleg = df.loc["Мария"], df.loc["Олег"]
+    # fast: first reply after 30 s, waits 30, 20 (12:01:30 -> 12:01:50), 50 (12:02:10 -> 12:03:00);
+    # slow: 120 and 60; missed: never answered.
+    assert (maria.chats, maria.missed, maria.rated_chats) == (3, 1, 3)
+    assert maria.missed_share == pytest.approx(1 / 3)
+    assert maria.first_response_time == pytest.approx((30 + 120) / 2)
+    assert maria.avg_response_time == pytest.approx((100 / 3 + 90) / 2)
+    assert maria.rating == pytest.approx((5 + 2 + 1) / 3)
+    assert (oleg.chats, oleg.missed, oleg.rated_chats) == (1, 0, 0) and pd.isna(oleg.rating)
+
+    worst = reports.worst_chats_report(data)
+    assert list(worst["file"]) == ["missed.csv", "slow.csv", "fast.csv"]
+    assert list(worst["missed"]) == [True, False, False] and list(worst["rating"]) == [1.0, 2.0, 5.0]

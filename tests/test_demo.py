@@ -39,7 +39,7 @@ def demo(tmp_path_factory):
 
 def test_demo_fills_every_report_and_leaves_the_listener_calls_to_hear(demo):
     data_dir, url, out = demo
-    assert "6 done" in out and "demo reviews submitted: 6" in out
+    assert "6 done" in out and "4 done" in out and "demo reviews submitted: 6" in out  # 6 calls, 4 chats
     with session_scope(url) as s:
         data = load(s)
         empty = [kind for kind in reports.REPORTS if reports.build(kind, s, data).empty]
@@ -48,8 +48,10 @@ def test_demo_fills_every_report_and_leaves_the_listener_calls_to_hear(demo):
         submitted = s.scalar(select(func.count(Review.id)).join(Assignment, Assignment.id == Review.assignment_id)
                              .where(Assignment.listener_id == listener, Review.status == "submitted"))
     assert empty == []
-    assert (queued, submitted) == (6, 1)
+    assert (queued, submitted) == (10, 1)
     assert sum(c.outcome is not None for c in data.calls.values()) == 6
+    chats = {c.name: (c.rating, c.answered) for c in data.calls.values() if c.kind == "chat"}
+    assert chats["chat_03_missed.csv"] == (1.0, False) and chats["chat_01_kettle.csv"] == (5.0, True)
     # A rerun of the demo's data step adds nothing.
     env = {**os.environ, "CALLREVIEW_DATA_DIR": str(data_dir)}
     again = subprocess.run([".venv/bin/callreview", "demo-reviews", "data/demo"], cwd=REPO, env=env, capture_output=True,

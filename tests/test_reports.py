@@ -168,6 +168,15 @@ def test_operator_steps_and_trend(data):
     assert anna.loc["2026-11-09", "adherence"] == pytest.approx(0.25)
 
 
+def test_one_calls_review_as_the_reports_count_it(data, db):
+    ids = db[1]
+    r4 = reports.call_review(data, ids["r4"])
+    # r4: max submitted first (i c c c), so his verdicts stand; "incorrect" on a found step stays incorrect.
+    assert list(r4["step"]) == ["Greeting", "Needs", "Offer", "Close"]
+    assert list(r4["category"]) == ["incorrect", "correct", "correct", "correct"] and set(r4["reviewer"]) == {"max"}
+    assert reports.call_review(data, ids["r6"]).empty  # the chat nobody reviewed
+
+
 def test_conversation_per_operator(data):
     df = reports.conversation_report(data)
     anna, boris = row(df, operator="Anna"), row(df, operator="Boris")

@@ -13,7 +13,7 @@ from pipeline.vocabulary import SaleOutcome
 app = typer.Typer()
 
 
-_REPORT_KINDS = "steps, machine-steps, funnel, versions, operators, operator-steps, operator-trend, conversation, conversation-calls, " \
+_REPORT_KINDS = "steps, machine-steps, funnel, chats, worst-chats, versions, operators, operator-steps, operator-trend, conversation, conversation-calls, " \
     "outcomes, listeners, agreement, disagreements, throughput, situations, or all"
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
-from pipeline.speech.transcript import Utterance
+from pipeline.speech.transcript import OPERATOR, Utterance
 from pipeline.storage.store import (
     AlignmentRow,
     Assignment,
@@ -84,6 +84,8 @@ class CallInfo:
     steps: list[tuple[str, str]] = field(default_factory=list)  # (id, title) in script order
     pipeline: dict[str, str] = field(default_factory=dict)  # step id -> found | missing
     off_script: int | None = None  # operator sentences the aligner found off-script (None: not aligned)
+    rating: float | None = None  # the visitor's rating of a chat, from the export's metadata
+    answered: bool = True  # False: a chat the operator never replied to (a missed dialog)
     outcome: str | None = None
     amount: float | None = None
     drawn_at_random: bool = False  # in a listener's queue by a random draw, not by priority or by hand
@@ -137,6 +139,20 @@ def _rank(j: Judgement) -> tuple:
 
 
 TIME_KEYS = ("call_time", "started_at", "start_time", "datetime", "time", "date")
+RATING_KEYS = ("rating", "visitor_rating", "score", "оценка", "рейтинг")
+
+
+def rating(meta: dict | None) -> float | None:
+    """The visitor's rating from a chat export's metadata (``rating`` column of
+    ``--metadata``, "4", "4,5" or "4/5" read as 4.0, 4.5, 4.0); None if absent or unreadable."""
+    for key in RATING_KEYS:
+        value = str((meta or {}).get(key) or "").strip().split("/")[0].replace(",", ".")
+        if value:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
 
 
 def call_time(rec: Recording, outcome_time: dt.datetime | None = None) -> dt.datetime | None:
@@ -175,6 +191,7 @@ def load(session: Session, with_utterances: bool = True) -> ReportData:
         return order, pipeline
 
     drawn = set(session.scalars(select(Assignment.recording_id).where(Assignment.drawn_at_random.is_(True))))
+    answered = set(session.scalars(select(UtteranceRow.recording_id).where(UtteranceRow.speaker == OPERATOR).distinct()))
     calls: dict[int, CallInfo] = {}
     for rec in session.scalars(select(Recording).order_by(Recording.id)):
         o = outcomes.get(rec.id)
@@ -189,6 +206,8 @@ def load(session: Session, with_utterances: bool = True) -> ReportData:
             outcome=o.outcome if o else None,
             amount=o.amount if o else None,
             drawn_at_random=rec.id in drawn,
+            rating=rating(rec.source_meta),
+            answered=rec.kind != "chat" or rec.id in answered,
         )
         row = latest.get(rec.id)
         if row is not None:

@@ -316,6 +316,60 @@ def conversation_report(data: ReportData) -> pd.DataFrame:
                                        "chat_first_response_time", "chat_avg_response_time"])
 
 
+def chats_report(data: ReportData) -> pd.DataFrame:
+    """Per operator, the chat KPIs an online shop watches: chats, missed ones
+    (the visitor wrote, nobody replied), first and average response time of
+    the answered ones (seconds, as the visitor waited), and the visitors'
+    rating where the export has one."""
+    calls = conversation_calls_report(data).set_index("recording_id")
+    by_op: dict[str, list[CallInfo]] = defaultdict(list)
+    for c in data.calls.values():
+        if c.kind == "chat":
+            by_op[c.operator].append(c)
+    rows = []
+    for op in sorted(by_op):
+        chats = by_op[op]
+        answered = [c.recording_id for c in chats if c.answered and c.recording_id in calls.index]
+        ratings = [c.rating for c in chats if c.rating is not None]
+        rows.append({
+            "operator": op, "chats": len(chats), "missed": sum(not c.answered for c in chats),
+            "missed_share": sum(not c.answered for c in chats) / len(chats),
+            "first_response_time": _mean(_none(calls.loc[answered, "first_response_time"])) if answered else None,
+            "avg_response_time": _mean(_none(calls.loc[answered, "avg_response_time"])) if answered else None,
+            "rated_chats": len(ratings), "rating": mean(ratings) if ratings else None,
+        })
+    return pd.DataFrame(rows, columns=["operator", "chats", "missed", "missed_share", "first_response_time",
+                                       "avg_response_time", "rated_chats", "rating"])
+
+
+def worst_chats_report(data: ReportData, limit: int = 10) -> pd.DataFrame:
+    """The lowest-rated chats (missed ones first among equals), each with its
+    review: who reviewed it, the share of steps marked correct, the comments."""
+    verdicts = data.verdicts()
+    rated = sorted((c for c in data.calls.values() if c.kind == "chat" and c.rating is not None),
+                   key=lambda c: (c.rating, c.answered, c.recording_id))[:limit]
+    rows = []
+    for c in rated:
+        mine = [j for (rid, _), j in verdicts.items() if rid == c.recording_id]
+        rows.append({
+            "recording_id": c.recording_id, "file": c.name, "operator": c.operator, "rating": c.rating,
+            "missed": not c.answered, "reviewed_by": ", ".join(sorted({j.reviewer for j in mine})),
+            "correct": sum(j.category == Category.CORRECT for j in mine) / len(mine) if mine else None,
+            "comments": "; ".join(f"{data.title(c.checklist_id, j.step_id)}: {j.comment}" for j in mine if j.comment),
+        })
+    return pd.DataFrame(rows, columns=["recording_id", "file", "operator", "rating", "missed", "reviewed_by", "correct",
+                                       "comments"])
+
+
+def call_review(data: ReportData, recording_id: int) -> pd.DataFrame:
+    """One call's review as the reports count it: per step, the verdict, who gave it and the comment."""
+    c = data.calls[recording_id]
+    verdicts = data.verdicts()
+    rows = [{"step": title, "category": j.category, "reviewer": j.reviewer, "comment": j.comment}
+            for sid, title in c.steps if (j := verdicts.get((recording_id, sid))) is not None]
+    return pd.DataFrame(rows, columns=["step", "category", "reviewer", "comment"])
+
+
 def _none(series: pd.Series) -> list[float | None]:
     return [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in series]
 
@@ -527,6 +581,8 @@ REPORTS: dict[str, tuple[Callable[[Session, ReportData], pd.DataFrame], str]] = 
     "machine-steps": (lambda s, d: machine_steps_report(d),
                       "Per step over every call: the machine's share, the listeners', and the machine's corrected by the random sample"),
     "funnel": (lambda s, d: funnel_report(d), "Drop-off funnel: last step reached in calls without an order"),
+    "chats": (lambda s, d: chats_report(d), "Per operator: chats, missed ones, response times, visitors' rating"),
+    "worst-chats": (lambda s, d: worst_chats_report(d), "The lowest-rated chats with their reviews"),
     "versions": (lambda s, d: versions_report(d), "Script versions side by side"),
     "operators": (lambda s, d: operators_report(d), "Operator scorecard"),
     "operator-steps": (lambda s, d: operator_steps_report(d), "Per operator and step: share done correctly"),
@@ -545,6 +601,6 @@ def build(kind: str, session: Session, data: ReportData | None = None) -> pd.Dat
     """The report named ``kind`` (see ``REPORTS``)."""
     if kind not in REPORTS:
         raise ReportError(f"Unknown report {kind!r}. Reports: {', '.join(REPORTS)}.")
-    needs_text = kind.startswith("conversation")
+    needs_text = kind.startswith("conversation") or kind == "chats"
     data = data or load(session, with_utterances=needs_text)
     return REPORTS[kind][0](session, data)

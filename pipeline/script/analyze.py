@@ -35,6 +35,11 @@ def load_transcript_json(path: Path, data: Any) -> Transcript:
         ) from None
 
 
+def is_text_input(path: str | Path) -> bool:
+    """A chat log or transcript JSON by its name, not audio: stored as a chat, never decoded."""
+    return Path(str(path)).suffix.lower() in CHAT_SUFFIXES | JSON_SUFFIXES
+
+
 def load_input(path: str | Path, settings=None, operator: str | None = None) -> tuple[str, Transcript]:
     """Read one input as a transcript; returns its kind (audio, transcript, chat) too.
 

@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 
 from pipeline.config import Settings
 from pipeline.errors import CallreviewError
+from pipeline.script.analyze import is_text_input, load_input
 from pipeline.speech.audio import make_listening_copy, probe
 from pipeline.storage import store
 from pipeline.storage.sources import Source, content_sha256, expand_paths, is_url, local_copy, source_name
@@ -112,7 +113,13 @@ def register(
             attempts=0,
             checklist_version_id=checklist_version_id,
         )
-        if not url:
+        if not url and is_text_input(path):  # a chat export: read now, so a bad one fails with its reason at once
+            recording.kind = "chat"
+            try:
+                recording.duration = load_input(Path(path))[1].duration
+            except CallreviewError as exc:
+                recording.status, recording.error = RecordingStatus.FAILED, str(exc)
+        elif not url:
             try:
                 info = probe(path, max_duration_s=settings.max_duration_s)
                 recording.duration, recording.channels, recording.sample_rate = info.duration, info.channels, info.sample_rate
@@ -336,11 +343,14 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
     from pipeline.speech.transcribe import TranscribeOptions, transcribe_files
 
     worker = worker or worker_name()
+    chats: set[int] = set()  # chat exports: read, not transcribed
     with session_scope(settings.db_url) as session:
         facts = {}
         for rid in recording_ids:
             rec = session.get(Recording, rid)
             facts[rid] = (rec.source_path, rec.original_name, rec.model is not None, rec.operator_channel, rec.sha256)
+            if rec.kind == "chat":
+                chats.add(rid)
     results: dict[int, ProcessResult] = {}
 
     def failed(rid: int, stage: str, run: tuple[int, float], exc: Exception) -> None:
@@ -356,6 +366,19 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
 
     todo = [rid for rid in recording_ids if not facts[rid][2]]
     runs = {rid: (_start_run(settings, rid, "transcribe", worker), time.perf_counter()) for rid in todo}
+    for rid in [rid for rid in todo if rid in chats]:
+        try:
+            transcript = load_input(Path(facts[rid][0]))[1]
+            with session_scope(settings.db_url) as session:
+                rec = session.get(Recording, rid)
+                store.save_transcript(session, rec, transcript)
+                rec.duration = transcript.duration
+                if checklist is None:
+                    rec.status, rec.claimed_by = RecordingStatus.TRANSCRIBED, None
+                _finish_run(session, runs[rid][0], runs[rid][1], None)
+        except Exception as exc:
+            failed(rid, "transcribe", runs[rid], exc)
+    todo = [rid for rid in todo if rid not in chats]
     with contextlib.ExitStack() as stack:
         paths: dict[int, Path] = {}
         for rid in todo:

@@ -48,6 +48,20 @@ if not trend.empty:
     )
 table(trend, "operator_trend")
 
+st.subheader("Чаты")
+table(reports.chats_report(data), "chats",
+      "Без ответа — посетитель написал, ответа не было. Время ответа — сколько посетитель ждал, в секундах, "
+      "по отвеченным чатам; оценка — оценка посетителя из выгрузки чатов.")
+worst = reports.worst_chats_report(data)
+table(worst, "worst_chats", "Чаты с худшей оценкой и их проверка слушателями.")
+for chat in worst.itertuples():
+    with st.expander(f"{chat.file} · {chat.operator} · оценка {chat.rating:g}" + (" · без ответа" if chat.missed else "")):
+        review = reports.call_review(data, chat.recording_id)
+        if review.empty:
+            st.caption("Этот чат ещё не проверен слушателем: назначьте его на странице «Назначение звонков».")
+        else:
+            table(review, f"chat_review_{chat.recording_id}")
+
 st.subheader("Разговор")
 table(reports.conversation_report(data), "conversation",
       "Средние по звонкам: секунды речи, доля тишины, перебивания (речь одновременно на двух каналах дольше 0,3 с), "
