@@ -11,6 +11,7 @@ import streamlit as st
 from pipeline.review import assignments
 from pipeline.storage.store import session_scope
 from pipeline.vocabulary import Role
+from review_app.labels import literal
 from review_app.session import current_user, db_url, emit_cookie_script, emit_logout_script, log_out
 
 HERE = Path(__file__).parent
@@ -58,7 +59,7 @@ emit_logout_script()
 if user is not None:
     emit_cookie_script()
     with st.sidebar:
-        st.caption(f"Вы вошли как **{user.name}** ({'владелец' if user.is_owner else 'слушатель'})")
+        st.caption(f"Вы вошли как **{literal(user.name)}** ({'владелец' if user.is_owner else 'слушатель'})")
         if user.is_owner:
             with session_scope(db_url()) as s:
                 n_urgent = assignments.count_open_urgent(s)

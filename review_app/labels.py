@@ -107,3 +107,15 @@ def tip(field: str, fmt: str | None = None) -> alt.Tooltip:
     """A chart tooltip titled in Russian: ``tip("share:Q", ".0%")``."""
     name = field.split(":")[0]
     return alt.Tooltip(field, title=header(name), format=fmt) if fmt else alt.Tooltip(field, title=header(name))
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$:&])")
+
+
+def literal(text: object) -> str:
+    """Text someone typed (a listener's reason, a user name, a chat, a transcript)
+    as Markdown that shows it as typed: no image fetched, no link, no heading.
+    Escaping stops Markdown links; a bare address would still be turned into a
+    link, so a zero-width space goes after its "://" and "www"."""
+    text = re.sub(r"(://|www)", "\\1\u200b", str(text), flags=re.IGNORECASE)
+    return _MARKDOWN.sub(r"\\\1", text)

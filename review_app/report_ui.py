@@ -14,19 +14,15 @@ from pipeline.reports.data import ReportData, load
 from pipeline.storage.store import session_scope
 from pipeline.vocabulary import Role
 from review_app import labels
+from review_app.session import db_url, require_role
 
 PERCENT_HINTS = ("correct", "incorrect", "not_in_script", "missing", "adherence", "conversion", "agreement", "percent",
                  "share", "margin_of_error", "lift", "found", "done", "estimate", "interval_vs")
 
 
 def owner_db() -> str:
-    """Stop the page for anyone but the owner; return the database URL."""
-    try:
-        from review_app.session import db_url, require_role
-    except ImportError:  # the app shell is not there (running a page on its own)
-        from pipeline.config import get_settings
-
-        return get_settings().db_url
+    """Stop the page for anyone but the owner; return the database URL. No
+    fallback: a page that cannot check who is asking must not open."""
     require_role(Role.OWNER)
     return db_url()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
@@ -45,9 +46,22 @@ async def audio(request: Request) -> Response:
     )
 
 
+def _cross_site(request: Request) -> bool:
+    """A POST sent by another site's page (login CSRF, forced logout): its Origin
+    is not this host, or the browser says so. A client without either header is
+    not a browser acting for someone, and is let through."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        host = request.headers.get("x-forwarded-host") or request.headers.get("host", "")
+        return origin == "null" or urlsplit(origin).netloc != host
+    return request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
+
+
 async def set_session(request: Request) -> Response:
     """Turn a freshly issued login token (POSTed by the login page) into an
     HttpOnly cookie, so a page reload keeps the user logged in."""
+    if _cross_site(request):
+        return PlainTextResponse("cross-site request refused", status_code=403)
     token = (await request.body()).decode("ascii", "replace").strip()
     settings = _settings()
     with session_scope(migrated(settings.db_url)) as session:
@@ -56,11 +70,13 @@ async def set_session(request: Request) -> Response:
         return PlainTextResponse("invalid login token", status_code=403)
     response = PlainTextResponse("ok")
     response.set_cookie(COOKIE, token, max_age=int(signing.SESSION_TTL_S), httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/")
+                        secure=request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https", path="/")
     return response
 
 
 async def clear_session(request: Request) -> Response:
+    if _cross_site(request):
+        return PlainTextResponse("cross-site request refused", status_code=403)
     response = PlainTextResponse("ok")
     response.delete_cookie(COOKIE, path="/")
     return response

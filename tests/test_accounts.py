@@ -68,6 +68,30 @@ def test_signed_tokens_expire_and_keep_their_purpose(tmp_path):
     assert signing.audio_path(7, secret).startswith("/api/audio/")
 
 
+def test_the_database_file_is_created_readable_by_its_owner_only(tmp_path):
+    """Password hashes, operators' names and customers' phones live there."""
+    url = f"sqlite:///{tmp_path / 'data' / 'callreview.db'}"
+    upgrade(url)
+    with session_scope(url) as s:
+        accounts.add_user(s, "anna", "listener", "secret-pass")
+    for f in (tmp_path / "data").iterdir():  # the file and SQLite's -wal and -shm beside it
+        assert f.stat().st_mode & 0o077 == 0, (f.name, oct(f.stat().st_mode))
+
+
+def test_a_signed_token_has_one_spelling_only(tmp_path):
+    """Base64 padding or other trailing bits must not make a second token that
+    verifies (the same cookie in another spelling slips past a revocation list)."""
+    secret = b"k" * 32
+    token = signing.sign(signing.SESSION, 7, secret, ttl_s=60, now=1000)
+    assert signing.verify(token, signing.SESSION, secret, now=1000) == 7
+    body, mac = token.split(".")
+    respelled = [f"{body}.{mac}=", f"{body}=.{mac}", f"{body}.{mac}==", f"{body}.{mac[:-1]}{'B' if mac[-1] == 'A' else 'A'}",
+                 f"{body}.{mac.replace('-', '+').replace('_', '/')}" if ("-" in mac or "_" in mac) else f"{body} .{mac}"]
+    for bad in respelled:
+        with pytest.raises(signing.SignatureError):
+            signing.verify(bad, signing.SESSION, secret, now=1000)
+
+
 def test_users_cli(tmp_path, monkeypatch):
     from pipeline import cli
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +164,28 @@ def test_listening_copy_and_clip(synth, stereo, tmp_path):
     assert abs(audio.probe(clip_path).duration - 1.5) < 0.25  # mp3 adds encoder padding
     with pytest.raises(AudioError):
         audio.clip(src, 3.0, 2.0)
+
+
+def test_the_listening_copy_keeps_no_tags_of_the_source(tmp_path):
+    """A listener downloads the copy: the source's title, artist and comment (who
+    called whom), and the m4a's brand and handler names, must not travel with it."""
+    import json
+
+    from pipeline.speech.audio import ffmpeg_exe
+
+    src = tmp_path / "tagged.wav"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=2", "-ar", "8000",
+                    "-metadata", "title=call_99_secret_Ivan", "-metadata", "artist=Оператор Иван Петров",
+                    "-metadata", "comment=caller +7 999 123-45-67", str(src)], check=True)
+    m4a = Path(__file__).resolve().parent.parent / "data" / "demo" / "call_01_laptop_gift.m4a"
+    for source in (src, m4a):
+        copy = audio.make_listening_copy(source, tmp_path / f"{source.stem}.ogg")
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags:stream_tags", "-of", "json", str(copy)],
+                               capture_output=True, text=True, check=True)
+        found = json.loads(probe.stdout)
+        tags = {**found.get("format", {}).get("tags", {}), **{k: v for s in found.get("streams", []) for k, v in s.get("tags", {}).items()}}
+        assert set(tags) <= {"encoder"}, tags  # the Opus codec's own vendor string only
+        assert not any(word in " ".join(tags.values()) for word in ("Ivan", "Иван", "999", "Lavf"))
 
 
 def test_file_sha256(tmp_path):

@@ -134,3 +134,31 @@ def test_listener_reviews_a_call_in_chromium(served):
         assert r.status == "submitted"
         marks = dict(s.execute(select(StepMark.step_id, StepMark.mark).where(StepMark.review_id == r.id)).all())
     assert marks == {sid: "correct" for sid in STEP_IDS}
+
+
+def test_a_cross_site_form_cannot_log_a_browser_in_or_out(served):
+    """Login CSRF: another site's page posts a token of the attacker's account to
+    /api/session (a text/plain form needs no preflight). Refused, as is a forced logout."""
+    from playwright.sync_api import sync_playwright
+
+    world, base = served
+    for route in ("/api/session", "/api/logout"):
+        req = urllib.request.Request(base + route, data=b"token", method="POST", headers={"Origin": "https://evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req)
+        assert err.value.code == 403 and b"cross-site" in err.value.read()
+    # The same POST from the app's own origin reaches the token check.
+    req = urllib.request.Request(base + "/api/session", data=b"token", method="POST", headers={"Origin": base})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req)
+    assert err.value.code == 403 and b"invalid login token" in err.value.read()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.set_content(f'<form method="post" enctype="text/plain" action="{base}/api/session">'
+                         '<input name="a" value="b"></form><script>document.forms[0].submit()</script>')
+        page.wait_for_load_state()
+        page.wait_for_function("() => document.body && document.body.innerText.length > 0")
+        assert "cross-site request refused" in page.inner_text("body")
+        assert not [c for c in page.context.cookies() if c["name"].startswith("callreview")]
+        browser.close()

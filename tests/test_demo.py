@@ -63,6 +63,10 @@ def test_every_owner_page_of_the_demo_shows_data_in_chromium(demo, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     data_dir, url, _ = demo
+    # A listener writes Markdown into the urgent reason: the owner's browser must show it as typed.
+    with session_scope(url) as s:
+        review = s.scalar(select(Review).where(Review.urgent.is_(True)))
+        review.urgent_reason = "![x](https://evil.example/p.png) [оплатите тут](https://evil.example)"
     env = {"CALLREVIEW_DATABASE_URL": url, "CALLREVIEW_DATA_DIR": str(data_dir), "CALLREVIEW_SECRET_KEY": "demo-test"}
     with open(tmp_path / "server.log", "w") as log:
         proc, base = start_app(env, log)
@@ -83,7 +87,10 @@ def test_every_owner_page_of_the_demo_shows_data_in_chromium(demo, tmp_path):
                     # The page's script has run to its end: every table is on the page.
                     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', state="attached")
                     body = page.inner_text("body")
-                    seen[name] = (body.count(EMPTY), "Traceback" in body)
+                    seen[name] = (body.count(EMPTY), page.locator('[data-testid="stException"]').count() > 0)
+                    if name == "owner_urgent":
+                        assert "![x](https://evil.example/p.png)" in body.replace("\u200b", "")
+                        assert page.locator('img[src*="evil"], a[href*="evil"]').count() == 0
                 browser.close()
         finally:
             proc.terminate()

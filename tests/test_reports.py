@@ -345,6 +345,9 @@ def test_owner_pages_render(db, monkeypatch):
             shown = {v for col in frame.value.columns for v in frame.value[col] if isinstance(v, str)}
             assert not shown & set(labels.VALUES), (page, shown & set(labels.VALUES))
     at = AppTest.from_file("../review_app/pages/owner_steps.py", default_timeout=60)
+    at.run()  # nobody logged in: the page fails closed
+    assert at.error[0].value == "Нет доступа к этой странице." and not at.dataframe
+    at = AppTest.from_file("../review_app/pages/owner_steps.py", default_timeout=60)
     at.session_state["cr_user"] = CurrentUser(ids["owner"], "owner", "owner")
     at.run()
     machine = at.dataframe[0].value  # the machine's figures come first, beside the listeners'
@@ -353,3 +356,27 @@ def test_owner_pages_render(db, monkeypatch):
     at.session_state["cr_user"] = CurrentUser(ids["lena"], "lena", "listener")
     at.run()
     assert at.error[0].value == "Нет доступа к этой странице." and not at.title
+
+
+def test_listener_text_is_shown_as_typed_on_the_owner_pages(db_url, monkeypatch):
+    """A listener's urgent reason or a user name in Markdown must not fetch an
+    image or render a link in the owner's browser: it is escaped, shown literally."""
+    from streamlit.testing.v1 import AppTest
+
+    from pipeline.review.accounts import CurrentUser
+    from pipeline.storage.store import Review
+
+    ids = seed(db_url)
+    attack = "![x](https://evil.example/p.png) [оплатите тут](https://evil.example) # Срочно"
+    with session_scope(db_url) as s:
+        review = s.get(Review, ids["rev_lena_r2"])
+        review.urgent, review.urgent_reason = True, attack
+        review.urgent_at = review.submitted_at
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    at = AppTest.from_file("../review_app/pages/owner_urgent.py", default_timeout=60)
+    at.session_state["cr_user"] = CurrentUser(ids["owner"], "owner", "owner")
+    at.run()
+    assert not at.exception
+    shown = [m.value for m in at.markdown if "evil" in m.value]
+    assert len(shown) == 1
+    assert "![" not in shown[0] and "](" not in shown[0] and "\\!\\[x\\]" in shown[0] and "\\# Срочно" in shown[0]

@@ -311,4 +311,6 @@ def serve_command(host: str, port: int) -> list[str]:
 
     server = Path(__file__).resolve().parents[2] / "review_app" / "server.py"
     return [sys.executable, "-m", "streamlit", "run", str(server), "--server.address", host, "--server.port", str(port),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+            # users see a plain message, never a traceback with server paths; the server log keeps the details
+            "--client.showErrorDetails", "none"]

@@ -258,7 +258,11 @@ def make_listening_copy(src: str | os.PathLike, dest_path: str | os.PathLike, bi
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ogg", dir=dest.parent)
     os.close(fd)
-    out_kwargs = dict(format="ogg", acodec="libopus", ac=n, ar=48000, application="voip", vbr="constrained")
+    # No tags, chapters or muxer/encoder names: a listener downloads this file and must
+    # not read the source's title, artist or comment (who called whom) in it.
+    out_kwargs = dict(format="ogg", acodec="libopus", ac=n, ar=48000, application="voip", vbr="constrained",
+                      map_metadata=-1, map_chapters=-1, fflags="+bitexact")
+    out_kwargs["flags:a"] = "+bitexact"
     out_kwargs["b:a"] = f"{kbps}k"
     if info.channels > 2:
         out_kwargs["af"] = "pan=stereo|c0=c0|c1=c1"

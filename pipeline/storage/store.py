@@ -8,6 +8,7 @@ and get typed records out.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -274,6 +275,15 @@ class OffScriptMoment(Base):
 
 
 @lru_cache(maxsize=8)
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (password hashes, names,
+    customers' phones); SQLite gives its -wal and -shm files the same mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def get_engine(url: str) -> Engine:
     """One pooled engine per URL; SQLite gets WAL and a busy timeout so the
     app and a running batch can share the file."""
@@ -281,6 +291,7 @@ def get_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

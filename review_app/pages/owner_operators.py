@@ -4,7 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pipeline.reports import reports
-from review_app.labels import tip
+from review_app.labels import literal, tip
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
 url = owner_db()
@@ -55,7 +55,8 @@ table(reports.chats_report(data), "chats",
 worst = reports.worst_chats_report(data)
 table(worst, "worst_chats", "Чаты с худшей оценкой и их проверка слушателями.")
 for chat in worst.itertuples():
-    with st.expander(f"{chat.file} · {chat.operator} · оценка {chat.rating:g}" + (" · без ответа" if chat.missed else "")):
+    with st.expander(f"{literal(chat.file)} · {literal(chat.operator)} · оценка {chat.rating:g}"
+                     + (" · без ответа" if chat.missed else "")):
         review = reports.call_review(data, chat.recording_id)
         if review.empty:
             st.caption("Этот чат ещё не проверен слушателем: назначьте его на странице «Назначение звонков».")

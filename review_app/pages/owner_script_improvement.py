@@ -14,6 +14,7 @@ from pipeline.script.checklist import OFF_SCRIPT
 from pipeline.speech import audio
 from pipeline.storage import checklists
 from pipeline.storage.store import ChecklistVersion, session_scope
+from review_app.labels import literal
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
 url = owner_db()
@@ -59,7 +60,7 @@ show = st.radio("Показать", list(SHOWN), horizontal=True)
 for sit in filter(SHOWN[show], sits):
     icon = "🟢" if sit.coverage and not sit.since_covered else ("🟠" if sit.coverage else ("🔴" if sit.confirmed else "⚪"))
     confirmed = f"подтверждено слушателями {sit.confirmed}" if sit.confirmed else "не подтверждено"
-    with st.expander(f"{icon} {sit.number}. {sit.label} — {sit.count} раз, {sit.calls} звонков, {confirmed}"):
+    with st.expander(f"{icon} {sit.number}. {literal(sit.label)} — {sit.count} раз, {sit.calls} звонков, {confirmed}"):
         c1, c2, c3 = st.columns(3)
         c1.write(f"Шаг: **{data.title(next((i.checklist_id for i in sit.items if i.checklist_id), ''), sit.step_id or '') if sit.step_id else '—'}**")
         c2.write(f"Впервые: {sit.first_seen:%d.%m.%Y}" if sit.first_seen else "Впервые: —")
@@ -68,11 +69,11 @@ for sit in filter(SHOWN[show], sits):
             st.write(f"Закрыто в скрипте **{sit.coverage.checklist_id} v{sit.coverage.version}**; "
                      f"после этого встречалось: **{sit.since_covered}** раз в {sit.calls_since_covered} звонках.")
         for item in sit.items[:5]:
-            st.markdown(f"> {item.quote or item.text}")
+            st.markdown(f"> {literal(item.quote or item.text)}")
             if item.by_machine:
                 st.caption("найдено машиной в непрослушанном звонке, не подтверждено")
             elif item.text and item.text != item.quote:
-                st.caption(f"{item.reviewer}: {item.text}")
+                st.caption(f"{literal(item.reviewer)}: {literal(item.text)}")
             if item.listen_path and Path(item.listen_path).is_file() and item.start is not None:
                 sound = clip(item.listen_path, item.start, item.end or item.start + situations.MOMENT_CLIP_S)
                 if sound:
@@ -105,7 +106,8 @@ if versions:
     st.write(f"Примеров: {len(learned)}, из них не учитываются: {sum(e.dropped for e in learned)}.")
     for n, ex in enumerate(learned):
         what = "нет в скрипте" if ex.key == OFF_SCRIPT else data.title(cid, ex.key)
-        keep = st.checkbox(f"{what} · подтверждено {ex.reviews} раз: «{ex.text}»", value=not ex.dropped, key=f"learned-{vid}-{n}")
+        keep = st.checkbox(f"{literal(what)} · подтверждено {ex.reviews} раз: «{literal(ex.text)}»", value=not ex.dropped,
+                           key=f"learned-{vid}-{n}")
         if keep == ex.dropped:  # the owner ticked or unticked it just now
             with session_scope(url) as s:
                 checklists.set_dropped(s, vid, ex, dropped=not keep)

@@ -6,6 +6,7 @@ from pipeline.review import assignments
 from pipeline.review.review import write_session
 from pipeline.storage.store import session_scope
 from pipeline.vocabulary import ReviewStatus, Role
+from review_app.labels import literal
 from review_app.session import db_url, require_role
 
 require_role(Role.OWNER)
@@ -19,8 +20,9 @@ if not flags:
 for f in flags:
     with st.container(border=True):
         when = f.flagged_at.strftime("%d.%m.%Y %H:%M") if f.flagged_at else ""
-        st.markdown(f"**{f.original_name}** · оператор: {f.operator or '—'} · отметил(а): {f.listener} · {when}")
-        st.markdown(f"Причина: {f.reason or '_не указана_'}")
+        st.markdown(f"**{literal(f.original_name)}** · оператор: {literal(f.operator or '—')} · "
+                    f"отметил(а): {literal(f.listener)} · {when}")
+        st.markdown(f"Причина: {literal(f.reason) if f.reason else '_не указана_'}")
         st.caption("отзыв отправлен" if f.review_status == ReviewStatus.SUBMITTED else "отзыв ещё в работе")
         if f.handled_at:
             st.caption(f"Обработано {f.handled_at.strftime('%d.%m.%Y %H:%M')}")

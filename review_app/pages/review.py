@@ -15,6 +15,7 @@ from pipeline.review import review, signing
 from pipeline.review.review import CallView, write_session
 from pipeline.speech.transcript import NOT_RETRIED, NOTHING_RECOGNISED, UNCLEAR
 from pipeline.vocabulary import Mark, Role
+from review_app.labels import literal
 from review_app.session import db_url, fmt_time, origin, parse_time, require_role, secret
 
 MARK_LABELS = {
@@ -32,7 +33,12 @@ if not raw:
     st.info("Выберите звонок в своей очереди.")
     st.page_link("pages/queue.py", label="← Мои звонки")
     st.stop()
-aid = int(raw)
+try:
+    aid = int(raw)
+except ValueError:
+    st.error("Такого звонка нет. Выберите звонок в своей очереди.")
+    st.page_link("pages/queue.py", label="← Мои звонки")
+    st.stop()
 st.session_state["cr_call"] = str(aid)
 if st.query_params.get("call") != str(aid):
     st.query_params["call"] = str(aid)  # a reload reopens the same call
@@ -143,9 +149,9 @@ def _step_fragment(i: int) -> None:
         if sug is not None and sug.found:
             conf = f" · уверенность {sug.confidence:.0%}" if sug.confidence is not None else ""
             if sug.doubtful:  # a question for the listener, not an answer
-                c1.markdown(f"Подсказка, проверьте: возможно, в **{fmt_time(sug.start)}** — «{sug.quote}»?{conf}")
+                c1.markdown(f"Подсказка, проверьте: возможно, в **{fmt_time(sug.start)}** — «{literal(sug.quote)}»?{conf}")
             else:
-                c1.markdown(f"Подсказка: найдено в **{fmt_time(sug.start)}** — «{sug.quote}»{conf}")
+                c1.markdown(f"Подсказка: найдено в **{fmt_time(sug.start)}** — «{literal(sug.quote)}»{conf}")
             if c2.button(f"▶ {fmt_time(sug.start)}", key=f"play_{aid}_{step.id}", help="Слушать с этого места"):
                 play_from(sug.start)
             if step.mark is None and not locked and not sug.doubtful:
@@ -197,9 +203,9 @@ def _off_script_fragment(j: int) -> None:
         c1, c2 = st.columns([6, 2])
         conf = f" · уверенность {item.confidence:.0%}" if item.confidence is not None else ""
         if item.doubtful:  # a question for the listener, not an answer
-            c1.markdown(f"Возможно, вне скрипта, проверьте: **{fmt_time(item.start)}** — «{item.text}»?{conf}")
+            c1.markdown(f"Возможно, вне скрипта, проверьте: **{fmt_time(item.start)}** — «{literal(item.text)}»?{conf}")
         else:
-            c1.markdown(f"**{fmt_time(item.start)}** — «{item.text}»{conf}")
+            c1.markdown(f"**{fmt_time(item.start)}** — «{literal(item.text)}»{conf}")
         if c2.button(f"▶ {fmt_time(item.start)}", key=f"play_off_{aid}_{j}"):
             play_from(item.start)
         st.checkbox("Это ситуация, которую скрипт не покрывает", value=item.confirmed_id is not None,
@@ -220,7 +226,7 @@ with steps_col:
     for m in view.moments:
         with st.container(border=True):
             c1, c2, c3 = st.columns([6, 1, 1])
-            c1.markdown(f"**{fmt_time(m.time)}** — {m.description}" + (f" · «{m.text}»" if m.text else ""))
+            c1.markdown(f"**{fmt_time(m.time)}** — {literal(m.description)}" + (f" · «{literal(m.text)}»" if m.text else ""))
             if c2.button("▶", key=f"play_m_{m.id}"):
                 play_from(m.time)
             if not locked and c3.button("🗑", key=f"del_m_{m.id}", help="Удалить момент"):
@@ -289,7 +295,7 @@ with text_col:
     tkey = f"cr_transcript_{aid}"
     if tkey not in st.session_state:
         st.session_state[tkey] = "\n\n".join(
-            f"`{fmt_time(u.start)}` **{SPEAKERS.get(u.speaker, 'Говорящий')}:** {u.text}" for u in view.utterances
+            f"`{fmt_time(u.start)}` **{SPEAKERS.get(u.speaker, 'Говорящий')}:** {literal(u.text)}" for u in view.utterances
         ) or "_Расшифровки нет._"
     with st.container(height=700):
         st.markdown(st.session_state[tkey])
