@@ -5,11 +5,14 @@ reads in the app is translated, here."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 import altair as alt
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 COLUMNS = {
     "adherence": "выполнение скрипта", "alpha": "альфа Криппендорфа", "audio_calls": "звонков (аудио)",
@@ -119,3 +122,50 @@ def literal(text: object) -> str:
     link, so a zero-width space goes after its "://" and "www"."""
     text = re.sub(r"(://|www)", "\\1\u200b", str(text), flags=re.IGNORECASE)
     return _MARKDOWN.sub(r"\\\1", text)
+
+
+# The pipeline's errors are written in English for the CLI and the logs; the
+# pages say them in Russian. Each pattern matches one message the pages can meet.
+_ERRORS = [
+    (r"The user name is empty\.", "Имя пользователя пустое."),
+    (r"The password for '(.+)' is too short: use at least (\d+) characters\.", r"Пароль для «\1» слишком короткий: нужно не меньше \2 символов."),
+    (r"A user named '(.+)' already exists\.", r"Пользователь «\1» уже есть."),
+    (r"No user named '(.+)'\.", r"Пользователя «\1» нет."),
+    (r"No user with id (\d+)\.", r"Пользователя №\1 нет."),
+    (r"No active listeners to assign calls to\..*", "Нет активных слушателей: сначала добавьте слушателя на странице «Пользователи»."),
+    (r"Overlap needs at least two listeners.*", "Для двойного прослушивания нужны хотя бы два слушателя: поставьте долю 0 или добавьте слушателя."),
+    (r"No active listener named (.+?)\..*", r"Нет активного слушателя «\1»: проверьте имена на странице «Пользователи»."),
+    (r"Choose a situation.*", "Выберите ситуацию."),
+    (r"Script '(.+)' has no version (\d+)\..*", r"У скрипта «\1» нет версии \2: сначала загрузите эту версию скрипта."),
+    (r"(.+): cannot read the text encoding.*", r"\1: не удалось прочитать кодировку, сохраните CSV в UTF-8."),
+    (r"(.+): no column (.+?); the file has (.+?)\..*", r"\1: нет столбца \2; в файле есть столбцы: \3."),
+    (r"(.+?): the file is empty.*", r"\1: файл пустой."),
+    (r"(.+?): file not found.*", r"\1: файл не найден."),
+    (r"(.+?): (not a readable audio file|cannot be decoded|not a file).*", r"\1: это не аудиозапись или файл повреждён."),
+    (r"(.+?): contains no audio stream.*", r"\1: в файле нет звука."),
+    (r"(.+?): the audio stream has no channels.*", r"\1: звуковая дорожка повреждена."),
+    (r"(.+?): the recording is 0 seconds long.*", r"\1: запись нулевой длины."),
+    (r"(.+?): the recording is (\d+) min long, more than the (\d+) min limit.*", r"\1: запись длится \2 мин, больше предела в \3 мин."),
+    (r"(.+?): decodes to no audio at all.*", r"\1: в записи нет звука (повреждена или пуста)."),
+    (r"(.+?): decodes to .* too short to use", r"\1: запись слишком короткая."),
+    (r"(.+?): no messages with text found.*", r"\1: в выгрузке чата нет сообщений с текстом (нужны столбцы времени, автора и текста)."),
+    (r"(.+?): not valid JSON.*", r"\1: файл JSON повреждён."),
+    (r"(.+?): not UTF-8 text", r"\1: файл не в кодировке UTF-8."),
+    (r"(.+?), message (\d+): (no time|cannot read the time).*", r"\1, сообщение \2: нет времени или его не удалось прочитать."),
+    (r"(.+?): same audio as (.+), stored before", r"\1: та же запись, что и «\2», уже загружена."),
+]
+_ERRORS_RE = [(re.compile(pattern, re.DOTALL), ru) for pattern, ru in _ERRORS]
+_FILE_PREFIX = re.compile(r"^([^:\s][^:]{0,200}\.[A-Za-z0-9]{1,5}): ")
+
+
+def error(exc: BaseException | str) -> str:
+    """A pipeline error as the owner reads it on a page. A message this
+    catalogue does not know is logged in full on the server and shown as a
+    plain Russian sentence (with the file name when it starts with one)."""
+    message = str(exc)
+    for pattern, ru in _ERRORS_RE:
+        if pattern.fullmatch(message):
+            return pattern.sub(ru, message)
+    log.warning("shown to the owner as a general error: %s", message)
+    name = _FILE_PREFIX.match(message)
+    return (f"{name.group(1)}: " if name else "") + "не удалось выполнить действие; подробности — в журнале сервера."

@@ -6,6 +6,7 @@ import streamlit as st
 from pipeline.errors import CallreviewError
 from pipeline.reports import outcomes, reports
 from pipeline.storage.store import session_scope
+from review_app import labels
 from review_app.labels import tip
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
@@ -18,7 +19,7 @@ with st.expander("Загрузить выгрузку из CRM (CSV)", expanded=
         try:
             text = outcomes.decode(up.getvalue(), up.name)
         except CallreviewError as exc:
-            st.error(str(exc))
+            st.error(labels.error(exc))
             st.stop()
         cols = outcomes.csv_columns(text)
         none = "—"
@@ -44,7 +45,7 @@ with st.expander("Загрузить выгрузку из CRM (CSV)", expanded=
                 with session_scope(url) as s:
                     res = outcomes.import_outcomes(s, outcomes.read_crm_csv(text, mapping, up.name), up.name)
             except CallreviewError as exc:
-                st.error(str(exc))
+                st.error(labels.error(exc))
                 st.stop()
             report_data.clear()
             st.success(f"Строк: {res.rows}; новых {res.created}, обновлено {res.updated}; найдено звонков: {res.matched}.")

@@ -9,6 +9,7 @@ import streamlit as st
 from pipeline.errors import CallreviewError
 from pipeline.reports import reports, sampling
 from pipeline.storage.store import session_scope
+from review_app import labels
 from review_app.report_ui import owner_db, report_data, table
 
 url = owner_db()
@@ -51,7 +52,7 @@ if preview or commit:
             res = sampling.sample_and_assign(s, int(n), confidence, margin, rules, chosen, overlap, int(gold), int(seed),
                                              dry_run=not commit)
     except CallreviewError as exc:
-        st.error(str(exc))
+        st.error(labels.error(exc))
         st.stop()
     names = {c.recording_id: c for c in candidates}
     picked = pd.DataFrame([{"recording_id": p.recording_id, "operator": p.operator, "priority": ", ".join(p.reasons),

@@ -14,6 +14,7 @@ from pipeline.script.checklist import OFF_SCRIPT
 from pipeline.speech import audio
 from pipeline.storage import checklists
 from pipeline.storage.store import ChecklistVersion, session_scope
+from review_app import labels
 from review_app.labels import literal
 from review_app.report_ui import owner_db, refresh_button, report_data, table
 
@@ -87,7 +88,7 @@ for sit in filter(SHOWN[show], sits):
                         with session_scope(url) as s:
                             situations.mark_covered(s, sit.keys, v[0], v[1], sit.label, "owner")
                     except CallreviewError as exc:
-                        st.error(str(exc))
+                        st.error(labels.error(exc))
                     else:
                         load.clear()
                         st.rerun()

@@ -14,6 +14,7 @@ from pipeline.script.checklist import load_checklist
 from pipeline.storage.ingest import recent_uploads, register_uploads
 from pipeline.storage.runner import worker_alive
 from pipeline.vocabulary import FileResult, RecordingStatus, Role
+from review_app import labels
 from review_app.session import db_url, require_role, settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,13 +52,14 @@ if go:
             with st.spinner("Регистрирую записи…"):
                 results = register_uploads(cfg, paths, script, operator.strip() or None)
         except CallreviewError as exc:
-            st.error(str(exc))
+            st.error(labels.error(exc))
         else:
             accepted = sum(r.status == FileResult.REGISTERED for r in results)
             st.success(f"Записей принято: {accepted} из {len(results)}. Обработка идёт в фоне, страницу можно покинуть.")
             for r in results:
                 if r.status != FileResult.REGISTERED:
-                    st.warning(f"{Path(r.path).name}: {r.message}")
+                    name = Path(r.path).name
+                    st.warning(labels.error(r.message if r.message.startswith(name) else f"{name}: {r.message}"))
 
 
 @st.fragment(run_every=2)

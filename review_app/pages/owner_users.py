@@ -6,6 +6,7 @@ from pipeline.review import accounts
 from pipeline.review.review import write_session
 from pipeline.storage.store import session_scope
 from pipeline.vocabulary import Role
+from review_app import labels
 from review_app.session import db_url, require_role
 
 require_role(Role.OWNER)
@@ -31,7 +32,7 @@ with st.form("add_user", clear_on_submit=True):
             with write_session(db_url()) as s:
                 accounts.add_user(s, name, role, password, rate=rate)
         except accounts.AccountError as exc:
-            st.error(str(exc))
+            st.error(labels.error(exc))
         else:
             st.success(f"Пользователь {name} добавлен.")
             st.rerun()
@@ -50,7 +51,7 @@ if by_name:
                     accounts.set_password(s, target.id, new)
                 st.success("Пароль изменён; старые входы этого пользователя больше не действуют.")
             except accounts.AccountError as exc:
-                st.error(str(exc))
+                st.error(labels.error(exc))
     label = "Отключить доступ" if target.active else "Включить доступ"
     if c2.button(label, key=f"toggle_{target.id}"):
         with write_session(db_url()) as s:
