@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from pipeline.config import Settings
 from pipeline.review import accounts, signing
-from pipeline.storage.store import session_scope, upgrade
+from pipeline.storage.store import User, session_scope, upgrade
 
 
 @pytest.fixture
@@ -105,3 +108,41 @@ def test_users_cli(tmp_path, monkeypatch):
     assert "boss" in res.output and "owner" in res.output and "anna" in res.output
     res = runner.invoke(cli.app, ["users", "add", "anna", "--password", "secret-pass"])
     assert res.exit_code == 2 and "already exists" in res.output
+
+
+def test_guessing_a_password_is_slowed_then_locked_and_the_owner_unlocks(url, monkeypatch):
+    from pipeline.cli import app
+    from pipeline.config import get_settings
+
+    utc = dt.timezone.utc
+    t0 = dt.datetime(2026, 12, 6, 12, 0, tzinfo=utc)
+    with session_scope(url) as s:
+        accounts.add_user(s, "anna", "listener", "secret-pass")
+
+    def attempt(password, at):
+        with session_scope(url) as s:
+            return accounts.authenticate(s, "anna", password, now=at)
+
+    for _ in range(accounts.DELAY_AFTER):
+        assert attempt("wrong", t0) is None
+    # After five wrong passwords the next try waits 1 s: even the right password is refused now.
+    with pytest.raises(accounts.LoginLocked):
+        attempt("secret-pass", t0)
+    assert attempt("secret-pass", t0 + dt.timedelta(seconds=2)) is not None  # and then resets the count
+    # Twenty wrong in a row, each after its wait, lock the account for 15 minutes.
+    t = t0 + dt.timedelta(seconds=10)
+    for _ in range(accounts.LOCK_AFTER):
+        assert attempt("wrong", t) is None
+        t += dt.timedelta(seconds=accounts.MAX_DELAY_S + 1)
+    for later in (0, 800):
+        with pytest.raises(accounts.LoginLocked):
+            attempt("secret-pass", t + dt.timedelta(seconds=later))
+    runner = CliRunner()
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    with session_scope(url) as s:
+        assert s.scalar(select(User.failed_logins).where(User.name == "anna")) == accounts.LOCK_AFTER
+    result = runner.invoke(app, ["users", "unlock", "anna"])
+    assert result.exit_code == 0, result.output
+    assert attempt("secret-pass", t) is not None
+    assert runner.invoke(app, ["users", "unlock", "nobody"]).exit_code == 2

@@ -79,6 +79,17 @@ def test_wrong_password_is_refused(world):
     assert at.title[0].value == "Вход"
 
 
+def test_the_login_page_stops_guessing(world):
+    from pipeline.review import accounts
+
+    with session_scope(world.url) as s:
+        accounts.add_user(s, "guesser", "listener", "secret-pass")
+    for _ in range(accounts.DELAY_AFTER):
+        assert "Неверное" in login("guesser", "nope-nope").error[0].value
+    at = login("guesser")  # the right password, but within the wait
+    assert "Слишком много неверных паролей" in at.error[0].value and at.title[0].value == "Вход"
+
+
 def test_listener_sees_queue_and_cannot_reach_owner_pages(world):
     at = login("anna")
     assert not at.exception

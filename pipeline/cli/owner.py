@@ -232,7 +232,24 @@ def users_list() -> None:
     settings = migrated_settings()
     with session_scope(settings.db_url) as session:
         for u in accounts.list_users(session):
-            typer.echo(f"{u.id:>4}  {u.name:<20} {u.role:<9} {'active' if u.active else 'disabled':<9} rate {u.rate:g}")
+            locked = f"  login locked until {u.locked_until:%Y-%m-%d %H:%M} UTC" if u.locked_until else ""
+            typer.echo(f"{u.id:>4}  {u.name:<20} {u.role:<9} {'active' if u.active else 'disabled':<9} rate {u.rate:g}{locked}")
+
+
+@users_app.command("unlock")
+def users_unlock(name: str = typer.Argument(..., help="Login name.")) -> None:
+    """Let a user whose login was locked after wrong passwords try again at once."""
+    from pipeline.review import accounts
+    from pipeline.storage.store import session_scope
+
+    settings = migrated_settings()
+    try:
+        with session_scope(settings.db_url) as session:
+            accounts.unlock(session, accounts.get_user(session, name).id)
+    except accounts.AccountError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"unlocked {name}")
 
 
 @app.command()

@@ -5,7 +5,9 @@ Used by ``callreview users ...``, the owner's users page and the login page.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -16,8 +18,10 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
 from pipeline.review import signing
-from pipeline.storage.store import User
+from pipeline.storage.store import User, as_utc, utcnow
 from pipeline.vocabulary import Role
+
+log = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()
 
@@ -97,6 +101,14 @@ def set_password(session: Session, user_id: int, password: str) -> None:
     user.password_hash = hash_password(password)  # also invalidates the user's login cookies
 
 
+def unlock(session: Session, user_id: int) -> None:
+    """The owner lifts a login lock at once (and the count of wrong passwords)."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountError(f"No user with id {user_id}.")
+    user.failed_logins, user.locked_until = 0, None
+
+
 def set_active(session: Session, user_id: int, active: bool) -> None:
     user = session.get(User, user_id)
     if user is None:
@@ -104,15 +116,43 @@ def set_active(session: Session, user_id: int, active: bool) -> None:
     user.active = active
 
 
-def authenticate(session: Session, name: str, password: str) -> CurrentUser | None:
-    """The user if the name and password match an active account, else None."""
+DELAY_AFTER = 5  # wrong passwords in a row before each next try must wait
+MAX_DELAY_S = 60  # the wait doubles from 1 s up to this
+LOCK_AFTER = 20  # then the account is locked
+LOCK_S = 15 * 60  # for this long, or until the owner unlocks it
+
+
+class LoginLocked(AccountError):
+    """Too many wrong passwords: this account refuses every try for a while."""
+
+
+def authenticate(session: Session, name: str, password: str, now: dt.datetime | None = None) -> CurrentUser | None:
+    """The user if the name and password match an active account, else None.
+
+    Guessing is throttled per account: after ``DELAY_AFTER`` wrong passwords in a
+    row each try waits longer (1, 2, 4 ... ``MAX_DELAY_S`` s), after ``LOCK_AFTER``
+    the account is locked for ``LOCK_S``; a try while it waits raises
+    ``LoginLocked`` without checking the password. A right password resets it."""
+    now = now or utcnow()
     user = session.scalar(select(User).where(func.lower(User.name) == name.strip().lower()))
     if user is None or not user.active:
         # Spend the same time as a real check so names cannot be probed by timing.
         verify_password(_DUMMY_HASH, password)
         return None
+    if user.locked_until is not None and as_utc(user.locked_until) > now:
+        log.warning("login refused for %r: locked until %s after %d wrong passwords", user.name, user.locked_until,
+                    user.failed_logins)
+        raise LoginLocked(f"Too many wrong passwords for {user.name!r}: try again later or ask the owner to unlock it.")
     if not verify_password(user.password_hash, password):
+        user.failed_logins = (user.failed_logins or 0) + 1
+        n = user.failed_logins
+        if n >= LOCK_AFTER:
+            user.locked_until = now + dt.timedelta(seconds=LOCK_S)
+        elif n >= DELAY_AFTER:
+            user.locked_until = now + dt.timedelta(seconds=min(MAX_DELAY_S, 2 ** (n - DELAY_AFTER)))
+        log.warning("wrong password for %r (%d in a row)", user.name, n)
         return None
+    user.failed_logins, user.locked_until = 0, None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return CurrentUser(user.id, user.name, user.role)

@@ -197,6 +197,9 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     rate: Mapped[float] = mapped_column(Float, default=0.0)  # pay per submitted review
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Wrong passwords in a row, and until when the next try is refused (accounts.authenticate).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Assignment(Base):

@@ -13,8 +13,12 @@ with st.form("login"):
     submitted = st.form_submit_button("Войти")
 
 if submitted:
-    with session_scope(db_url()) as s:
-        user = accounts.authenticate(s, name, password)
+    try:
+        with session_scope(db_url()) as s:
+            user = accounts.authenticate(s, name, password)
+    except accounts.LoginLocked:
+        st.error("Слишком много неверных паролей подряд. Попробуйте позже или попросите владельца снять блокировку.")
+        st.stop()
     if user is None:
         st.error("Неверное имя пользователя или пароль.")
     else:

@@ -16,7 +16,8 @@ with session_scope(db_url()) as s:
     users = accounts.list_users(s)
 st.dataframe(
     [{"Имя": u.name, "Роль": "владелец" if u.role == Role.OWNER else "слушатель", "Активен": u.active,
-      "Ставка за отзыв": u.rate} for u in users],
+      "Ставка за отзыв": u.rate, "Неверных паролей подряд": u.failed_logins or 0,
+      "Вход закрыт до": u.locked_until.strftime("%d.%m.%Y %H:%M UTC") if u.locked_until else ""} for u in users],
     hide_index=True,
 )
 
@@ -52,6 +53,10 @@ if by_name:
                 st.success("Пароль изменён; старые входы этого пользователя больше не действуют.")
             except accounts.AccountError as exc:
                 st.error(labels.error(exc))
+    if target.locked_until is not None and c2.button("Снять блокировку входа", key=f"unlock_{target.id}"):
+        with write_session(db_url()) as s:
+            accounts.unlock(s, target.id)
+        st.rerun()
     label = "Отключить доступ" if target.active else "Включить доступ"
     if c2.button(label, key=f"toggle_{target.id}"):
         with write_session(db_url()) as s:
