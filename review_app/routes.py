@@ -7,9 +7,11 @@ import logging
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.config import Settings
 from pipeline.review import accounts, review, signing
@@ -41,7 +43,7 @@ async def audio(request: Request) -> Response:
     return FileResponse(
         path,
         media_type=_MEDIA_TYPES.get(Path(path).suffix.lower(), "application/octet-stream"),
-        headers={"Cache-Control": "private, max-age=3600"},
+        headers={"Cache-Control": "no-store"},  # no copy of the call left in a listener's browser cache
         content_disposition_type="inline",
     )
 
@@ -80,6 +82,36 @@ async def clear_session(request: Request) -> Response:
     response = PlainTextResponse("ok")
     response.delete_cookie(COOKIE, path="/")
     return response
+
+
+HEADERS = {
+    "X-Frame-Options": "DENY",  # no other site can frame the app and trick a click
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # signed audio URLs never leave in a Referer
+}
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware adding ``HEADERS`` to every HTTP response (the
+    websocket passes untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in HEADERS.items():
+                    headers.setdefault(key, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 ROUTES = [

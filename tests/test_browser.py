@@ -136,12 +136,18 @@ def test_listener_reviews_a_call_in_chromium(served):
     assert marks == {sid: "correct" for sid in STEP_IDS}
 
 
-def test_a_cross_site_form_cannot_log_a_browser_in_or_out(served):
-    """Login CSRF: another site's page posts a token of the attacker's account to
-    /api/session (a text/plain form needs no preflight). Refused, as is a forced logout."""
+def test_other_sites_can_neither_frame_the_app_nor_log_a_browser_in_or_out(served):
+    """Clickjacking: every response forbids framing. Login CSRF: another site's
+    page posts a token of the attacker's account to /api/session (a text/plain
+    form needs no preflight); refused, as is a forced logout."""
     from playwright.sync_api import sync_playwright
 
     world, base = served
+    # No other site may frame the app (clickjacking); every response says so.
+    for path in ("/", "/_stcore/health"):
+        with urllib.request.urlopen(base + path) as resp:
+            assert resp.headers["X-Frame-Options"] == "DENY", path
+            assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"], path
     for route in ("/api/session", "/api/logout"):
         req = urllib.request.Request(base + route, data=b"token", method="POST", headers={"Origin": "https://evil.example"})
         with pytest.raises(urllib.error.HTTPError) as err:
