@@ -181,3 +181,20 @@ def test_assign_sample_progress_and_urgent(world):
         assignments.mark_urgent_handled(s, flags[0].review_id)
     with session_scope(world.url) as s:
         assert assignments.urgent_flags(s) == [] and assignments.count_open_urgent(s) == 0
+
+
+def test_the_script_reads_the_same_in_every_call(world):
+    """The greeting example says «меня зовут Анна». Masked with each call's own
+    operator, it would read "[имя]" only in Анна's calls and tell the listener
+    whose call it is; it reads the same in every call."""
+    anna = world.listener_ids[0]
+    with write_session(world.url) as s:
+        other = add_call(s, "other.wav", operator="Анна Кузнецова")
+        assignments.assign(s, [other], [anna])
+        aid = s.scalar(select(Assignment.id).where(Assignment.recording_id == other, Assignment.listener_id == anna))
+    with write_session(world.url) as s:
+        views = [review.open_call(s, anna, world.assignment_ids["anna"][0]), review.open_call(s, anna, aid)]
+    scripts = [[(step.description, step.examples) for step in v.steps] for v in views]
+    assert scripts[0] == scripts[1]
+    greeting = " ".join(scripts[0][0][1])
+    assert "Анна" not in repr(scripts[0]) and "меня зовут [имя]" in greeting

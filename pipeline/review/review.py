@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
-from pipeline.review.masking import Masker
+from pipeline.review.masking import Masker, name_variants
 from pipeline.storage.ingest import unheard_spots
 from pipeline.storage.store import (
     AlignmentRow,
@@ -250,6 +250,18 @@ def ensure_review(session: Session, listener_id: int, assignment_id: int) -> Rev
     return session.scalar(select(Review).where(Review.assignment_id == a.id))
 
 
+def _script_masker(session: Session, checklist: dict[str, Any]) -> Masker:
+    """One mask for the script's own text in every call: the names it introduces
+    ("меня зовут Анна") and every operator's name. Masked with the call's own
+    operator only, an example would read "[имя]" in that operator's calls and
+    the name in everyone else's, telling the listener whose call it is."""
+    texts = [t for s in checklist.get("steps", []) for t in [s.get("description", ""), *s.get("examples", [])]]
+    mask = Masker(texts)
+    for operator in session.scalars(select(Recording.operator).where(Recording.operator.is_not(None)).distinct()):
+        mask.names |= name_variants(operator)
+    return mask
+
+
 def open_call(session: Session, listener_id: int, assignment_id: int) -> CallView:
     """The masked call page for one of the listener's calls (draft created on first open)."""
     a = _assignment_for(session, listener_id, assignment_id)
@@ -266,6 +278,7 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
     utterances = [UtteranceView(u.idx, u.speaker, u.start, u.end, mask(u.text)) for u in utt_rows]
     by_idx = {u.idx: u for u in utterances}
 
+    script_mask = _script_masker(session, checklist)
     suggestions = {s.id: s for s in record.steps} if record else {}
     marks = {m.step_id: m for m in session.scalars(select(StepMark).where(StepMark.review_id == review.id))}
     steps = []
@@ -284,9 +297,8 @@ def open_call(session: Session, listener_id: int, assignment_id: int) -> CallVie
             StepView(
                 id=step["id"],
                 title=step.get("title", step["id"]),
-                # Script examples may hold a name that happens to be the operator's.
-                description=mask(step.get("description", "")),
-                examples=[mask(e) for e in step.get("examples", [])],
+                description=script_mask(step.get("description", "")),
+                examples=[script_mask(e) for e in step.get("examples", [])],
                 required=bool(step.get("required", True)),
                 suggestion=suggestion,
                 mark=mark.mark if mark else None,
