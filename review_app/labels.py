@@ -130,6 +130,8 @@ _ERRORS = [
     (r"The user name is empty\.", "Имя пользователя пустое."),
     (r"The password for '(.+)' is too short: use at least (\d+) characters\.", r"Пароль для «\1» слишком короткий: нужно не меньше \2 символов."),
     (r"A user named '(.+)' already exists\.", r"Пользователь «\1» уже есть."),
+    (r"The password for '(.+)' contains the user name\.", r"Пароль для «\1» содержит имя пользователя."),
+    (r"The password for '(.+)' is one of the most common ones\.", r"Пароль для «\1» слишком распространённый: его подберут первым."),
     (r"No user named '(.+)'\.", r"Пользователя «\1» нет."),
     (r"No user with id (\d+)\.", r"Пользователя №\1 нет."),
     (r"No active listeners to assign calls to\..*", "Нет активных слушателей: сначала добавьте слушателя на странице «Пользователи»."),

@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
 bash scripts/demo-data.sh
-echo "==> review app on http://127.0.0.1:8501  (demo logins: listener / listener, owner / owner-demo)"
+echo "==> review app on http://127.0.0.1:8501  (demo logins above, kept in data/demo-logins.txt)"
 exec .venv/bin/callreview serve --host 127.0.0.1 --port 8501

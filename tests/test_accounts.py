@@ -146,3 +146,16 @@ def test_guessing_a_password_is_slowed_then_locked_and_the_owner_unlocks(url, mo
     assert result.exit_code == 0, result.output
     assert attempt("secret-pass", t) is not None
     assert runner.invoke(app, ["users", "unlock", "nobody"]).exit_code == 2
+
+
+@pytest.mark.parametrize("name, role, password, why", [
+    ("boss", "owner", "short-pw1", "too short: use at least 10"),
+    ("anna", "listener", "1234567", "too short: use at least 8"),
+    ("listener", "listener", "listener", "contains the user name"),
+    ("anna", "listener", "my-Anna-2026", "contains the user name"),
+    ("anna", "listener", "qwerty123", "most common"),
+    ("boss", "owner", "1234567890", "most common"),
+])
+def test_weak_passwords_are_refused(url, name, role, password, why):
+    with session_scope(url) as s, pytest.raises(accounts.AccountError, match=why):
+        accounts.add_user(s, name, role, password)

@@ -52,7 +52,7 @@ def test_pipeline_errors_are_shown_in_russian(db_url, tmp_path):
     for original, ru in zip(errors, shown):
         unquoted = re.sub(r"«[^»]*»", "", ru)  # names the owner gave stay as they are
         assert re.search("[а-яё]", ru) and not ENGLISH.search(unquoted), (str(original), ru)
-    assert "«anna»" in shown[0] and "6" in shown[0]
+    assert "«anna»" in shown[0] and "8" in shown[0]
     assert shown[9].startswith("empty.wav:") and shown[10].startswith("notes.mp3:")
     assert "Звонок" in shown[8]  # the column the owner named is kept
 

@@ -54,14 +54,29 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+# An owner's account opens every call and every customer's phone: a longer password.
+MIN_PASSWORD = {Role.OWNER: 10, Role.LISTENER: 8}
+# The first passwords any guesser tries (the most common ones in public leak lists).
+COMMON_PASSWORDS = frozenset({
+    "password", "password1", "passw0rd", "123456", "1234567", "12345678", "123456789", "1234567890", "0123456789",
+    "111111", "000000", "00000000", "11111111", "qwerty", "qwerty123", "qwertyuiop", "1q2w3e4r", "1qaz2wsx", "zaq12wsx",
+    "abc123", "abcd1234", "admin", "admin123", "administrator", "iloveyou", "welcome", "letmein", "monkey", "dragon",
+    "sunshine", "football", "пароль", "йцукен", "йцукенгшщз", "qwerty12345", "secret", "changeme",
+})
+
+
 def _check(name: str, role: str, password: str) -> str:
     name = name.strip()
     if not name:
         raise AccountError("The user name is empty.")
     if role not in tuple(Role):
         raise AccountError(f"Unknown role {role!r}: use one of {', '.join(Role)}.")
-    if len(password) < 6:
-        raise AccountError(f"The password for {name!r} is too short: use at least 6 characters.")
+    if len(password) < MIN_PASSWORD[Role(role)]:
+        raise AccountError(f"The password for {name!r} is too short: use at least {MIN_PASSWORD[Role(role)]} characters.")
+    if name.lower() in password.lower():
+        raise AccountError(f"The password for {name!r} contains the user name.")
+    if password.lower() in COMMON_PASSWORDS:
+        raise AccountError(f"The password for {name!r} is one of the most common ones.")
     return name
 
 
