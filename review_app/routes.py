@@ -1,5 +1,5 @@
 """HTTP routes mounted beside Streamlit (``st.App(routes=...)``): the signed
-audio URL and the login cookie. Plain Starlette, no Streamlit session needed."""
+audio URL and the login cookie (set and cleared here, never by page script). Plain Starlette, no Streamlit session needed."""
 
 from __future__ import annotations
 
@@ -28,15 +28,19 @@ def _settings() -> Settings:
 
 
 async def audio(request: Request) -> Response:
-    """The listening copy behind a signed, unexpired token, with Range support
-    so the browser seeks ("play from here") without downloading the whole call."""
+    """The listening copy behind a signed, unexpired token whose login is still
+    live, with Range support so the browser seeks ("play from here") without
+    downloading the whole call."""
     settings = _settings()
     try:
-        assignment_id = int(signing.verify(request.path_params["token"], signing.AUDIO, signing.load_secret(settings)))
+        assignment_id, session_id = signing.verify(request.path_params["token"], signing.AUDIO, signing.load_secret(settings))
     except (signing.SignatureError, ValueError, TypeError):
         return PlainTextResponse("This audio link is invalid or has expired; reload the call page.", status_code=403)
     with session_scope(migrated(settings.db_url)) as session:
-        path = review.listen_path_for(session, assignment_id)
+        user = accounts.session_user(session, session_id)
+        path = review.listen_path_for(session, assignment_id, user.id) if user else None
+    if user is None:
+        return PlainTextResponse("This login has ended; log in again.", status_code=403)
     if not path or not Path(path).is_file():
         return PlainTextResponse("No listening copy for this call.", status_code=404)
     # No filename in the response: listeners must not learn the source file name.
@@ -59,28 +63,37 @@ def _cross_site(request: Request) -> bool:
     return request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
 
 
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+
+
 async def set_session(request: Request) -> Response:
-    """Turn a freshly issued login token (POSTed by the login page) into an
-    HttpOnly cookie, so a page reload keeps the user logged in."""
+    """Exchange the login page's one-time ticket for the login cookie, made here
+    so the cookie's value never appears in the page or its websocket traffic."""
     if _cross_site(request):
         return PlainTextResponse("cross-site request refused", status_code=403)
-    token = (await request.body()).decode("ascii", "replace").strip()
-    settings = _settings()
-    with session_scope(migrated(settings.db_url)) as session:
-        user = accounts.user_from_token(session, token, signing.load_secret(settings))
-    if user is None:
-        return PlainTextResponse("invalid login token", status_code=403)
+    ticket = (await request.body()).decode("ascii", "replace").strip()
+    with session_scope(migrated(_settings().db_url)) as session:
+        token = accounts.redeem_ticket(session, ticket)
+    if token is None:
+        return PlainTextResponse("invalid login ticket", status_code=403)
     response = PlainTextResponse("ok")
-    response.set_cookie(COOKIE, token, max_age=int(signing.SESSION_TTL_S), httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https", path="/")
+    response.set_cookie(COOKIE, token, max_age=int(accounts.SESSION_TTL.total_seconds()), httponly=True,
+                        samesite="strict", secure=_secure(request), path="/")
     return response
 
 
 async def clear_session(request: Request) -> Response:
+    """Logout: end the cookie's login on the server and delete the cookie."""
     if _cross_site(request):
         return PlainTextResponse("cross-site request refused", status_code=403)
+    token = request.cookies.get(COOKIE)
+    if token:
+        with session_scope(migrated(_settings().db_url)) as session:
+            user = accounts.cookie_user(session, token)
+            accounts.end_session(session, user.session_id if user else None)
     response = PlainTextResponse("ok")
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
     return response
 
 

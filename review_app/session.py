@@ -39,16 +39,22 @@ def secret() -> bytes:
 
 
 def current_user() -> CurrentUser | None:
-    """The logged-in user: this browser tab's session, else a valid login cookie."""
+    """The logged-in user while their login is live: this tab's login, else the
+    login cookie's. Asked of the database on every run, so a logout in another
+    tab, a new password or a disabled account takes effect at the next click."""
     user = st.session_state.get(_USER)
     if user is not None:
+        with session_scope(db_url()) as s:
+            user = accounts.session_user(s, user.session_id)
+        if user is None:
+            st.session_state.pop(_USER, None)
         return user
     if st.session_state.get(_LOGGED_OUT):
         return None
     token = st.context.cookies.get(COOKIE) if st.context.cookies is not None else None
     if token:
         with session_scope(db_url()) as s:
-            user = accounts.user_from_token(s, token, secret())
+            user = accounts.cookie_user(s, token)
         if user is not None:
             st.session_state[_USER] = user
     return user
@@ -64,24 +70,30 @@ def require_role(*roles: str) -> CurrentUser:
 
 
 def log_in(user: CurrentUser) -> None:
-    """Remember the user in this tab and, through a small script, in an HttpOnly cookie."""
-    st.session_state[_USER] = user
-    st.session_state.pop(_LOGGED_OUT, None)
+    """Start a server-side login for this tab; its one-time ticket is turned into
+    an HttpOnly cookie by ``/api/session`` (``emit_cookie_script``)."""
     with session_scope(db_url()) as s:
-        st.session_state["cr_cookie_token"] = accounts.session_token(s, user.id, secret())
+        st.session_state[_USER], st.session_state["cr_ticket"] = accounts.start_session(s, user)
+    st.session_state.pop(_LOGGED_OUT, None)
 
 
 def emit_cookie_script() -> None:
-    """Once after login: POST the token to /api/session, which sets the cookie."""
-    token = st.session_state.pop("cr_cookie_token", None)
-    if token:
+    """Once after login: POST the ticket to /api/session, whose reply sets the cookie."""
+    ticket = st.session_state.pop("cr_ticket", None)
+    if ticket:
         st.html(
-            f"<script>fetch('/api/session',{{method:'POST',body:{json.dumps(token)},credentials:'same-origin'}});</script>",
+            f"<script>fetch('/api/session',{{method:'POST',body:{json.dumps(ticket)},credentials:'same-origin'}});</script>",
             unsafe_allow_javascript=True,
         )
 
 
 def log_out() -> None:
+    """End the login on the server at once (its cookie and audio links die with
+    it), forget this tab's state, and have /api/logout delete the cookie."""
+    user = st.session_state.get(_USER)
+    if user is not None:
+        with session_scope(db_url()) as s:
+            accounts.end_session(s, user.session_id)
     for key in list(st.session_state.keys()):
         del st.session_state[key]
     st.session_state[_LOGGED_OUT] = True

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pipeline.review import accounts
 from pipeline.script.result import AlignmentRecord, ChecklistRef, StepResult
 from pipeline.storage.store import (
     AlignmentRow,
@@ -140,3 +141,10 @@ call_004.mp3;Boris;04.11.2026 10:05;заказ;3000
 call_005.mp3;Boris;10.11.2026 10:05;Отмена;2000
 unknown.mp3;Boris;10.11.2026 11:00;заказ;999
 """
+
+
+def logged_in(url: str, user_id: int):
+    """The user as a page sees them after logging in: bound to a live login session."""
+    with session_scope(url) as s:
+        user = s.get(User, user_id)
+        return accounts.start_session(s, accounts.CurrentUser(user.id, user.name, user.role))[0]

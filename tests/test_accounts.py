@@ -1,4 +1,4 @@
-"""Accounts, password hashes, signed tokens and the users CLI."""
+"""Accounts, password hashes, login sessions, signed tokens and the users CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from pipeline.config import Settings
 from pipeline.review import accounts, signing
-from pipeline.storage.store import User, session_scope, upgrade
+from pipeline.storage.store import LoginSession, User, session_scope, upgrade
 
 
 @pytest.fixture
@@ -36,23 +36,43 @@ def test_passwords_are_hashed_and_checked(url):
             accounts.add_user(s, "y", "listener", "123")
 
 
-def test_session_token_survives_reload_until_password_change_or_disable(url):
-    secret = b"k" * 32
+def test_a_login_lives_on_the_server_and_ends_on_logout_password_change_or_disable(url):
+    """The cookie is only a key to a session row: ending the row refuses the
+    cookie at once, whatever copy of it someone kept."""
+    t0 = dt.datetime(2026, 12, 6, 12, tzinfo=dt.timezone.utc)
     with session_scope(url) as s:
         uid = accounts.add_user(s, "anna", "listener", "secret-pass").id
-        token = accounts.session_token(s, uid, secret)
+        user, ticket = accounts.start_session(s, accounts.authenticate(s, "anna", "secret-pass"), now=t0)
     with session_scope(url) as s:
-        assert accounts.user_from_token(s, token, secret).name == "anna"
-        assert accounts.user_from_token(s, token, b"other-key") is None
-        assert accounts.user_from_token(s, token[:-2] + "xx", secret) is None
-        accounts.set_password(s, uid, "new-secret")
+        assert accounts.session_user(s, user.session_id, now=t0).name == "anna"
+        assert accounts.redeem_ticket(s, ticket, now=t0 + accounts.TICKET_TTL * 2) is None  # a stale ticket is dead
+        cookie = accounts.redeem_ticket(s, ticket, now=t0)
+        assert cookie and ticket not in cookie
+        assert accounts.redeem_ticket(s, ticket, now=t0) is None  # once only
+        stored = s.scalars(select(LoginSession.token_hash)).all()
+        assert cookie not in stored and ticket not in str(stored)  # only hashes are kept
     with session_scope(url) as s:
-        assert accounts.user_from_token(s, token, secret) is None
-        token = accounts.session_token(s, uid, secret)
-        accounts.set_active(s, uid, False)
+        assert accounts.cookie_user(s, cookie, now=t0).session_id == user.session_id
+        assert accounts.cookie_user(s, cookie[:-1], now=t0) is None
+        assert accounts.cookie_user(s, cookie, now=t0 + accounts.SESSION_TTL + dt.timedelta(seconds=1)) is None
+        accounts.end_session(s, user.session_id)
     with session_scope(url) as s:
-        assert accounts.user_from_token(s, token, secret) is None
-        assert accounts.authenticate(s, "anna", "new-secret") is None
+        assert accounts.cookie_user(s, cookie, now=t0) is None
+        assert accounts.session_user(s, user.session_id, now=t0) is None
+
+    def live_login() -> tuple[accounts.CurrentUser, str]:
+        with session_scope(url) as s:
+            user, ticket = accounts.start_session(s, accounts.CurrentUser(uid, "anna", "listener"))
+            return user, accounts.redeem_ticket(s, ticket)
+
+    for end in (lambda s: accounts.set_password(s, uid, "new-secret-pass"), lambda s: accounts.set_active(s, uid, False)):
+        (user, cookie), (other, _) = live_login(), live_login()
+        with session_scope(url) as s:
+            end(s)
+        with session_scope(url) as s:
+            assert accounts.cookie_user(s, cookie) is None and accounts.session_user(s, other.session_id) is None
+    with session_scope(url) as s:
+        assert accounts.authenticate(s, "anna", "new-secret-pass") is None  # disabled
 
 
 def test_signed_tokens_expire_and_keep_their_purpose(tmp_path):
@@ -64,11 +84,11 @@ def test_signed_tokens_expire_and_keep_their_purpose(tmp_path):
     assert signing.verify(token, signing.AUDIO, secret, now=1059) == 7
     with pytest.raises(signing.SignatureError, match="expired"):
         signing.verify(token, signing.AUDIO, secret, now=1061)
-    with pytest.raises(signing.SignatureError, match="not 'session'"):
-        signing.verify(token, signing.SESSION, secret, now=1000)
+    with pytest.raises(signing.SignatureError, match="not 'other'"):
+        signing.verify(token, "other", secret, now=1000)
     with pytest.raises(signing.SignatureError):
         signing.verify("garbage", signing.AUDIO, secret)
-    assert signing.audio_path(7, secret).startswith("/api/audio/")
+    assert signing.audio_path(7, 3, secret).startswith("/api/audio/")
 
 
 def test_the_database_file_is_created_readable_by_its_owner_only(tmp_path):
@@ -85,14 +105,14 @@ def test_a_signed_token_has_one_spelling_only(tmp_path):
     """Base64 padding or other trailing bits must not make a second token that
     verifies (the same cookie in another spelling slips past a revocation list)."""
     secret = b"k" * 32
-    token = signing.sign(signing.SESSION, 7, secret, ttl_s=60, now=1000)
-    assert signing.verify(token, signing.SESSION, secret, now=1000) == 7
+    token = signing.sign(signing.AUDIO, 7, secret, ttl_s=60, now=1000)
+    assert signing.verify(token, signing.AUDIO, secret, now=1000) == 7
     body, mac = token.split(".")
     respelled = [f"{body}.{mac}=", f"{body}=.{mac}", f"{body}.{mac}==", f"{body}.{mac[:-1]}{'B' if mac[-1] == 'A' else 'A'}",
                  f"{body}.{mac.replace('-', '+').replace('_', '/')}" if ("-" in mac or "_" in mac) else f"{body} .{mac}"]
     for bad in respelled:
         with pytest.raises(signing.SignatureError):
-            signing.verify(bad, signing.SESSION, secret, now=1000)
+            signing.verify(bad, signing.AUDIO, secret, now=1000)
 
 
 def test_users_cli(tmp_path, monkeypatch):

@@ -17,7 +17,9 @@ import pytest
 from sqlalchemy import select
 from test_review_data import SECRETS, STEP_IDS, build_world
 
+from pipeline.review import accounts
 from pipeline.storage.store import Review, StepMark, session_scope
+from review_app.routes import COOKIE
 
 pytestmark = pytest.mark.browser
 
@@ -157,7 +159,7 @@ def test_other_sites_can_neither_frame_the_app_nor_log_a_browser_in_or_out(serve
     req = urllib.request.Request(base + "/api/session", data=b"token", method="POST", headers={"Origin": base})
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req)
-    assert err.value.code == 403 and b"invalid login token" in err.value.read()
+    assert err.value.code == 403 and b"invalid login ticket" in err.value.read()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page()
@@ -167,4 +169,70 @@ def test_other_sites_can_neither_frame_the_app_nor_log_a_browser_in_or_out(serve
         page.wait_for_function("() => document.body && document.body.innerText.length > 0")
         assert "cross-site request refused" in page.inner_text("body")
         assert not [c for c in page.context.cookies() if c["name"].startswith("callreview")]
+        browser.close()
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_logout_ends_the_login_for_every_copy_of_its_cookie(served):
+    """The cookie is HttpOnly and never in the page or its websocket; a copy
+    taken before logout is refused after it, as are the login's audio links;
+    disabling an account refuses its audio at once."""
+    from playwright.sync_api import expect, sync_playwright
+
+    world, base = served
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        page.set_default_timeout(20000)
+        frames: list[bytes | str] = []
+
+        def watch(ws) -> None:
+            ws.on("framereceived", lambda frame: frames.append(frame))
+            ws.on("framesent", lambda frame: frames.append(frame))
+
+        page.on("websocket", watch)
+        login(page, base, "anna")
+        for _ in range(40):
+            cookies = [c for c in ctx.cookies() if c["name"] == COOKIE]
+            if cookies:
+                break
+            page.wait_for_timeout(250)
+        [cookie] = cookies
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        page.get_by_role("button", name="Начать").first.click()
+        expect(page.get_by_role("heading", name="Звонок №1")).to_be_visible()
+        src = page.locator("audio").get_attribute("src").split("#")[0]
+        assert _status(src) == 200
+        value = cookie["value"]
+        assert value not in page.content()
+        assert frames and not [f for f in frames if value in (f if isinstance(f, str) else f.decode("latin-1"))]
+
+        thief = browser.new_context()
+        thief.add_cookies([cookie])
+        stolen = thief.new_page()
+        stolen.goto(base)
+        expect(stolen.get_by_role("heading", name="Мои звонки")).to_be_visible()  # the copy works while the login lives
+
+        page.get_by_role("button", name="Выйти").click()
+        expect(page.get_by_label("Имя пользователя")).to_be_visible()
+        again = thief.new_page()
+        again.goto(base)
+        expect(again.get_by_label("Имя пользователя")).to_be_visible()  # the copied cookie is refused now
+        assert _status(src) == 403  # and so is the login's audio link
+
+        login(page, base, "anna")
+        page.get_by_role("button", name="Начать").first.click()
+        src = page.locator("audio").get_attribute("src").split("#")[0]
+        assert _status(src) == 200
+        with session_scope(world.url) as s:
+            accounts.set_active(s, accounts.get_user(s, "anna").id, False)
+        assert _status(src) == 403
         browser.close()

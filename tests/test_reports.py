@@ -8,7 +8,7 @@ import re
 import openpyxl
 import pandas as pd
 import pytest
-from seed_reports import CRM_CSV, seed
+from seed_reports import CRM_CSV, logged_in, seed
 
 from pipeline.reports import export, reports, stats
 from pipeline.reports.data import ReportError, categorize, load
@@ -286,7 +286,6 @@ def test_owner_strikes_out_a_learned_example_on_the_script_page(db, monkeypatch)
     example drops it from the next alignment's learning, ticking takes it back."""
     from streamlit.testing.v1 import AppTest
 
-    from pipeline.review.accounts import CurrentUser
     from pipeline.storage import checklists
 
     url, ids = db
@@ -297,7 +296,7 @@ def test_owner_strikes_out_a_learned_example_on_the_script_page(db, monkeypatch)
         before = checklists.reviewed_examples(s, first.id)
         assert latest.id == checklists.latest_version(s, "sales").id
     at = AppTest.from_file("../review_app/pages/owner_script_improvement.py", default_timeout=60)
-    at.session_state["cr_user"] = CurrentUser(ids["owner"], "owner", "owner")
+    at.session_state["cr_user"] = logged_in(url, ids["owner"])
     at.run()
     assert at.selectbox(key="learned_version").value == latest.id  # the newest by default
     at.selectbox(key="learned_version").select(first.id).run()
@@ -327,7 +326,6 @@ def test_owner_pages_render(db, monkeypatch):
     shows every table with Russian headers and no English values, and refuses listeners."""
     from streamlit.testing.v1 import AppTest
 
-    from pipeline.review.accounts import CurrentUser
     from review_app import labels
 
     url, ids = db
@@ -335,7 +333,7 @@ def test_owner_pages_render(db, monkeypatch):
     monkeypatch.setenv("CALLREVIEW_ALIGN_MODELS", "tfidf")  # the sentence models are tested in test_situations.py
     for page in PAGES:
         at = AppTest.from_file(f"../review_app/pages/{page}.py", default_timeout=60)
-        at.session_state["cr_user"] = CurrentUser(ids["owner"], "owner", "owner")
+        at.session_state["cr_user"] = logged_in(url, ids["owner"])
         at.run()
         assert not at.exception, (page, at.exception)
         assert at.title[0].value, page
@@ -348,12 +346,12 @@ def test_owner_pages_render(db, monkeypatch):
     at.run()  # nobody logged in: the page fails closed
     assert at.error[0].value == "Нет доступа к этой странице." and not at.dataframe
     at = AppTest.from_file("../review_app/pages/owner_steps.py", default_timeout=60)
-    at.session_state["cr_user"] = CurrentUser(ids["owner"], "owner", "owner")
+    at.session_state["cr_user"] = logged_in(url, ids["owner"])
     at.run()
     machine = at.dataframe[0].value  # the machine's figures come first, beside the listeners'
     assert {"machine_found", "listeners_done", "estimate"} <= set(machine.columns) and len(machine) == 5
     at = AppTest.from_file("../review_app/pages/owner_steps.py")
-    at.session_state["cr_user"] = CurrentUser(ids["lena"], "lena", "listener")
+    at.session_state["cr_user"] = logged_in(url, ids["lena"])
     at.run()
     assert at.error[0].value == "Нет доступа к этой странице." and not at.title
 
@@ -363,7 +361,6 @@ def test_listener_text_is_shown_as_typed_on_the_owner_pages(db_url, monkeypatch)
     image or render a link in the owner's browser: it is escaped, shown literally."""
     from streamlit.testing.v1 import AppTest
 
-    from pipeline.review.accounts import CurrentUser
     from pipeline.storage.store import Review
 
     ids = seed(db_url)
@@ -374,7 +371,7 @@ def test_listener_text_is_shown_as_typed_on_the_owner_pages(db_url, monkeypatch)
         review.urgent_at = review.submitted_at
     monkeypatch.setenv("DATABASE_URL", db_url)
     at = AppTest.from_file("../review_app/pages/owner_urgent.py", default_timeout=60)
-    at.session_state["cr_user"] = CurrentUser(ids["owner"], "owner", "owner")
+    at.session_state["cr_user"] = logged_in(db_url, ids["owner"])
     at.run()
     assert not at.exception
     shown = [m.value for m in at.markdown if "evil" in m.value]

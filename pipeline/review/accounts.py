@@ -1,4 +1,4 @@
-"""Accounts: owners and listeners, argon2 password hashes, signed login cookies.
+"""Accounts: owners and listeners, argon2 password hashes, server-side login sessions.
 
 Used by ``callreview users ...``, the owner's users page and the login page.
 """
@@ -8,17 +8,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
-from pipeline.review import signing
-from pipeline.storage.store import User, as_utc, utcnow
+from pipeline.storage.store import LoginSession, User, as_utc, utcnow
 from pipeline.vocabulary import Role
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class CurrentUser:
     id: int
     name: str
     role: str
+    session_id: int | None = None  # the login (LoginSession) this page runs under
 
     @property
     def is_owner(self) -> bool:
@@ -113,7 +114,8 @@ def set_password(session: Session, user_id: int, password: str) -> None:
     if user is None:
         raise AccountError(f"No user with id {user_id}.")
     _check(user.name, user.role, password)
-    user.password_hash = hash_password(password)  # also invalidates the user's login cookies
+    user.password_hash = hash_password(password)
+    _end_sessions_of(session, user_id)  # whoever knew the old password is logged out
 
 
 def unlock(session: Session, user_id: int) -> None:
@@ -129,6 +131,8 @@ def set_active(session: Session, user_id: int, active: bool) -> None:
     if user is None:
         raise AccountError(f"No user with id {user_id}.")
     user.active = active
+    if not active:
+        _end_sessions_of(session, user_id)
 
 
 DELAY_AFTER = 5  # wrong passwords in a row before each next try must wait
@@ -176,27 +180,72 @@ def authenticate(session: Session, name: str, password: str, now: dt.datetime | 
 _DUMMY_HASH = _hasher.hash("not a real password")
 
 
-def _fingerprint(user: User) -> str:
-    # Changing the password changes the hash, so old cookies stop working.
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+SESSION_TTL = dt.timedelta(days=14)  # a login lasts this long unless ended sooner
+TICKET_TTL = dt.timedelta(seconds=60)  # the login page redeems its ticket at once
 
 
-def session_token(session: Session, user_id: int, secret: bytes, ttl_s: float = signing.SESSION_TTL_S) -> str:
-    """A signed login-cookie value for this user."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise AccountError(f"No user with id {user_id}.")
-    return signing.sign(signing.SESSION, [user.id, _fingerprint(user)], secret, ttl_s)
+def _digest(secret_value: str) -> str:
+    return hashlib.sha256(secret_value.encode("utf-8")).hexdigest()
 
 
-def user_from_token(session: Session, token: str, secret: bytes) -> CurrentUser | None:
-    """The user a login cookie belongs to, or None if it is invalid, expired,
-    the account is disabled or the password changed since."""
-    try:
-        user_id, fingerprint = signing.verify(token, signing.SESSION, secret)
-    except (signing.SignatureError, ValueError, TypeError):
+def start_session(session: Session, user: CurrentUser, now: dt.datetime | None = None) -> tuple[CurrentUser, str]:
+    """A new login for ``user`` (just authenticated): the user bound to it, and a
+    one-time ticket the page hands to ``/api/session`` to get the cookie. The
+    ticket is the only secret the page ever sees; it is dead once redeemed or
+    after ``TICKET_TTL``."""
+    now = now or utcnow()
+    ticket = secrets.token_urlsafe(32)
+    row = LoginSession(user_id=user.id, ticket_hash=_digest(ticket), ticket_expires_at=now + TICKET_TTL,
+                       created_at=now, expires_at=now + SESSION_TTL)
+    session.add(row)
+    session.flush()
+    return replace(user, session_id=row.id), ticket
+
+
+def redeem_ticket(session: Session, ticket: str, now: dt.datetime | None = None) -> str | None:
+    """The cookie value for a live login's unused ticket (once), else None.
+    Made here, on the server, so it never travels in the page or its websocket."""
+    now = now or utcnow()
+    row = session.scalar(select(LoginSession).where(LoginSession.ticket_hash == _digest(ticket)))
+    if row is None or as_utc(row.ticket_expires_at) < now or _live_user(session, row, now) is None:
         return None
-    user = session.get(User, int(user_id))
-    if user is None or not user.active or _fingerprint(user) != fingerprint:
+    token = secrets.token_urlsafe(32)
+    row.ticket_hash, row.ticket_expires_at, row.token_hash = None, None, _digest(token)
+    return token
+
+
+def _live_user(session: Session, row: LoginSession | None, now: dt.datetime) -> CurrentUser | None:
+    if row is None or row.ended_at is not None or as_utc(row.expires_at) < now:
         return None
-    return CurrentUser(user.id, user.name, user.role)
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    return CurrentUser(user.id, user.name, user.role, row.id)
+
+
+def session_user(session: Session, session_id: int | None, now: dt.datetime | None = None) -> CurrentUser | None:
+    """The user of a live login, else None (ended, expired, or the account disabled).
+    Pages ask on every run, the audio route on every request."""
+    if session_id is None:
+        return None
+    return _live_user(session, session.get(LoginSession, session_id), now or utcnow())
+
+
+def cookie_user(session: Session, token: str, now: dt.datetime | None = None) -> CurrentUser | None:
+    """The user a login cookie belongs to, while its login is live."""
+    if not token or not isinstance(token, str):  # AppTest's cookie jar is not a dict of str
+        return None
+    row = session.scalar(select(LoginSession).where(LoginSession.token_hash == _digest(token)))
+    return _live_user(session, row, now or utcnow())
+
+
+def end_session(session: Session, session_id: int | None) -> None:
+    """Logout: this login's cookie and audio links stop working at once."""
+    if session_id is not None:
+        session.execute(update(LoginSession).where(LoginSession.id == session_id, LoginSession.ended_at.is_(None))
+                        .values(ended_at=utcnow()))
+
+
+def _end_sessions_of(session: Session, user_id: int) -> None:
+    session.execute(update(LoginSession).where(LoginSession.user_id == user_id, LoginSession.ended_at.is_(None))
+                    .values(ended_at=utcnow()))

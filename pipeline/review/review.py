@@ -470,8 +470,10 @@ def submit_review(session: Session, listener_id: int, assignment_id: int) -> Rev
     return review
 
 
-def listen_path_for(session: Session, assignment_id: int) -> str | None:
-    """The listening copy behind an assignment (used by the signed audio route)."""
+def listen_path_for(session: Session, assignment_id: int, listener_id: int) -> str | None:
+    """The listening copy behind one of this listener's assignments (used by the
+    signed audio route), else None."""
     return session.scalar(
-        select(Recording.listen_path).join(Assignment, Assignment.recording_id == Recording.id).where(Assignment.id == assignment_id)
+        select(Recording.listen_path).join(Assignment, Assignment.recording_id == Recording.id)
+        .where(Assignment.id == assignment_id, Assignment.listener_id == listener_id)
     )

@@ -1,8 +1,8 @@
-"""HMAC-signed, expiring tokens for audio URLs and the login cookie.
+"""HMAC-signed, expiring tokens for audio URLs.
 
 A token is ``base64url(json payload) "." base64url(hmac-sha256)``. The payload
-carries a purpose (``kind``) so an audio link can never be replayed as a login
-cookie, and an expiry time in Unix seconds.
+carries a purpose (``kind``), so a token signed for one use never serves
+another, and an expiry time in Unix seconds.
 """
 
 from __future__ import annotations
@@ -92,14 +92,15 @@ def verify(token: str, kind: str, secret: bytes, now: float | None = None) -> An
 
 
 AUDIO = "audio"
-SESSION = "session"
 
-AUDIO_TTL_S = 6 * 3600  # a listener's working shift; the page re-signs on every render
-SESSION_TTL_S = 14 * 24 * 3600
+# Short: a copied link soon dies. The call page re-signs it as it nears expiry,
+# and the route also refuses it the moment its login ends.
+AUDIO_TTL_S = 15 * 60
 
 
-def audio_path(assignment_id: int, secret: bytes, ttl_s: float = AUDIO_TTL_S) -> str:
-    """Path (no host) of the signed listening-copy URL for one assignment.
+def audio_path(assignment_id: int, session_id: int | None, secret: bytes, ttl_s: float = AUDIO_TTL_S) -> str:
+    """Path (no host) of the signed listening-copy URL for one assignment, bound
+    to the login that asked for it.
 
     The token names the assignment, never the recording or its file."""
-    return f"/api/audio/{sign(AUDIO, assignment_id, secret, ttl_s)}"
+    return f"/api/audio/{sign(AUDIO, [assignment_id, session_id], secret, ttl_s)}"

@@ -202,6 +202,24 @@ class User(Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class LoginSession(Base):
+    """One login (accounts.start_session): checked on every request, so ending it
+    (logout, a new password, a disabled account) refuses its cookie and audio
+    links at once. Only hashes are stored: a copy of the database logs nobody in."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # One-time ticket the login page exchanges for the cookie, and the cookie itself.
+    ticket_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    ticket_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class Assignment(Base):
     """A call in a listener's queue. Gold calls look like any other to the listener."""
 

@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from pipeline.review import review, signing
+from pipeline.review import accounts, review, signing
 from pipeline.review.review import CallView, write_session
 from pipeline.speech.transcript import NOT_RETRIED, NOTHING_RECOGNISED, UNCLEAR
 from pipeline.vocabulary import Mark, Role
@@ -63,9 +63,14 @@ locked = view.locked
 
 
 def save(fn, *args) -> bool:
-    """Write one change now (the draft); False and a message if the review is locked."""
+    """Write one change now (the draft); False and a message if the review is
+    locked or the login has ended (a click in a fragment does not rerun the app,
+    so the login is checked here too)."""
     try:
         with write_session(db_url()) as s:
+            if accounts.session_user(s, user.session_id) is None:
+                st.session_state["cr_flash"] = "Вход завершён. Войдите снова, чтобы продолжить."
+                return False
             fn(s, user.id, aid, *args)
         return True
     except review.ReviewLocked:
@@ -96,8 +101,8 @@ with st.sidebar:
         # Re-sign only when the link nears expiry: a new URL would reload the player.
         url_key = f"cr_audio_{aid}"
         url, expires = st.session_state.get(url_key, ("", 0.0))
-        if time.time() > expires - 600:
-            url = origin() + signing.audio_path(aid, secret())
+        if time.time() > expires - signing.AUDIO_TTL_S / 3:
+            url = origin() + signing.audio_path(aid, user.session_id, secret())
             st.session_state[url_key] = (url, time.time() + signing.AUDIO_TTL_S)
         st.audio(url, format="audio/ogg", start_time=int(start), autoplay=start > 0)
         st.caption(f"Воспроизведение с {fmt_time(start)}" if start else "Нажмите ▶ у шага, чтобы слушать с нужного места.")
