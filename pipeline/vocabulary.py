@@ -81,3 +81,15 @@ class SaleOutcome(StrEnum):
     NO_ORDER = "no_order"
     CANCELLED = "cancelled"
     OTHER = "other"
+
+
+class AuditAction(StrEnum):
+    """What an audit-log entry records (``audit_events.action``)."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"  # wrong password or unknown name
+    LOGIN_REFUSED = "login_refused"  # not even checked: the account or the address is locked
+    LOGOUT = "logout"
+    OPEN = "open"
+    MARK = "mark"
+    SUBMIT = "submit"

@@ -43,6 +43,7 @@ def _pages(user):
         st.Page("pages/owner_assign.py", title="Назначение звонков", icon="🗂️"),
         st.Page("pages/owner_progress.py", title="Прогресс слушателей", icon="📈"),
         st.Page("pages/owner_users.py", title="Пользователи", icon="👥"),
+        st.Page("pages/owner_audit.py", title="Журнал", icon="📜"),
     ]
     reports = [
         st.Page(f"pages/{name}", title=title, icon=icon)

@@ -106,6 +106,16 @@ def emit_logout_script() -> None:
                 unsafe_allow_javascript=True)
 
 
+def client_address() -> str | None:
+    """The browser's address, for per-address login throttling and the audit log.
+    A connection from this machine is the reverse proxy (README) or a local
+    browser: then the ``X-Real-IP`` the proxy sets, if any."""
+    address = st.context.ip_address
+    if address is None and st.context.headers is not None:
+        address = st.context.headers.get("X-Real-IP")
+    return address if isinstance(address, str) else None
+
+
 def origin() -> str:
     """Scheme and host the browser uses, for absolute audio URLs (``st.audio`` needs one)."""
     url = st.context.url

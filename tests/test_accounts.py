@@ -75,6 +75,42 @@ def test_a_login_lives_on_the_server_and_ends_on_logout_password_change_or_disab
         assert accounts.authenticate(s, "anna", "new-secret-pass") is None  # disabled
 
 
+def test_one_address_guessing_many_accounts_is_slowed_then_locked_and_every_try_is_logged(url):
+    """Per-account counts never trip when each account gets one guess: the
+    address is throttled too, and a refusal stays in the audit log although the
+    login's transaction fails."""
+    from pipeline.review import audit
+
+    t0 = dt.datetime(2026, 12, 6, 12, tzinfo=dt.timezone.utc)
+    guesser, office = "203.0.113.7", "198.51.100.1"
+    with session_scope(url) as s:
+        for i in range(accounts.ADDRESS_LOCK_AFTER):
+            accounts.add_user(s, f"user{i}", "listener", "secret-pass")
+    for i in range(accounts.ADDRESS_DELAY_AFTER):
+        with session_scope(url) as s:
+            assert accounts.authenticate(s, f"user{i}", "wrong-pass", now=t0, address=guesser) is None
+    with pytest.raises(accounts.LoginLocked), session_scope(url) as s:
+        accounts.authenticate(s, "user0", "secret-pass", now=t0, address=guesser)  # right password, but wait
+    with session_scope(url) as s:
+        assert accounts.authenticate(s, "user0", "secret-pass", now=t0, address=office).name == "user0"
+        assert accounts.authenticate(s, "user0", "secret-pass", now=t0 + dt.timedelta(seconds=2), address=guesser)
+    t = t0 + dt.timedelta(seconds=2)
+    for i in range(accounts.ADDRESS_DELAY_AFTER, accounts.ADDRESS_LOCK_AFTER):
+        t += dt.timedelta(seconds=accounts.MAX_DELAY_S + 1)
+        with session_scope(url) as s:
+            assert accounts.authenticate(s, f"user{i}", "wrong-pass", now=t, address=guesser) is None
+    for later in (dt.timedelta(seconds=accounts.MAX_DELAY_S + 1), dt.timedelta(seconds=accounts.LOCK_S - 1)):
+        with pytest.raises(accounts.LoginLocked), session_scope(url) as s:
+            accounts.authenticate(s, "user1", "secret-pass", now=t + later, address=guesser)
+    with session_scope(url) as s:  # the lock ends LOCK_S after the last failure
+        assert accounts.authenticate(s, "user1", "secret-pass", now=t + dt.timedelta(seconds=accounts.LOCK_S + 1), address=guesser)
+    with session_scope(url) as s:
+        log = audit.recent(s, limit=1000)
+    actions = [e.action for e in log[::-1]]
+    assert actions.count("login_failed") == accounts.ADDRESS_LOCK_AFTER and actions.count("login_refused") == 3
+    assert actions.count("login") == 3 and {e.address for e in log} == {guesser, office}
+
+
 def test_signed_tokens_expire_and_keep_their_purpose(tmp_path):
     secret = signing.load_secret(Settings(data_dir=tmp_path))
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600

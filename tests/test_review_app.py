@@ -168,6 +168,38 @@ def test_submit_validates_then_locks(world):
         assert s.scalar(select(StepMark.mark).where(StepMark.review_id == r.id, StepMark.step_id == "farewell")) == "not_in_script"
 
 
+def test_the_audit_log_keeps_logins_opens_marks_and_submits_for_the_owner(world):
+    """Who logged in (or failed to), opened, marked and submitted which call:
+    in the database, on the owner's «Журнал» page and from `callreview audit`."""
+    from typer.testing import CliRunner
+
+    from pipeline import cli
+    from pipeline.review import audit
+
+    login("boris", "nope-nope")
+    aid = world.assignment_ids["boris"][0]
+    at = open_call(login("boris"), aid)
+    for sid in STEP_IDS:
+        at.radio(key=f"mark_{aid}_{sid}").set_value("correct").run()
+    at.button(key=f"submit_{aid}").click().run()
+    assert at.success
+    with session_scope(world.url) as s:
+        mine = audit.recent(s, user="Boris")[::-1]
+    assert [e.action for e in mine] == ["login_failed", "login", "open"] + ["mark"] * len(STEP_IDS) + ["submit"]
+    assert {e.assignment_id for e in mine[2:]} == {aid} and mine[3].detail == f"{STEP_IDS[0]}: correct"
+
+    owner = login("owner")
+    owner.switch_page("pages/owner_audit.py").run()
+    assert not owner.exception and owner.title[0].value == "Журнал действий"
+    shown = owner.dataframe[0].value
+    assert {"вход", "неверный пароль", "открыл звонок", "оценка шага", "отправил отзыв"} <= set(shown["Действие"])
+    owner.selectbox(key="audit_user").select("boris").run()
+    assert set(owner.dataframe[0].value["Пользователь"]) == {"boris"} and len(owner.dataframe[0].value) == len(mine)
+
+    out = CliRunner().invoke(cli.app, ["audit", "--user", "boris", "--action", "submit"])
+    assert out.exit_code == 0 and out.output.count("submit") == 1 and f"assignment {aid}" in out.output
+
+
 def test_listener_cannot_open_another_listeners_call(world):
     at = open_call(login("anna"), world.assignment_ids["boris"][0])
     assert at.error and "нет в вашей очереди" in at.error[0].value

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from pipeline.cli.common import migrated_settings
-from pipeline.vocabulary import SaleOutcome
+from pipeline.vocabulary import AuditAction, SaleOutcome
 
 app = typer.Typer()
 
@@ -250,6 +250,29 @@ def users_unlock(name: str = typer.Argument(..., help="Login name.")) -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"unlocked {name}")
+
+
+@app.command()
+def audit(
+    user: str = typer.Option(None, "--user", "-u", help="Only this user (or the name typed at a failed login)."),
+    action: list[str] = typer.Option(None, "--action", "-a", help="Only these actions: " + ", ".join(AuditAction) + "."),
+    limit: int = typer.Option(100, help="How many entries, newest first."),
+) -> None:
+    """The audit log: logins, failed and refused logins, logouts, and who opened,
+    marked and submitted which assignment (times in UTC)."""
+    from pipeline.review import audit as audit_log
+    from pipeline.storage.store import session_scope
+
+    unknown = sorted(set(action or ()) - set(AuditAction))
+    if unknown:
+        typer.echo(f"error: unknown action {', '.join(unknown)}; use {', '.join(AuditAction)}", err=True)
+        raise typer.Exit(2)
+    settings = migrated_settings()
+    with session_scope(settings.db_url) as session:
+        entries = audit_log.recent(session, limit=limit, user=user, actions=action or None)
+    for e in entries:
+        what = f"assignment {e.assignment_id}" if e.assignment_id is not None else ""
+        typer.echo(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.user:<20} {e.action:<14} {what:<16} {e.detail}  {e.address or 'local'}".rstrip())
 
 
 @app.command()

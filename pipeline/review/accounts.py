@@ -18,8 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
+from pipeline.review import audit
 from pipeline.storage.store import LoginSession, User, as_utc, utcnow
-from pipeline.vocabulary import Role
+from pipeline.vocabulary import AuditAction, Role
 
 log = logging.getLogger(__name__)
 
@@ -139,41 +140,70 @@ DELAY_AFTER = 5  # wrong passwords in a row before each next try must wait
 MAX_DELAY_S = 60  # the wait doubles from 1 s up to this
 LOCK_AFTER = 20  # then the account is locked
 LOCK_S = 15 * 60  # for this long, or until the owner unlocks it
+# Per client address, counting the failures of the last hour: looser, since an
+# office behind one address holds several listeners, but it stops one guesser
+# trying a password or two on every account. With the waits above, the lock
+# comes after about 15 minutes of guessing.
+ADDRESS_WINDOW_S = 3600
+ADDRESS_DELAY_AFTER = 10
+ADDRESS_LOCK_AFTER = 30
 
 
 class LoginLocked(AccountError):
-    """Too many wrong passwords: this account refuses every try for a while."""
+    """Too many wrong passwords: this account or address refuses every try for a while."""
 
 
-def authenticate(session: Session, name: str, password: str, now: dt.datetime | None = None) -> CurrentUser | None:
+def _wait(n: int, delay_after: int, lock_after: int) -> float:
+    """Seconds the next try must wait after the ``n``-th failure in a row."""
+    if n >= lock_after:
+        return LOCK_S
+    return min(MAX_DELAY_S, 2 ** (n - delay_after)) if n >= delay_after else 0.0
+
+
+def _address_locked_until(session: Session, address: str | None, now: dt.datetime) -> dt.datetime | None:
+    if not address:
+        return None
+    n, last = audit.failures_from(session, address, since=now - dt.timedelta(seconds=ADDRESS_WINDOW_S))
+    wait = _wait(n, ADDRESS_DELAY_AFTER, ADDRESS_LOCK_AFTER)
+    return last + dt.timedelta(seconds=wait) if last is not None and wait else None
+
+
+def authenticate(session: Session, name: str, password: str, now: dt.datetime | None = None,
+                 address: str | None = None) -> CurrentUser | None:
     """The user if the name and password match an active account, else None.
 
-    Guessing is throttled per account: after ``DELAY_AFTER`` wrong passwords in a
-    row each try waits longer (1, 2, 4 ... ``MAX_DELAY_S`` s), after ``LOCK_AFTER``
-    the account is locked for ``LOCK_S``; a try while it waits raises
-    ``LoginLocked`` without checking the password. A right password resets it."""
+    Guessing is throttled per account and per client ``address``: after
+    ``DELAY_AFTER`` wrong passwords in a row each try waits longer (1, 2, 4 ...
+    ``MAX_DELAY_S`` s), after ``LOCK_AFTER`` the account is locked for
+    ``LOCK_S``; an address gets the same after ``ADDRESS_DELAY_AFTER`` and
+    ``ADDRESS_LOCK_AFTER`` failures within ``ADDRESS_WINDOW_S``. A try while either waits
+    raises ``LoginLocked`` without checking the password. Every try goes to the
+    audit log; a right password resets the account's count."""
     now = now or utcnow()
     user = session.scalar(select(User).where(func.lower(User.name) == name.strip().lower()))
-    if user is None or not user.active:
-        # Spend the same time as a real check so names cannot be probed by timing.
-        verify_password(_DUMMY_HASH, password)
-        return None
-    if user.locked_until is not None and as_utc(user.locked_until) > now:
-        log.warning("login refused for %r: locked until %s after %d wrong passwords", user.name, user.locked_until,
-                    user.failed_logins)
-        raise LoginLocked(f"Too many wrong passwords for {user.name!r}: try again later or ask the owner to unlock it.")
-    if not verify_password(user.password_hash, password):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        n = user.failed_logins
-        if n >= LOCK_AFTER:
-            user.locked_until = now + dt.timedelta(seconds=LOCK_S)
-        elif n >= DELAY_AFTER:
-            user.locked_until = now + dt.timedelta(seconds=min(MAX_DELAY_S, 2 ** (n - DELAY_AFTER)))
-        log.warning("wrong password for %r (%d in a row)", user.name, n)
+    uid = user.id if user is not None else None
+    until = max((t for t in (user and as_utc(user.locked_until), _address_locked_until(session, address, now)) if t),
+                default=None)
+    if until is not None and until > now:
+        log.warning("login refused for %r from %s: locked until %s", name, address or "localhost", until)
+        audit.record(session, AuditAction.LOGIN_REFUSED, user_id=uid, name=name, address=address, at=now)
+        session.commit()  # the refusal stays in the log although the caller's transaction fails
+        raise LoginLocked(f"Too many wrong passwords for {name!r}: try again later or ask the owner to unlock it.")
+    if user is None or not user.active or not verify_password(user.password_hash, password):
+        if user is None or not user.active:
+            # Spend the same time as a real check so names cannot be probed by timing.
+            verify_password(_DUMMY_HASH, password)
+        else:
+            user.failed_logins = (user.failed_logins or 0) + 1
+            wait = _wait(user.failed_logins, DELAY_AFTER, LOCK_AFTER)
+            user.locked_until = now + dt.timedelta(seconds=wait) if wait else None
+        log.warning("failed login for %r from %s", name, address or "localhost")
+        audit.record(session, AuditAction.LOGIN_FAILED, user_id=uid, name=name, address=address, at=now)
         return None
     user.failed_logins, user.locked_until = 0, None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    audit.record(session, AuditAction.LOGIN, user_id=uid, address=address, at=now)
     return CurrentUser(user.id, user.name, user.role)
 
 
@@ -241,9 +271,10 @@ def cookie_user(session: Session, token: str, now: dt.datetime | None = None) ->
 
 def end_session(session: Session, session_id: int | None) -> None:
     """Logout: this login's cookie and audio links stop working at once."""
-    if session_id is not None:
-        session.execute(update(LoginSession).where(LoginSession.id == session_id, LoginSession.ended_at.is_(None))
-                        .values(ended_at=utcnow()))
+    row = session.get(LoginSession, session_id) if session_id is not None else None
+    if row is not None and row.ended_at is None:
+        row.ended_at = utcnow()
+        audit.record(session, AuditAction.LOGOUT, user_id=row.user_id)
 
 
 def _end_sessions_of(session: Session, user_id: int) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
+from pipeline.review import audit
 from pipeline.review.masking import Masker, name_variants
 from pipeline.storage.ingest import unheard_spots
 from pipeline.storage.store import (
@@ -31,7 +32,7 @@ from pipeline.storage.store import (
     session_scope,
     utcnow,
 )
-from pipeline.vocabulary import AssignmentStatus, Mark, ReviewStatus, StepStatus
+from pipeline.vocabulary import AssignmentStatus, AuditAction, Mark, ReviewStatus, StepStatus
 
 
 class ReviewError(CallreviewError):
@@ -263,7 +264,15 @@ def _script_masker(session: Session, checklist: dict[str, Any]) -> Masker:
 
 
 def open_call(session: Session, listener_id: int, assignment_id: int) -> CallView:
-    """The masked call page for one of the listener's calls (draft created on first open)."""
+    """The masked call page for one of the listener's calls (draft created on
+    first open); each open goes to the audit log."""
+    view = call_view(session, listener_id, assignment_id)
+    audit.record(session, AuditAction.OPEN, user_id=listener_id, assignment_id=assignment_id)
+    return view
+
+
+def call_view(session: Session, listener_id: int, assignment_id: int) -> CallView:
+    """``open_call`` without the audit entry: the page refreshed after the listener's own change."""
     a = _assignment_for(session, listener_id, assignment_id)
     review = ensure_review(session, listener_id, assignment_id)
     rec = session.get(Recording, a.recording_id)
@@ -363,6 +372,7 @@ def save_mark(session: Session, listener_id: int, assignment_id: int, step_id: s
         update_set["comment"] = comment
     session.execute(insert(StepMark).values(**values).on_conflict_do_update(index_elements=["review_id", "step_id"], set_=update_set))
     review.updated_at = utcnow()
+    audit.record(session, AuditAction.MARK, user_id=listener_id, assignment_id=assignment_id, detail=f"{step_id}: {mark or '-'}")
 
 
 def save_comment(session: Session, listener_id: int, assignment_id: int, step_id: str, comment: str) -> None:
@@ -454,7 +464,7 @@ def submit_review(session: Session, listener_id: int, assignment_id: int) -> Rev
     review = session.scalar(select(Review).where(Review.id == review.id).with_for_update().execution_options(populate_existing=True))
     if review.status == ReviewStatus.SUBMITTED:
         return review
-    view = open_call(session, listener_id, assignment_id)
+    view = call_view(session, listener_id, assignment_id)
     missing = [s.title for s in view.unmarked]
     if missing:
         raise IncompleteReview(missing)
@@ -465,6 +475,7 @@ def submit_review(session: Session, listener_id: int, assignment_id: int) -> Rev
     ).rowcount
     if done:
         a.status = AssignmentStatus.SUBMITTED
+        audit.record(session, AuditAction.SUBMIT, user_id=listener_id, assignment_id=assignment_id)
     session.flush()
     session.refresh(review)
     return review

@@ -220,6 +220,22 @@ class LoginSession(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class AuditEvent(Base):
+    """One entry of the audit log (``pipeline/review/audit.py``)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_address", "address", "action", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")  # as typed, for a login with no such user
+    action: Mapped[str] = mapped_column(String(20))  # AuditAction
+    assignment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
 class Assignment(Base):
     """A call in a listener's queue. Gold calls look like any other to the listener."""
 

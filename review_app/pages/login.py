@@ -4,7 +4,7 @@ import streamlit as st
 
 from pipeline.review import accounts
 from pipeline.storage.store import session_scope
-from review_app.session import db_url, log_in
+from review_app.session import client_address, db_url, log_in
 
 st.title("Вход")
 with st.form("login"):
@@ -15,7 +15,7 @@ with st.form("login"):
 if submitted:
     try:
         with session_scope(db_url()) as s:
-            user = accounts.authenticate(s, name, password)
+            user = accounts.authenticate(s, name, password, address=client_address())
     except accounts.LoginLocked:
         st.error("Слишком много неверных паролей подряд. Попробуйте позже или попросите владельца снять блокировку.")
         st.stop()

@@ -45,15 +45,16 @@ if st.query_params.get("call") != str(aid):
 VIEW = f"cr_view_{aid}"
 
 
-def load() -> CallView:
+def load(refresh: bool = True) -> CallView:
+    """The call from the database: opened (and logged) on arrival, refreshed after a change."""
     with write_session(db_url()) as s:  # first open creates the draft
-        view = review.open_call(s, user.id, aid)
+        view = (review.call_view if refresh else review.open_call)(s, user.id, aid)
     st.session_state[VIEW] = view
     return view
 
 
 try:
-    view: CallView = st.session_state.get(VIEW) or load()
+    view: CallView = st.session_state.get(VIEW) or load(refresh=False)
 except review.NotYourCall:
     st.error("Этого звонка нет в вашей очереди.")
     st.page_link("pages/queue.py", label="← Мои звонки")
