@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from difflib import SequenceMatcher
+
+from pipeline.review import first_names
 
 PHONE = "[телефон]"
 CARD = "[номер карты]"
@@ -37,9 +40,12 @@ _SPOKEN_NUMBER = re.compile(
 )
 
 _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+", re.UNICODE)
-# Dictated addresses: "ivan.petrov собака mail точка ru"
+# Dictated addresses: "ivan.petrov собака mail точка ru", "иван точка петров собака ...":
+# the local part may itself be dictated in words joined by "точка", "тире" ...
+_SPOKEN_JOIN = r"(?:точка|тире|дефис|(?:нижнее\s+)?подч[её]ркивание|[._\-])"
 _SPOKEN_EMAIL = re.compile(
-    r"[\w.\-]+\s+(?:собака|собачка|эт)\s+[\w\-]+(?:\s*(?:точка|\.)\s*[\w\-]+)+", re.IGNORECASE
+    rf"(?:[\w\-]+\s*{_SPOKEN_JOIN}\s*)*[\w.\-]+\s+(?:собака|собачка|эт)\s+[\w\-]+(?:\s*(?:точка|\.)\s*[\w\-]+)+",
+    re.IGNORECASE,
 )
 
 _TITLES = r"(?:(?:ваш|ваша|старший|старшая)\s+)?(?:менеджер|консультант|оператор|продавец|специалист|администратор)?"
@@ -68,12 +74,14 @@ def _mask_digit_run(match: re.Match[str], text: str) -> str:
 
 
 def detect_operator_names(operator_texts: Iterable[str]) -> set[str]:
-    """First names the operator introduces themselves with ("меня зовут Ольга")."""
+    """First names the operator introduces themselves with ("меня зовут Ольга"):
+    a known first name, or a capitalised word as Whisper writes an unusual or
+    misheard name ("меня зовут Доми"), never "с вами свяжется"."""
     names: set[str] = set()
     for text in operator_texts:
         for match in _INTRO.finditer(text):
             word = match.group(1).lower()
-            if word not in _NOT_NAMES:
+            if word not in _NOT_NAMES and (first_names.is_name(word) or match.group(1)[0].isupper()):
                 names.add(word)
     return names
 
@@ -85,35 +93,100 @@ def name_variants(operator: str | None) -> set[str]:
     return {w.lower() for w in re.findall(r"[А-ЯЁа-яёA-Za-z]{3,}", operator)}
 
 
-def _name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
-    stems = set()
-    for name in names:
-        name = name.lower()
-        # Cover Russian case endings: ольга/ольги/ольгой, иван/ивана/иваном.
-        stem = name[:-1] if len(name) >= 5 and name[-1] in "аяьйоеиы" else name
-        stems.add(re.escape(stem))
-    if not stems:
-        return None
-    return re.compile(r"(?<![\w])(?:" + "|".join(sorted(stems, key=len, reverse=True)) + r")[а-яёa-z]{0,3}(?![\w])", re.IGNORECASE)
+# Words of an operator's greeting that are never their name, however close they sound.
+_GREETING_WORDS = {
+    "добрый", "доброе", "доброго", "день", "дня", "утро", "вечер", "здравствуйте", "алло", "слушаю", "меня", "зовут",
+    "магазин", "интернет", "компания", "оператор", "менеджер", "консультант", "приветствует", "чем", "могу", "помочь",
+    "спасибо", "звонок", "сегодня", "дом", "дома",
+}
+
+
+def greeting_names(greeting_texts: Iterable[str]) -> set[str]:
+    """First names said in the operator's greeting («Скин Стори», Светлана,
+    здравствуйте): theirs, so their short forms are masked too."""
+    return {w for text in greeting_texts for w in re.findall(r"[а-яё]{2,}", text.lower()) if first_names.is_name(w)}
+
+
+def garbled_names(greeting_texts: Iterable[str], names: set[str]) -> set[str]:
+    """Words of the operator's greeting that look like a misheard form of their
+    own name ("Магазин Электрон, Доми, здравствуйте" for Дмитрий / Дима):
+    capitalised inside a sentence, as Whisper writes names, with the same first
+    letter and similar length and letters."""
+    targets = first_names.forms_of(names)
+    found = set()
+    for text in greeting_texts:
+        for m in re.finditer(r"[А-ЯЁ][а-яё]{3,}", text):
+            before = text[:m.start()].rstrip()
+            word = m.group(0).lower().replace("ё", "е")
+            if not before or before[-1] in ".!?…" or word in _GREETING_WORDS or word in targets:
+                continue
+            if any(word[0] == t[0] and abs(len(word) - len(t)) <= 2 and SequenceMatcher(None, word, t).ratio() >= 0.5
+                   for t in targets):
+                found.add(word)
+    return found
+
+
+_ENDINGS = "а|я|и|ы|е|у|ю|ой|ей|ёй|ою|ею"  # Ольга, Оли, Олю, Олей ...
+_FOND = "еньк|оньк|ечк|очк|ушк|юшк|юш|уш"  # Оленька, Олечка, Ванюша ...
+_OBLIQUE = {"павел": "павл", "лев": "льв"}  # Павла, Льва
+
+
+def _forms_regex(name: str) -> str:
+    """A regex for the name in every case: Ольга/Ольги/Ольгой, Оля/Олю/Оленька,
+    Сергей/Сергея, Иван/Иваном, Смирнова/Смирновой; ё and е alike."""
+    n = name.lower().replace("ё", "е")
+    if n[-1] in "ая":
+        stem = re.escape(n[:-1])
+        alts = [f"{stem}(?:{_ENDINGS})", f"{stem}(?:{_FOND})(?:{_ENDINGS})"]
+    elif n[-1] in "йь":
+        alts = [f"{re.escape(n[:-1])}(?:й|ь|я|ю|е|ем|ём|и|ей|ью)"]
+    elif n[-1] in "оеиыуэю":
+        alts = [re.escape(n)]
+    else:
+        alts = [f"{re.escape(n)}(?:а|у|ом|ем|е|ы|и|ой)?"]
+        if n in _OBLIQUE:
+            alts.append(f"{_OBLIQUE[n]}(?:а|у|ом|е)")
+    return "|".join(alts).replace("е", "[её]")
+
+
+def _names_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
+    alts = sorted({_forms_regex(n) for n in names if len(n) >= 2}, key=len, reverse=True)
+    return re.compile(r"(?<![\w])(?:" + "|".join(alts) + r")(?![\w])", re.IGNORECASE) if alts else None
+
+
+_COMMON_NAMES = _names_pattern(first_names.ALL - first_names.AMBIGUOUS)
+# Patronymics (Сергеевна, Игоревича) name a customer as surely as a first name.
+_PATRONYMIC = re.compile(r"(?<![\w])[А-ЯЁ][а-яё]+(?:(?:овн|евн|ичн)(?:а|ы|е|у|ой)|(?:ович|евич)(?:а|у|ем|е)?)(?![\w])")
 
 
 def mask_text(text: str, names: Iterable[str] = ()) -> str:
-    """``text`` with phones, cards, e-mails and the given names replaced by placeholders."""
+    """``text`` with phones, cards, e-mails, common first names (anyone's: the
+    customer's are personal data too) and the given names replaced by placeholders."""
+    return _mask(text, _names_pattern(names))
+
+
+def _mask(text: str, names: re.Pattern[str] | None) -> str:
     text = _EMAIL.sub(EMAIL, text)
     text = _SPOKEN_EMAIL.sub(EMAIL, text)
     text = _DIGIT_RUN.sub(lambda m: _mask_digit_run(m, m.string), text)
     text = _SPOKEN_NUMBER.sub(PHONE, text)
-    pattern = _name_pattern(names)
-    if pattern is not None:
-        text = pattern.sub(NAME, text)
+    for pattern in (names, _COMMON_NAMES, _PATRONYMIC):
+        if pattern is not None:
+            text = pattern.sub(NAME, text)
     return text
 
 
 class Masker:
-    """Masks every utterance of one call with the names found in that call."""
+    """Masks every utterance of one call: its operator's names as introduced,
+    as in the operator field, in their short and fond forms, and as misheard
+    in the greeting; besides phones, e-mails, cards and common first names."""
 
     def __init__(self, operator_texts: Iterable[str], operator: str | None = None) -> None:
-        self.names = detect_operator_names(operator_texts) | name_variants(operator)
+        texts = list(operator_texts)
+        greeting = texts[:2]
+        own = detect_operator_names(texts) | name_variants(operator) | greeting_names(greeting)
+        own |= garbled_names(greeting, own)
+        self._pattern = _names_pattern(first_names.forms_of(own))
 
     def __call__(self, text: str) -> str:
-        return mask_text(text, self.names)
+        return _mask(text, self._pattern)

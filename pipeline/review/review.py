@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
 from pipeline.review import audit
-from pipeline.review.masking import Masker, name_variants
+from pipeline.review.masking import Masker
 from pipeline.storage.ingest import unheard_spots
 from pipeline.storage.store import (
     AlignmentRow,
@@ -257,10 +257,8 @@ def _script_masker(session: Session, checklist: dict[str, Any]) -> Masker:
     operator only, an example would read "[имя]" in that operator's calls and
     the name in everyone else's, telling the listener whose call it is."""
     texts = [t for s in checklist.get("steps", []) for t in [s.get("description", ""), *s.get("examples", [])]]
-    mask = Masker(texts)
-    for operator in session.scalars(select(Recording.operator).where(Recording.operator.is_not(None)).distinct()):
-        mask.names |= name_variants(operator)
-    return mask
+    operators = session.scalars(select(Recording.operator).where(Recording.operator.is_not(None)).distinct())
+    return Masker(texts, " ".join(operators))
 
 
 def open_call(session: Session, listener_id: int, assignment_id: int) -> CallView:
