@@ -236,3 +236,56 @@ def test_logout_ends_the_login_for_every_copy_of_its_cookie(served):
             accounts.set_active(s, accounts.get_user(s, "anna").id, False)
         assert _status(src) == 403
         browser.close()
+
+
+def test_two_tabs_of_one_listener_lose_no_mark_silently(served):
+    """One account, one call, two browser contexts: the tab writing from a stale
+    view is told so beside the step and keeps nothing unseen; «Обновить» shows
+    the stored value; once the other tab submits, a change is refused and the
+    page says the review is closed instead of «autosaved»."""
+    from playwright.sync_api import expect, sync_playwright
+
+    world, base = served
+    aid = world.assignment_ids["anna"][0]
+
+    def stored() -> dict[str, str | None]:
+        with session_scope(world.url) as s:
+            r = s.scalar(select(Review).where(Review.assignment_id == aid))
+            return {"status": r.status, **dict(s.execute(select(StepMark.step_id, StepMark.mark).where(StepMark.review_id == r.id)).all())}
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        tabs = []
+        for _ in range(2):
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.set_default_timeout(20000)
+            login(page, base, "anna")
+            page.goto(f"{base}/review?call={aid}")
+            expect(page.get_by_role("heading", name="Звонок №1")).to_be_visible()
+            tabs.append(page)
+        a, b = tabs
+
+        def mark(page, step: int, label: str) -> None:
+            page.locator('[data-testid="stRadio"]').nth(step).locator("label").filter(has_text=label).click()
+
+        mark(a, 0, "Выполнено верно")
+        expect(a.get_by_text("✔️").first).to_be_visible()
+        mark(b, 0, "Выполнено неверно")
+        expect(b.get_by_text("изменён в другой вкладке")).to_be_visible()
+        assert stored()[STEP_IDS[0]] == "correct"
+        b.get_by_role("button", name="Обновить").click()
+        expect(b.get_by_text("изменён в другой вкладке")).to_have_count(0)
+        expect(b.locator('[data-testid="stRadio"]').nth(0).locator("input").nth(0)).to_be_checked()  # the stored value
+
+        for i in range(1, len(STEP_IDS)):
+            mark(a, i, "Выполнено верно")
+            a.wait_for_timeout(300)
+        a.get_by_role("button", name="Отправить отзыв").click()
+        expect(a.get_by_text("Отзыв отправлен. Спасибо!")).to_be_visible()
+
+        mark(b, 1, "Не покрыто скриптом")
+        expect(b.get_by_text("Отзыв уже отправлен и не может быть изменён")).to_be_visible()
+        expect(b.get_by_text("отправлен, изменения закрыты")).to_be_visible()
+        expect(b.get_by_text("сохраняется автоматически")).to_have_count(0)
+        browser.close()
+    assert stored() == {"status": "submitted", **{sid: "correct" for sid in STEP_IDS}}

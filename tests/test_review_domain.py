@@ -119,6 +119,43 @@ def test_same_listener_submitting_twice_yields_one_review(world):
     assert len(reviews) == 1 and reviews[0].status == "submitted"
 
 
+def test_two_tabs_of_one_listener_never_overwrite_each_other_unseen(world):
+    """Each tab writes from the version it shows: the second writer of a stale
+    view is refused (StaleReview) and the first's value is kept; a stale tab
+    cannot submit values it never showed; after a submit every write is refused."""
+    anna = world.listener_ids[0]
+    aid = world.assignment_ids["anna"][0]
+    with write_session(world.url) as s:
+        tab_a = review.open_call(s, anna, aid)
+    with write_session(world.url) as s:
+        tab_b = review.open_call(s, anna, aid)
+    assert tab_a.version == tab_b.version
+    with write_session(world.url) as s:
+        review.save_mark(s, anna, aid, "greeting", Mark.CORRECT, version=tab_a.version)
+    with pytest.raises(review.StaleReview), write_session(world.url) as s:
+        review.save_mark(s, anna, aid, "greeting", Mark.INCORRECT, version=tab_b.version)
+    with pytest.raises(review.StaleReview), write_session(world.url) as s:
+        review.set_urgent(s, anna, aid, True, "стоит перезвонить", version=tab_b.version)
+    with session_scope(world.url) as s:
+        assert s.scalar(select(StepMark.mark).where(StepMark.step_id == "greeting")) == Mark.CORRECT
+        assert not s.scalar(select(Review.urgent).where(Review.assignment_id == aid))
+    with write_session(world.url) as s:  # tab B refreshed: it sees A's mark and writes on from there
+        tab_b = review.call_view(s, anna, aid)
+        assert tab_b.version == tab_a.version + 1 and tab_b.steps[0].mark == Mark.CORRECT
+        for sid in STEP_IDS:
+            review.save_mark(s, anna, aid, sid, Mark.CORRECT, version=tab_b.version)
+            tab_b.version += 1
+    with pytest.raises(review.StaleReview), write_session(world.url) as s:
+        review.submit_review(s, anna, aid, version=tab_a.version + 1)  # tab A never saw B's marks
+    with write_session(world.url) as s:
+        assert review.submit_review(s, anna, aid, version=tab_b.version).status == ReviewStatus.SUBMITTED
+    for version in (tab_b.version, tab_b.version + 1):
+        with pytest.raises(review.ReviewLocked), write_session(world.url) as s:
+            review.save_mark(s, anna, aid, "greeting", Mark.INCORRECT, version=version)
+    with pytest.raises(review.StaleReview), write_session(world.url) as s:
+        review.submit_review(s, anna, aid, version=tab_b.version)  # a stale submit is never "sent, thank you"
+
+
 def test_two_listeners_submitting_at_once_both_land(world):
     pairs = [(world.listener_ids[0], world.assignment_ids["anna"][0]), (world.listener_ids[1], world.assignment_ids["boris"][0])]
     for lid, aid in pairs:

@@ -47,6 +47,11 @@ class ReviewLocked(ReviewError):
     """The review was submitted and can no longer change."""
 
 
+class StaleReview(ReviewError):
+    """The review changed since this page read it (another tab of the same
+    account): the write is refused so neither tab overwrites the other unseen."""
+
+
 class IncompleteReview(ReviewError):
     """Submit was refused: some steps have no mark."""
 
@@ -207,6 +212,7 @@ class CallView:
     urgent_reason: str = ""
     checklist_title: str = ""
     unheard: list[tuple[float, float, str]] = field(default_factory=list)  # speech that got no words (start, end, why): listen there
+    version: int = 0  # the review's version this view shows; a write from an older one is refused
 
     @property
     def locked(self) -> bool:
@@ -344,25 +350,41 @@ def call_view(session: Session, listener_id: int, assignment_id: int) -> CallVie
         urgent_reason=review.urgent_reason or "",
         checklist_title=checklist.get("title", ""),
         unheard=unheard_spots(rec.coverage),
+        version=review.version,
     )
 
 
-def _draft_for_update(session: Session, listener_id: int, assignment_id: int) -> Review:
+def _locked_review(session: Session, listener_id: int, assignment_id: int) -> Review:
+    """The review row, locked for this transaction: on PostgreSQL so a mark cannot
+    slip in after a concurrent submit; SQLite already holds the database write
+    lock (write_session)."""
     review = ensure_review(session, listener_id, assignment_id)
-    # Row lock on PostgreSQL so a mark cannot slip in after a concurrent submit;
-    # SQLite already holds the database write lock (write_session).
-    review = session.scalar(select(Review).where(Review.id == review.id).with_for_update().execution_options(populate_existing=True))
+    return session.scalar(select(Review).where(Review.id == review.id).with_for_update().execution_options(populate_existing=True))
+
+
+def _check_version(review: Review, version: int | None) -> None:
+    """``StaleReview`` if the caller's view read an older version (None: no check)."""
+    if version is not None and review.version != version:
+        raise StaleReview(f"Review {review.id} is at version {review.version}; this view read version {version}.")
+
+
+def _draft_for_update(session: Session, listener_id: int, assignment_id: int, version: int | None) -> Review:
+    """The draft about to change, its version moved on; ``ReviewLocked`` once
+    submitted, ``StaleReview`` if the caller saw an older version."""
+    review = _locked_review(session, listener_id, assignment_id)
     if review.status == ReviewStatus.SUBMITTED:
         raise ReviewLocked("This review was submitted and can no longer be changed.")
+    _check_version(review, version)
+    review.version += 1
     return review
 
 
 def save_mark(session: Session, listener_id: int, assignment_id: int, step_id: str,
-              mark: str | None, comment: str | None = None) -> None:
+              mark: str | None, comment: str | None = None, version: int | None = None) -> None:
     """Set (or clear, with ``mark=None``) a step's mark; ``comment=None`` keeps the comment."""
     if mark is not None and mark not in tuple(Mark):
         raise ReviewError(f"Unknown mark {mark!r}: use one of {', '.join(Mark)}.")
-    review = _draft_for_update(session, listener_id, assignment_id)
+    review = _draft_for_update(session, listener_id, assignment_id, version)
     insert = dialect_insert(session)
     values: dict[str, Any] = {"review_id": review.id, "step_id": step_id, "mark": mark, "comment": comment or ""}
     update_set: dict[str, Any] = {"mark": mark}
@@ -373,9 +395,10 @@ def save_mark(session: Session, listener_id: int, assignment_id: int, step_id: s
     audit.record(session, AuditAction.MARK, user_id=listener_id, assignment_id=assignment_id, detail=f"{step_id}: {mark or '-'}")
 
 
-def save_comment(session: Session, listener_id: int, assignment_id: int, step_id: str, comment: str) -> None:
+def save_comment(session: Session, listener_id: int, assignment_id: int, step_id: str, comment: str,
+                 version: int | None = None) -> None:
     """Set a step's comment without touching its mark."""
-    review = _draft_for_update(session, listener_id, assignment_id)
+    review = _draft_for_update(session, listener_id, assignment_id, version)
     insert = dialect_insert(session)
     session.execute(
         insert(StepMark).values(review_id=review.id, step_id=step_id, mark=None, comment=comment)
@@ -385,11 +408,11 @@ def save_comment(session: Session, listener_id: int, assignment_id: int, step_id
 
 
 def confirm_off_script(session: Session, listener_id: int, assignment_id: int, utterance_idx: int,
-                       confirmed: bool, description: str = "", start: float | None = None) -> None:
+                       confirmed: bool, description: str = "", start: float | None = None, version: int | None = None) -> None:
     """Confirm (or withdraw) that a suggested off-script moment is a situation the
     script does not cover. ``start`` tells the moment among several in one
     utterance (the first when not given)."""
-    review = _draft_for_update(session, listener_id, assignment_id)
+    review = _draft_for_update(session, listener_id, assignment_id, version)
     alignment = session.get(AlignmentRow, review.alignment_id) if review.alignment_id else None
     items = [o for o in alignment.record.off_script if o.utterance == utterance_idx] if alignment else []
     item = next((o for o in items if start is None or _same_time(o.start, start)), None)
@@ -417,9 +440,10 @@ def _same_time(a: float, b: float) -> bool:
     return abs(a - b) < 0.01  # stored records keep times to 0.01 s
 
 
-def add_moment(session: Session, listener_id: int, assignment_id: int, time: float, description: str) -> int:
+def add_moment(session: Session, listener_id: int, assignment_id: int, time: float, description: str,
+               version: int | None = None) -> int:
     """A listener-found situation the script does not cover, at ``time`` seconds; returns its id."""
-    review = _draft_for_update(session, listener_id, assignment_id)
+    review = _draft_for_update(session, listener_id, assignment_id, version)
     a = session.get(Assignment, assignment_id)
     # Attach the utterance playing at that time, so reports can quote it.
     utt = session.scalar(
@@ -433,16 +457,17 @@ def add_moment(session: Session, listener_id: int, assignment_id: int, time: flo
     return moment.id
 
 
-def remove_moment(session: Session, listener_id: int, assignment_id: int, moment_id: int) -> None:
-    review = _draft_for_update(session, listener_id, assignment_id)
+def remove_moment(session: Session, listener_id: int, assignment_id: int, moment_id: int, version: int | None = None) -> None:
+    review = _draft_for_update(session, listener_id, assignment_id, version)
     moment = session.get(OffScriptMoment, moment_id)
     if moment is not None and moment.review_id == review.id:
         session.delete(moment)
 
 
-def set_urgent(session: Session, listener_id: int, assignment_id: int, urgent: bool, reason: str = "") -> None:
+def set_urgent(session: Session, listener_id: int, assignment_id: int, urgent: bool, reason: str = "",
+               version: int | None = None) -> None:
     """Flag "urgent: save this deal"; the owner sees it at once, before the review is submitted."""
-    review = _draft_for_update(session, listener_id, assignment_id)
+    review = _draft_for_update(session, listener_id, assignment_id, version)
     if urgent and not review.urgent:
         review.urgent_at = utcnow()
         review.urgent_handled_at = None
@@ -452,14 +477,16 @@ def set_urgent(session: Session, listener_id: int, assignment_id: int, urgent: b
         review.urgent_at = None
 
 
-def submit_review(session: Session, listener_id: int, assignment_id: int) -> Review:
+def submit_review(session: Session, listener_id: int, assignment_id: int, version: int | None = None) -> Review:
     """Validate that every step is marked, then lock the review.
 
-    Idempotent: a second submit (double click, two tabs) returns the same review.
+    With ``version`` a page that did not see the latest change (another tab)
+    gets ``StaleReview`` instead of submitting values it never showed. Without
+    it, idempotent: a second submit returns the same review.
     """
     a = _assignment_for(session, listener_id, assignment_id)
-    review = ensure_review(session, listener_id, assignment_id)
-    review = session.scalar(select(Review).where(Review.id == review.id).with_for_update().execution_options(populate_existing=True))
+    review = _locked_review(session, listener_id, assignment_id)
+    _check_version(review, version)
     if review.status == ReviewStatus.SUBMITTED:
         return review
     view = call_view(session, listener_id, assignment_id)
@@ -469,7 +496,7 @@ def submit_review(session: Session, listener_id: int, assignment_id: int) -> Rev
     now = utcnow()
     done = session.execute(
         update(Review).where(Review.id == review.id, Review.status == ReviewStatus.DRAFT)
-        .values(status=ReviewStatus.SUBMITTED, submitted_at=now, updated_at=now)
+        .values(status=ReviewStatus.SUBMITTED, submitted_at=now, updated_at=now, version=Review.version + 1)
     ).rowcount
     if done:
         a.status = AssignmentStatus.SUBMITTED

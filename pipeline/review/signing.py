@@ -95,7 +95,7 @@ AUDIO = "audio"
 
 # Short: a copied link soon dies. The call page re-signs it as it nears expiry,
 # and the route also refuses it the moment its login ends.
-AUDIO_TTL_S = 15 * 60
+AUDIO_TTL_S = 30 * 60  # longer than most calls, so a link seldom dies mid-play
 
 
 def audio_path(assignment_id: int, session_id: int | None, secret: bytes, ttl_s: float = AUDIO_TTL_S) -> str:

@@ -274,6 +274,9 @@ class Review(Base):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Moves on with every change (review.review._draft_for_update): a page that
+    # read an older one (a second tab) is refused instead of overwriting.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     assignment: Mapped[Assignment] = relationship()
     marks: Mapped[list["StepMark"]] = relationship(back_populates="review", cascade="all, delete-orphan")

@@ -63,26 +63,87 @@ except review.NotYourCall:
 locked = view.locked
 
 
-def save(fn, *args) -> bool:
-    """Write one change now (the draft); False and a message if the review is
-    locked or the login has ended (a click in a fragment does not rerun the app,
-    so the login is checked here too)."""
+STALE = "этот звонок изменён в другой вкладке — обновите страницу."
+LOCKED = "Отзыв уже отправлен и не может быть изменён."
+ENDED = "Вход завершён. Войдите снова, чтобы продолжить."
+
+
+def save(fn, *args, where: str) -> bool:
+    """Write one change now (the draft), from the version of the review this page
+    shows. True once the database has it; otherwise False, and the reason waits
+    beside the widget ``where`` (``unsaved``), which stays visibly unsaved.
+    Checks the login too: a click in a fragment does not rerun the app."""
+    st.session_state.pop(f"cr_err_{aid}_{where}", None)
     try:
         with write_session(db_url()) as s:
-            if accounts.session_user(s, user.session_id) is None:
-                st.session_state["cr_flash"] = "Вход завершён. Войдите снова, чтобы продолжить."
-                return False
-            fn(s, user.id, aid, *args)
-        return True
+            live = accounts.session_user(s, user.session_id) is not None
+            if live:
+                fn(s, user.id, aid, *args, version=view.version)
+        if live:  # committed
+            view.version += 1
+            return True
+        reason = ENDED
+    except review.StaleReview:
+        reason = "Не сохранено: " + STALE
     except review.ReviewLocked:
-        st.session_state["cr_flash"] = "Отзыв уже отправлен и не может быть изменён."
-        return False
+        reason = LOCKED
+        st.session_state["cr_flash"] = LOCKED + " Показаны сохранённые оценки."
+        st.session_state["cr_reload"] = True  # the whole page must now say the review is closed
+    st.session_state[f"cr_err_{aid}_{where}"] = reason
+    return False
+
+
+def refresh() -> None:
+    """Show what is stored: the whole page reruns and ``show_stored`` runs first."""
+    st.session_state[f"cr_refresh_{aid}"] = True
+    st.rerun()
+
+
+def show_stored() -> CallView:
+    """Reload the call and put its stored values into this page's widgets (a
+    widget keeps its own value otherwise); before any widget is drawn."""
+    fresh = load()
+    for k in [k for k in st.session_state if isinstance(k, str) and k.startswith(f"cr_err_{aid}_")]:
+        del st.session_state[k]
+    for step in fresh.steps:
+        st.session_state[f"mark_{aid}_{step.id}"] = step.mark
+        st.session_state[f"comment_{aid}_{step.id}"] = step.comment
+    for j, item in enumerate(fresh.off_script):
+        st.session_state[f"offs_{aid}_{j}"] = item.confirmed_id is not None
+        st.session_state[f"offs_desc_{aid}_{j}"] = item.description
+    st.session_state[f"urgent_{aid}"] = fresh.urgent
+    st.session_state[f"urgent_reason_{aid}"] = fresh.urgent_reason
+    return fresh
+
+
+def initial(key: str, value):
+    """A widget's default, given only while session state holds no value for it
+    (``refresh`` sets them; Streamlit warns when a widget gets both)."""
+    return type(value)() if key in st.session_state else value
+
+
+def unsaved(where: str) -> None:
+    """Beside a widget whose last change the database refused: why, and a button
+    to see the stored values. After a refusal because the review was submitted
+    elsewhere the whole page reloads at once."""
+    if st.session_state.pop("cr_reload", False):
+        refresh()
+    reason = st.session_state.get(f"cr_err_{aid}_{where}")
+    if reason:
+        c1, c2 = st.columns([5, 1])
+        c1.error(reason)
+        if c2.button("Обновить", key=f"refresh_{aid}_{where}"):
+            refresh()
 
 
 def play_from(seconds: float | None) -> None:
     st.session_state["cr_play"] = (aid, max(0.0, float(seconds or 0.0)))
     st.rerun()
 
+
+if st.session_state.pop(f"cr_refresh_{aid}", False):
+    view = show_stored()
+    locked = view.locked
 
 # --- header and player -----------------------------------------------------------
 
@@ -129,17 +190,17 @@ def _step_fragment(i: int) -> None:
 
     def on_mark() -> None:
         value = st.session_state[key]
-        if save(review.save_mark, step.id, value):
+        if save(review.save_mark, step.id, value, where=step.id):
             step.mark = value
 
     def on_confirm() -> None:
-        if save(review.save_mark, step.id, Mark.CORRECT):
+        if save(review.save_mark, step.id, Mark.CORRECT, where=step.id):
             step.mark = Mark.CORRECT
             st.session_state[key] = Mark.CORRECT
 
     def on_comment() -> None:
         value = st.session_state[ckey]
-        if save(review.save_comment, step.id, value):
+        if save(review.save_comment, step.id, value, where=step.id):
             step.comment = value
 
     with st.container(border=True):
@@ -177,8 +238,9 @@ def _step_fragment(i: int) -> None:
             disabled=locked,
             label_visibility="collapsed",
         )
-        st.text_input("Комментарий", value=step.comment, key=ckey, on_change=on_comment, disabled=locked,
+        st.text_input("Комментарий", value=initial(ckey, step.comment), key=ckey, on_change=on_comment, disabled=locked,
                       placeholder="Комментарий (необязательно)", label_visibility="collapsed")
+        unsaved(step.id)
 
 
 step_fragment = st.fragment(_step_fragment)
@@ -201,7 +263,7 @@ def _off_script_fragment(j: int) -> None:
     def on_change() -> None:
         confirmed = st.session_state[ck]
         desc = st.session_state.get(dk, item.description)
-        if save(review.confirm_off_script, item.utterance_idx, confirmed, desc, item.start):
+        if save(review.confirm_off_script, item.utterance_idx, confirmed, desc, item.start, where=f"offs{j}"):
             item.confirmed_id = 1 if confirmed else None
             item.description = desc if confirmed else ""
 
@@ -214,11 +276,12 @@ def _off_script_fragment(j: int) -> None:
             c1.markdown(f"**{fmt_time(item.start)}** — «{literal(item.text)}»{conf}")
         if c2.button(f"▶ {fmt_time(item.start)}", key=f"play_off_{aid}_{j}"):
             play_from(item.start)
-        st.checkbox("Это ситуация, которую скрипт не покрывает", value=item.confirmed_id is not None,
+        st.checkbox("Это ситуация, которую скрипт не покрывает", value=initial(ck, item.confirmed_id is not None),
                     key=ck, on_change=on_change, disabled=locked)
         if st.session_state.get(ck):
-            st.text_input("Кратко опишите ситуацию", value=item.description, key=dk, on_change=on_change,
+            st.text_input("Кратко опишите ситуацию", value=initial(dk, item.description), key=dk, on_change=on_change,
                           disabled=locked)
+        unsaved(f"offs{j}")
 
 
 off_script_fragment = st.fragment(_off_script_fragment)
@@ -236,9 +299,8 @@ with steps_col:
             if c2.button("▶", key=f"play_m_{m.id}"):
                 play_from(m.time)
             if not locked and c3.button("🗑", key=f"del_m_{m.id}", help="Удалить момент"):
-                save(review.remove_moment, m.id)
-                load()
-                st.rerun()
+                if save(review.remove_moment, m.id, where="moment"):
+                    refresh()
     if not locked:
         with st.form(f"add_moment_{aid}", clear_on_submit=True):
             st.markdown("**Добавить ситуацию вне скрипта**")
@@ -253,9 +315,9 @@ with steps_col:
                 else:
                     if not desc.strip():
                         st.error("Опишите ситуацию в нескольких словах.")
-                    elif save(review.add_moment, seconds, desc.strip()):
-                        load()
-                        st.rerun()
+                    elif save(review.add_moment, seconds, desc.strip(), where="moment"):
+                        refresh()
+    unsaved("moment")
 
 # --- urgent flag and submit --------------------------------------------------------
 
@@ -267,15 +329,16 @@ def urgent_fragment() -> None:
     def on_change() -> None:
         flag = st.session_state[uk]
         reason = st.session_state.get(rk, view.urgent_reason)
-        if save(review.set_urgent, flag, reason):
+        if save(review.set_urgent, flag, reason, where="urgent"):
             view.urgent, view.urgent_reason = flag, reason if flag else ""
 
     with st.container(border=True):
-        st.checkbox("🚨 Срочно: спасти сделку", value=view.urgent, key=uk, on_change=on_change, disabled=locked,
+        st.checkbox("🚨 Срочно: спасти сделку", value=initial(uk, view.urgent), key=uk, on_change=on_change, disabled=locked,
                     help="Владелец увидит отметку сразу, не дожидаясь отправки")
         if st.session_state.get(uk):
-            st.text_input("Почему срочно", value=view.urgent_reason, key=rk, on_change=on_change, disabled=locked,
+            st.text_input("Почему срочно", value=initial(rk, view.urgent_reason), key=rk, on_change=on_change, disabled=locked,
                           placeholder="Например: клиент готов купить сегодня, но ждёт звонка")
+        unsaved("urgent")
 
 
 with steps_col:
@@ -286,12 +349,14 @@ with steps_col:
     elif st.button("Отправить отзыв", type="primary", key=f"submit_{aid}"):
         try:
             with write_session(db_url()) as s:
-                review.submit_review(s, user.id, aid)
+                review.submit_review(s, user.id, aid, version=view.version)
         except review.IncompleteReview as exc:
             st.error("Отметьте все шаги перед отправкой. Не отмечены: " + ", ".join(exc.missing))
+        except review.StaleReview:
+            st.session_state[f"cr_err_{aid}_submit"] = "Не отправлено: " + STALE
         else:
-            load()
-            st.rerun()
+            refresh()
+    unsaved("submit")
     st.page_link("pages/queue.py", label="← Мои звонки")
 
 # --- transcript --------------------------------------------------------------------
