@@ -115,6 +115,18 @@ def test_owner_sees_owner_pages(world):
     assert "0:28–0:32" in str([d.value for d in at.dataframe])
 
 
+def test_the_owner_sees_when_the_database_was_last_backed_up(world, tmp_path):
+    from pipeline.storage import backups
+
+    at = login("owner")
+    at.switch_page("pages/owner_progress.py").run()
+    assert any("Резервных копий базы ещё не было" in w.value for w in at.warning)
+    backups.backup(world.url, tmp_path / "nightly.db")
+    at.switch_page("pages/owner_progress.py").run()
+    assert not at.warning or not any("ещё не было" in w.value for w in at.warning)
+    assert "Последняя резервная копия" in rendered(at) and "nightly.db" in rendered(at)
+
+
 def test_call_page_is_blind_and_marks_are_a_draft(world):
     aid = world.assignment_ids["anna"][0]
     at = open_call(login("anna"), aid)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.common import migrated_settings
+from pipeline.cli.common import fail, migrated_settings, settings_with
 from pipeline.vocabulary import AuditAction, SaleOutcome
 
 app = typer.Typer()
@@ -250,6 +250,50 @@ def users_unlock(name: str = typer.Argument(..., help="Login name.")) -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"unlocked {name}")
+
+
+@app.command()
+def backup(
+    out: Path = typer.Argument(..., help="The backup file to write; never overwritten. SQLite: a copy of the database file; "
+                               "PostgreSQL: a pg_dump archive."),
+) -> None:
+    """Copy the whole database while the app runs (one consistent snapshot), check
+    the copy, and note it on the owner's page. Schedule it daily (README)."""
+    from pipeline.storage import backups
+
+    settings = migrated_settings()
+    try:
+        check = backups.backup(settings.db_url, out)
+    except backups.BackupError as exc:
+        fail(exc)
+    typer.echo(f"backed up to {check.path} (schema {check.schema}; {_counts(check.counts)})")
+
+
+@app.command()
+def restore(
+    backup_file: Path = typer.Argument(..., help="A file written by `callreview backup`."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before replacing the database."),
+) -> None:
+    """Replace the database with a backup. The backup is checked first (integrity,
+    schema version, row counts) and the current database is itself backed up
+    beside it (before-restore-*); nothing is replaced unless the checks pass.
+    Stop `callreview serve` first, so no listener writes into the old data."""
+    from pipeline.storage import backups
+
+    settings = settings_with()
+    try:
+        check = backups.verify(backup_file)
+        typer.echo(f"{backup_file}: {check.kind} backup, schema {check.schema}; {_counts(check.counts)}")
+        if not yes:
+            typer.confirm(f"Replace the database at {settings.db_url} with it?", abort=True)
+        check, kept = backups.restore(settings.db_url, backup_file)
+    except backups.BackupError as exc:
+        fail(exc)
+    typer.echo(f"restored {backup_file}" + (f"; the replaced database is kept in {kept.path}" if kept else ""))
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{table.replace('_', ' ')} {n}" for table, n in counts.items())
 
 
 @app.command()

@@ -311,6 +311,19 @@ class OffScriptMoment(Base):
     review: Mapped[Review] = relationship(back_populates="moments")
 
 
+class BackupRow(Base):
+    """A backup made with ``callreview backup`` (pipeline/storage/backups.py), for the owner's page."""
+
+    __tablename__ = "backups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    schema: Mapped[str] = mapped_column(String(64))
+    reviews: Mapped[int] = mapped_column(Integer)
+
+
 # --- engine and sessions ---------------------------------------------------
 
 
