@@ -3,16 +3,11 @@ server on 127.0.0.1), per-test settings, and offline guards."""
 
 from __future__ import annotations
 
-import glob
-import itertools
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
+from pgserver import new_pg_database, running_pg_server
 
 # An accidental hub call must fail at once, never download.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -35,19 +30,6 @@ def _fresh_settings():
 # --- databases --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_bin() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if not found:
-        pytest.fail("PostgreSQL server binaries not found: run `bash scripts/setup.sh` (installs Debian's postgresql)")
-    return Path(found[-1]).parent
-
-
 @pytest.fixture(scope="session")
 def pg_server():
     """A PostgreSQL server of our own: CALLREVIEW_TEST_PG_URL if set (a server
@@ -56,37 +38,8 @@ def pg_server():
     if url:
         yield url.rstrip("/")
         return
-    bindir = _pg_bin()
-    root = Path(tempfile.mkdtemp(prefix="callreview-pg-"))
-    datadir, port = root / "data", _free_port()
-    # PostgreSQL refuses to run as root: run it as the postgres user then.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(root, "postgres")
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "callreview", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l", str(root / "log"), "-w", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://callreview@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-_db_counter = itertools.count()
-
-
-def _new_pg_database(server_url: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    name = f"t{os.getpid()}_{next(_db_counter)}"
-    admin = create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return f"{server_url}/{name}"
+    with running_pg_server() as url:
+        yield url
 
 
 def _new_database(request, folder: Path) -> str:
@@ -96,7 +49,7 @@ def _new_database(request, folder: Path) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{folder / 'callreview.db'}"
     else:
-        url = _new_pg_database(request.getfixturevalue("pg_server"))
+        url = new_pg_database(request.getfixturevalue("pg_server"))
     upgrade(url)
     return url
 

@@ -62,6 +62,20 @@ def test_migrations_build_the_schema_the_code_declares(db_url):
         assert compare_metadata(MigrationContext.configure(conn), store.Base.metadata) == []
 
 
+def test_many_first_requests_at_once_migrate_the_database_once(tmp_path):
+    """Several listeners' first requests to a fresh server all ask for the
+    migrated database at once; Alembic's globals broke under that (KeyError
+    'config' on the login page, seen in benchmarks/review_load.py)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    urls = [f"sqlite:///{tmp_path / f'db{i}.sqlite'}" for i in range(3)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(store.migrated, [u for u in urls for _ in range(8)]))
+    assert results == [u for u in urls for _ in range(8)]
+    with session_scope(urls[-1]) as s:
+        assert store.count(s, Recording) == 0  # the schema is there
+
+
 def test_reingest_is_idempotent(settings, short_calls, tmp_path):
     folder = copy_calls(short_calls[:2], tmp_path / "in")[0].parent
     first = process_paths([folder], settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -394,10 +395,20 @@ def upgrade(url: str) -> None:
     command.upgrade(cfg, "head")
 
 
-@lru_cache(maxsize=None)
+_MIGRATING = threading.Lock()
+
+
 def migrated(url: str) -> str:
     """``url``, upgraded to the newest schema once per process: the CLI commands,
-    the review app's pages and its HTTP routes all open the database through it."""
+    the review app's pages and its HTTP routes all open the database through it.
+    One thread at a time: Alembic keeps its context in module globals, so the
+    first requests of several listeners at once broke each other's upgrade."""
+    with _MIGRATING:
+        return _migrated_once(url)
+
+
+@lru_cache(maxsize=None)
+def _migrated_once(url: str) -> str:
     upgrade(url)
     return url
 
