@@ -36,6 +36,8 @@ from pgserver import new_pg_database, running_pg_server  # noqa: E402
 from test_browser import ARGS, CHROMIUM, start_app  # noqa: E402
 from test_review_data import STEP_IDS, add_call  # noqa: E402
 
+from review_app.routes import COOKIE  # noqa: E402
+
 CALLS_EACH = 2
 PASSWORD = "secret-pass"
 CHECKED = ("(n) => [...document.querySelectorAll('p strong')].some(e => e.innerText.startsWith(n + '. ')"
@@ -85,6 +87,8 @@ async def listener(browser, base: str, name: str, aids: list[int], latencies: li
     await page.get_by_label("Пароль").fill(PASSWORD)
     await page.get_by_role("button", name="Войти").click()
     await expect(page.get_by_role("heading", name="Мои звонки")).to_be_visible(timeout=180_000)
+    while not [c for c in await ctx.cookies() if c["name"] == COOKIE]:  # set by the page's fetch, just after login
+        await asyncio.sleep(0.1)
     for aid in aids:
         await page.goto(f"{base}/review?call={aid}")
         await expect(page.get_by_role("button", name="Отправить отзыв")).to_be_visible(timeout=180_000)

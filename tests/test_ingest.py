@@ -76,6 +76,20 @@ def test_many_first_requests_at_once_migrate_the_database_once(tmp_path):
         assert store.count(s, Recording) == 0  # the schema is there
 
 
+def test_uploaded_file_names_cannot_escape_collide_or_overflow(tmp_path):
+    """The browser's file name is only a hint: ".." or a path, 300 Cyrillic
+    letters (600 bytes, over the file system's 255), or two files of one name
+    used to crash the upload page or overwrite each other."""
+    from pipeline.storage.ingest import save_uploads
+
+    names = ["..", "../../etc/passwd", "я" * 300 + ".wav", ".bashrc", "C:\\Users\\x\\call.m4a", "call.mp3", "call.mp3"]
+    paths = save_uploads(tmp_path / "up", ((n, n.encode()) for n in names))
+    assert all(p.is_file() and p.is_relative_to(tmp_path / "up") for p in paths)
+    assert [p.read_bytes().decode() for p in paths] == names  # nothing overwritten
+    assert all(len(p.name.encode()) <= 255 and not p.name.startswith(".") for p in paths)
+    assert paths[2].suffix == ".wav" and paths[4].name == "call.m4a" and paths[5].name == paths[6].name == "call.mp3"
+
+
 def test_reingest_is_idempotent(settings, short_calls, tmp_path):
     folder = copy_calls(short_calls[:2], tmp_path / "in")[0].parent
     first = process_paths([folder], settings)

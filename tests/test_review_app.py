@@ -215,3 +215,7 @@ def test_the_audit_log_keeps_logins_opens_marks_and_submits_for_the_owner(world)
 def test_listener_cannot_open_another_listeners_call(world):
     at = open_call(login("anna"), world.assignment_ids["boris"][0])
     assert at.error and "нет в вашей очереди" in at.error[0].value
+    at = login("anna")
+    at.query_params["call"] = "abc"
+    at.switch_page("pages/review.py").run()  # a garbled link: a plain message, no traceback
+    assert not at.exception and at.error[0].value == "Такого звонка нет. Выберите звонок в своей очереди."

@@ -20,6 +20,7 @@ import csv
 import datetime as dt
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -128,6 +129,25 @@ def register(
         session.add(recording)
         session.flush()
         return recording.id, True
+
+
+def save_uploads(folder: Path, uploads: Iterable[tuple[str, bytes]]) -> list[Path]:
+    """Write uploaded files under ``folder``, each in its own numbered folder so
+    two files of one name never overwrite each other. The browser's name is
+    only a hint: reduced to letters, digits, ``.``, ``-`` and ``_``, no leading
+    dots ("..", ".bashrc"), at most 100 characters keeping the extension."""
+    paths = []
+    for i, (name, data) in enumerate(uploads, start=1):
+        stem, dot, ext = re.sub(r"[^\w.\-]+", "_", Path(name.replace("\\", "/")).name).lstrip(".").rpartition(".")
+        if not dot:
+            stem, ext = ext, ""
+        ext = ext[:10]
+        safe = (stem[: 100 - len(ext) - 1] + ("." + ext if ext else "")) if stem else ("recording." + ext if ext else "recording")
+        path = folder / f"{i:03d}" / safe
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
 
 
 def register_uploads(settings: Settings, paths: list[Path], checklist=None, operator: str | None = None) -> list[ProcessResult]:

@@ -4,14 +4,13 @@ probe); the worker beside the server (`callreview process --watch`, started by
 progress from the database."""
 
 import datetime as dt
-import re
 from pathlib import Path
 
 import streamlit as st
 
 from pipeline.errors import CallreviewError
 from pipeline.script.checklist import load_checklist
-from pipeline.storage.ingest import recent_uploads, register_uploads
+from pipeline.storage.ingest import recent_uploads, register_uploads, save_uploads
 from pipeline.storage.runner import worker_alive
 from pipeline.vocabulary import FileResult, RecordingStatus, Role
 from review_app import labels
@@ -40,13 +39,7 @@ if go:
         st.error("Выберите хотя бы один файл.")
     else:
         folder = Path(cfg.data_dir) / "uploads" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for f in files:
-            safe = re.sub(r"[^\w.\-]+", "_", Path(f.name).name) or "recording"
-            path = folder / safe
-            path.write_bytes(f.getbuffer())
-            paths.append(path)
+        paths = save_uploads(folder, ((f.name, f.getbuffer()) for f in files))
         try:
             script = load_checklist(checklist) if checklist else None
             with st.spinner("Регистрирую записи…"):
