@@ -20,14 +20,13 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from pipeline.errors import CallreviewError
-from pipeline.storage.store import BackupRow, session_scope, upgrade, utcnow
+from pipeline.storage.store import BackupRow, alembic_config, session_scope, upgrade, utcnow
 
 # Tables whose rows a restore reports and checks: what the owner would miss.
 COUNTED = ("users", "recordings", "assignments", "reviews", "step_marks", "off_script_moments", "audit_events")
@@ -74,9 +73,7 @@ def _run(args: list[str], what: str) -> str:
 
 
 def _known_revisions() -> set[str]:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    return {r.revision for r in ScriptDirectory.from_config(cfg).walk_revisions()}
+    return {r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
 def verify(path: Path) -> BackupCheck:

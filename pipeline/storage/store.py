@@ -40,6 +40,8 @@ from pipeline.script.result import AlignmentRecord
 from pipeline.vocabulary import RecordingStatus, ReviewStatus
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from pipeline.speech.transcript import Transcript
 
 
@@ -380,6 +382,17 @@ def session_scope(url: str, write: bool = False) -> Iterator[Session]:
         session.close()
 
 
+def alembic_config(url: str | None = None) -> Config:
+    """The Alembic configuration of our migrations, for ``url`` if given."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    if url is not None:
+        cfg.attributes["connection_url"] = url
+    return cfg
+
+
 def upgrade(url: str) -> None:
     """Bring the schema to the newest Alembic revision (creates it when empty)."""
     import logging
@@ -387,12 +400,8 @@ def upgrade(url: str) -> None:
     # Alembic logs per plugin and revision at import and run: noise in CLI output.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
-    from alembic.config import Config
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.attributes["connection_url"] = url
-    command.upgrade(cfg, "head")
+    command.upgrade(alembic_config(url), "head")
 
 
 _MIGRATING = threading.Lock()
