@@ -6,7 +6,6 @@ saved to docs/review-app.png."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -14,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from pgserver import free_port
 from sqlalchemy import select
 from test_review_data import SECRETS, STEP_IDS, build_world
 
@@ -29,17 +29,12 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def start_app(env_overrides: dict[str, str], log) -> tuple[subprocess.Popen, str]:
     """Serve the review app as `callreview serve` does, on a free port; wait until it answers."""
     from pipeline.cli.owner import serve_command
 
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(serve_command("127.0.0.1", port), env=dict(os.environ, **env_overrides), cwd=REPO,
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pgserver import free_port
 from sqlalchemy import select, update
 
 from pipeline.script.checklist import load_checklist
@@ -157,11 +158,6 @@ def test_fsspec_url_input(settings, tmp_path, short_calls):
 # --- Dask -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
@@ -181,7 +177,7 @@ def dask_cluster(tmp_path):
     """A real `dask scheduler` and two `dask worker` processes (one thread each)
     on 127.0.0.1, each in its own process group so a test can kill one whole."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path / "dask-logs"
     logs.mkdir()
