@@ -369,6 +369,22 @@ def test_windows_cover_all_speech_in_time_order():
     assert any(abs(c - 50.0) < 0.05 for c in cuts), cuts
 
 
+def test_short_leftovers_of_two_channels_share_a_window():
+    """Each channel's last, short window joins the other channel's where both
+    fit: fewer 30 s encodings; pieces stay in time order, none is lost, no
+    window holds two windows of one channel or more than its length."""
+    operator = [[(0.0, 12.0, 0), (14.0, 28.0, 0)], [(30.0, 36.0, 0)]]
+    client = [[(1.0, 27.0, 1)], [(37.0, 41.0, 1)]]
+    shared = windows.share_windows(operator + client, length=30.0)
+    assert len(shared) == 3
+    assert sorted(p for w in shared for p in w) == sorted(p for w in operator + client for p in w)
+    assert all(windows.packed_length(w) <= 30.0 and w == sorted(w) for w in shared)
+    assert [(30.0, 36.0, 0), (37.0, 41.0, 1)] in shared
+    # two full windows, or two of one channel, stay apart
+    assert len(windows.share_windows([[(0.0, 20.0, 0)], [(0.0, 20.0, 1)]], length=30.0)) == 2
+    assert len(windows.share_windows([[(0.0, 5.0, 0)], [(10.0, 15.0, 0)]], length=30.0)) == 2
+
+
 def test_window_maps_words_to_their_channel():
     x = [np.zeros(16000 * 30, dtype=np.float32) for _ in range(2)]
     w = windows.pack([(windows.cut(x[0], 2.0, 4.0), 2.0, 0), (windows.cut(x[1], 5.0, 6.0), 5.0, 1)])

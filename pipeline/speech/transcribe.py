@@ -46,7 +46,7 @@ from pipeline.speech.segments import Seg, channel_words, clear, compression_rati
 from pipeline.speech.speakers import SpeakerSplit, split_voices
 from pipeline.speech.thresholds import THRESHOLDS as TH
 from pipeline.speech.transcript import CLIENT, NOT_RETRIED, NOTHING_RECOGNISED, OPERATOR, UNCLEAR, UNKNOWN, Transcript, Unheard, Utterance, Word
-from pipeline.speech.windows import Packed, cut, pack, pack_regions, plan_windows
+from pipeline.speech.windows import Packed, cut, pack, pack_regions, plan_windows, share_windows
 
 log = logging.getLogger(__name__)
 
@@ -240,27 +240,27 @@ class Transcriber:
 
         return Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=language)
 
-    def _encode(self, wins: list[Packed]):
-        """Encoder states of each window, encoded alone (a batch is slower on a
-        CPU: it spills the caches), and their length in mel frames. Every window
-        is as long as the longest may be, a short one padded with silence:
-        without that padding Whisper misheard more (WER 0.224 -> 0.269 on the
-        demo calls)."""
+    def _frames(self) -> int:
+        """Mel frames of every window: as long as the longest may be, a short
+        one padded with silence (without that padding Whisper misheard more:
+        WER 0.224 -> 0.269 on the demo calls)."""
+        return min(int(round(self.options.window_s * 50)) * 2, 3000)
+
+    def _encode(self, win: Packed) -> np.ndarray:
+        """One window's encoder states, encoded alone (a batch is slower on a
+        CPU: it spills the caches)."""
         import ctranslate2
 
-        frames = min(int(round(self.options.window_s * 50)) * 2, 3000)
-        out = []
-        for w in wins:
-            f = self.model.feature_extractor(w.audio)[:, :frames]
-            f = np.pad(f, ((0, 0), (0, frames - f.shape[1])))
-            out.append(np.asarray(self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(f[None], dtype=np.float32)), to_cpu=True)))
-        return np.concatenate(out), frames
+        frames = self._frames()
+        f = self.model.feature_extractor(win.audio)[:, :frames]
+        f = np.pad(f, ((0, 0), (0, frames - f.shape[1])))
+        return np.asarray(self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(f[None], dtype=np.float32)), to_cpu=True))
 
     def _detect_language(self, wins: list[Packed]) -> str:
         """The language most windows are in (a call is in one language)."""
         import ctranslate2
 
-        enc, _ = self._encode(wins[:3])
+        enc = np.concatenate([self._encode(w) for w in wins[:3]])
         votes = [langs[0][0].strip("<|>") for langs in self.model.model.detect_language(ctranslate2.StorageView.from_array(enc))]
         return max(set(votes), key=votes.count)
 
@@ -273,17 +273,18 @@ class Transcriber:
         first = [dict(beam_size=self.options.beam_size)] if self.options.beam_size < beam else []
         return [*first, dict(beam_size=beam), dict(beam_size=beam, **NO_LOOPS)]
 
-    def _decode_windows(self, wins: list[Packed], language: str) -> list[list[Seg] | None]:
-        """For each window: one segment per piece (word times in window time).
-        All windows go in one batch with the configured beam; those that look wrong (a loop,
-        an unsure text) again on the same encoder states (``_searches``); None
-        where all that fails and the careful decoder must redo the window."""
+    def _decode_windows(self, wins: list[Packed], enc: np.ndarray, language: str) -> list[list[Seg] | None]:
+        """For each window and its encoder states: one segment per piece (word
+        times in window time). All windows go in one batch with the configured
+        beam; those that look wrong (a loop, an unsure text) again on the same
+        encoder states (``_searches``); None where all that fails and the
+        careful decoder must redo the window."""
         import ctranslate2
         from faster_whisper.transcribe import get_suppressed_tokens
 
         tok = self._tokenizer(language)
         suppress = get_suppressed_tokens(tok, [-1])
-        enc, frames = self._encode(wins)
+        frames = self._frames()
         out: list[list[Seg] | None] = [None] * len(wins)
         todo = list(range(len(wins)))
         for search in self._searches():
@@ -314,22 +315,31 @@ class Transcriber:
         return out
 
     def _run_windows(self, wins: list[Packed]) -> tuple[list[tuple[Packed, list[Seg]]], str]:
-        """Decode all windows, one batch per worker; windows every fast pass got
-        wrong go to the careful decoder. (Speech a window left out is decoded
-        again later, by ``_recover``.)"""
+        """Decode all windows: each encoded by whichever worker is free, then
+        one batch per worker, the batches balanced by speech (a window's
+        decoding costs about its words); windows every fast pass got wrong go
+        to the careful decoder. (Speech a window left out is decoded again
+        later, by ``_recover``.) A fixed share of windows per worker left one
+        core idle for a window or two of every call (RTF 0.075 -> see
+        docs/benchmarks.md)."""
         if not wins:
             return [], self.language or ""
         language = self.language or self._detect_language(wins)
         done: list[tuple[Packed, list[Seg]]] = []
         careful: list[Packed] = []
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            groups = [wins[g :: self.workers] for g in range(min(self.workers, len(wins)))]
-            for group, results in zip(groups, pool.map(lambda g: self._decode_windows(g, language), groups)):
-                for w, segs in zip(group, results):
+            enc = list(pool.map(self._encode, wins))
+            groups = _balanced([len(w.audio) for w in wins], self.workers)
+
+            def decode(group: list[int]) -> list[list[Seg] | None]:
+                return self._decode_windows([wins[i] for i in group], np.concatenate([enc[i] for i in group]), language)
+
+            for group, results in zip(groups, pool.map(decode, groups)):
+                for i, segs in zip(group, results):
                     if segs is None:
-                        careful.append(w)
+                        careful.append(wins[i])
                     else:
-                        done.append((w, segs))
+                        done.append((wins[i], segs))
             for w, (segs, _) in zip(careful, pool.map(lambda w: self._run_one(w.audio, max(5, self.options.beam_size)), careful)):
                 done.append((w, segs))
         return done, language
@@ -344,15 +354,13 @@ class Transcriber:
         """The speech of one call's channels packed into windows, pieces owned by
         stream ``first + channel``. Each channel has windows of its own: one
         voice per window misheard less than both sides' turns interleaved (dev
-        dialogues, docs/benchmarks.md). openai-whisper: one stream per channel,
+        dialogues, docs/benchmarks.md); only short leftovers of two channels
+        share one (``share_windows``). openai-whisper: one stream per channel,
         its own loop slides through it."""
         if self.options.engine == "openai-whisper":
             return [pack_regions(c.audio, c.regions, first + k) for k, c in enumerate(chans) if c.regions]
-        return [
-            pack([(cut(c.audio, s, e), s, first + k) for s, e in w])
-            for k, c in enumerate(chans)
-            for w in plan_windows(c.regions, c.db, self.options.window_s)
-        ]
+        plans = [[(s, e, k) for s, e in w] for k, c in enumerate(chans) for w in plan_windows(c.regions, c.db, self.options.window_s)]
+        return [pack([(cut(chans[k].audio, s, e), s, first + k) for s, e, k in w]) for w in share_windows(plans, self.options.window_s)]
 
     def _recover(self, chans: list[_Channel], words: list[list[Word]]) -> tuple[list[list[Word]], list[tuple[int, float, float, str]]]:
         """Speech that got no words is decoded once more, each stretch on its own
@@ -441,6 +449,18 @@ class Transcriber:
             out.append(Transcript(utterances=utterances, duration=round(a.duration, 3), language=language or "", model=self.model_name,
                                   coverage=heard, speakers=splits[0] if splits else None))
         return out
+
+
+def _balanced(sizes: list[int], n: int) -> list[list[int]]:
+    """Indexes of ``sizes`` in at most ``n`` non-empty groups of about equal
+    sum: the largest first, each to the lightest group."""
+    groups: list[list[int]] = [[] for _ in range(min(n, len(sizes)))]
+    sums = [0] * len(groups)
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        g = sums.index(min(sums))
+        groups[g].append(i)
+        sums[g] += sizes[i]
+    return groups
 
 
 def _why_unheard(x: Unheard, first: int, tried: list[tuple[int, float, float, str]]) -> str:
