@@ -31,6 +31,10 @@ so peak RSS is its own:
   fw-batched        faster-whisper's BatchedInferencePipeline: beam 5, its
                     default Silero VAD, batch 8 (the peer a user would pick)
   callreview        pipeline.speech.transcribe as shipped
+  callreview-batch  the same, as ``process`` runs a folder: a set's calls in
+                    batches of 8 through ``transcribe_many``; a batch's time is
+                    shared out between its files by duration (the others have
+                    no API for several files at once)
 
 WER is over lower-cased words, punctuation removed (digits spelled out for
 Russian only), pooled over a set's files; deletion rate is the share of
@@ -57,7 +61,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "data"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ENGINES = ("openai-whisper", "faster-whisper", "fw-batched", "callreview")
+ENGINES = ("openai-whisper", "faster-whisper", "fw-batched", "callreview", "callreview-batch")
 SETS = ("realspeech", "demo", "dialogues")
 REALSPEECH = REPO.parent / "shared" / "realspeech"
 WARM_UP_S = 10  # seconds of each file every engine transcribes, untimed, before the timed run
@@ -170,6 +174,8 @@ def worker(engine: str, rows: list[dict], options: dict) -> dict:
             text = " ".join(u.text for u in sorted(tr.utterances, key=lambda u: (u.channel, u.start)))
             return text, tr.coverage.share if tr.coverage else None
     load_s = time.perf_counter() - t0
+    if engine == "callreview-batch":
+        return {"engine": engine, "load_s": load_s, "files": batched_run(rows, decoded, options, str(cache)), "peak_rss_mb": peak_rss_mb()}
     out = []
     for row, audio in zip(rows, decoded):
         # warm-up, on a clip long enough to run every stage (callreview's voice split needs 6 windows of speech)
@@ -178,6 +184,33 @@ def worker(engine: str, rows: list[dict], options: dict) -> dict:
         text, cov = run(audio, row["language"])
         out.append({"id": row["id"], "duration": audio.duration, "seconds": time.perf_counter() - t, "text": text, "coverage": cov})
     return {"engine": engine, "load_s": load_s, "files": out, "peak_rss_mb": peak_rss_mb()}
+
+
+def batched_run(rows: list[dict], decoded: list, options: dict, cache: str) -> list[dict]:
+    """callreview as ``process`` runs a folder: each set's files of one language
+    in batches of ``BATCH_CALLS`` calls through ``transcribe_many``. A batch's
+    time is shared out between its files by duration."""
+    from pipeline.speech.transcribe import BATCH_CALLS, TranscribeOptions, Transcriber
+
+    out = {}
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault((r["set"], r["language"]), []).append(i)
+    for (_, lang), idx in groups.items():
+        tr = Transcriber(TranscribeOptions(model_cache=cache, language=lang, **options))
+        first = decoded[idx[0]]
+        tr.transcribe(type(first)(first.info, [first.channels[0][: 16000 * WARM_UP_S]], ["unknown"]))  # warm-up, untimed
+        for k in range(0, len(idx), BATCH_CALLS):
+            chunk = idx[k : k + BATCH_CALLS]
+            t = time.perf_counter()
+            got = tr.transcribe_many([decoded[i] for i in chunk])
+            seconds = time.perf_counter() - t
+            total = sum(decoded[i].duration for i in chunk)
+            for i, tr_ in zip(chunk, got):
+                text = " ".join(u.text for u in sorted(tr_.utterances, key=lambda u: (u.channel, u.start)))
+                out[i] = {"id": rows[i]["id"], "duration": decoded[i].duration, "seconds": seconds * decoded[i].duration / total, "text": text,
+                          "coverage": tr_.coverage.share if tr_.coverage else None}
+    return [out[i] for i in range(len(rows))]
 
 
 def peak_rss_mb() -> float:
