@@ -35,10 +35,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.script.align import AlignParams, align_many  # noqa: E402
+from pipeline.script.align import AlignParams, align_many, transcript_units  # noqa: E402
 from pipeline.script.checklist import OFF_SCRIPT, Checklist, load_checklist  # noqa: E402
 from pipeline.script.embed import get_scorer  # noqa: E402
 from pipeline.speech.transcript import CLIENT, OPERATOR, Transcript, Utterance  # noqa: E402
@@ -392,6 +394,39 @@ def make_asr(dialogues: list[Dialogue]) -> None:
         print(f"{d.id}: {len(transcript.utterances)} utterances in {seconds:.1f} s", flush=True)
 
 
+def separability(dialogues: list[Dialogue], models: str | None) -> str:
+    """How well the sentence scores alone tell script steps from off-script,
+    before any decoding: per labelled operator sentence (``none`` left out), its
+    best step score; the AUC of that score for "in the script", and off-script
+    recall and precision when every sentence under a threshold is flagged. No
+    decoder can do much better than the scores it is given."""
+    from sklearn.metrics import roc_auc_score
+
+    scorer = get_scorer(models)
+    lines = ["| set | split | sentences | off-script | AUC | recall / precision at threshold 1.6 | 2.5 | 3.0 |", "|---|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, str], list[tuple[bool, float]]] = defaultdict(list)
+    for d in dialogues:
+        units = transcript_units(d.transcript)
+        if not units:
+            continue
+        best = scorer.score([u.text for u in units], scorer.space(checklist_for(d)).steps).max(axis=1)
+        for i, gold in d.labels.items():
+            start, end = d.spans[i]
+            inside = [k for k, u in enumerate(units) if start - 0.25 <= (u.start + u.end) / 2 <= end + 0.25]
+            if inside and gold != {NONE}:
+                groups[d.source, d.split].append((OFF_SCRIPT in gold, float(max(best[k] for k in inside))))
+    for (source, split), items in sorted(groups.items()):
+        off = np.array([o for o, _ in items])
+        score = np.array([x for _, x in items])
+        cells = []
+        for th in (1.6, 2.5, 3.0):
+            flagged = score < th
+            cells.append(f"{(flagged & off).sum() / max(1, off.sum()):.2f} / {(flagged & off).sum() / max(1, flagged.sum()):.2f}")
+        auc = roc_auc_score(~off, score) if 0 < off.sum() < len(off) else float("nan")
+        lines.append(f"| {source} | {split} | {len(items)} | {off.sum()} | {auc:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", default="all", choices=["dev", "test", "all"])
@@ -402,6 +437,7 @@ def main() -> None:
     ap.add_argument("--make-asr", action="store_true", help="synthesize and transcribe the dialogues first")
     ap.add_argument("--compare-greedy", action="store_true", help="also score each utterance on its own (no Viterbi)")
     ap.add_argument("--learning", action="store_true", help="also print the learning curve: figures after 0, 1, 2 and half the kind's calls reviewed")
+    ap.add_argument("--separability", action="store_true", help="also print how well the best step score alone tells steps from off-script (AUC)")
     args = ap.parse_args()
 
     sets = tuple(s for s in args.sets.split(",") if s)
@@ -436,6 +472,8 @@ def main() -> None:
     print(f"({seconds:.1f} s including model loading)\n")
     if args.learning:
         print(f"## Learning from reviews, {text} (examples from the reference sentences)\n\n{learning_curve(dialogues, refs, args.models)}\n")
+    if args.separability:
+        print(f"## Steps against off-script by the best step score alone, {text}, scorer {name}\n\n{separability(dialogues, args.models)}\n")
     if args.compare_greedy:
         greedy = AlignParams(skip_penalty=0.0, back_penalty=0.0)
         print(report(f"{text}, {args.split} split, each utterance alone (no order)", evaluate(dialogues, run(dialogues, args.models, greedy))))
