@@ -3,6 +3,7 @@ migrated database, the error exit, and the options several commands take."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import get_args
 
 import typer
@@ -13,6 +14,19 @@ from pipeline.config import SpeakersMode, get_settings
 def fail(exc: Exception) -> None:
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(1)
+
+
+@contextmanager
+def user_errors(*kinds: type[Exception]):
+    """A problem the user can mend (a bad file, an unknown name, a script that
+    does not parse): said in one line, exit code 2, no traceback."""
+    from pipeline.errors import CallreviewError
+
+    try:
+        yield
+    except kinds or (CallreviewError,) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def settings_with(**overrides):

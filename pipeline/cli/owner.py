@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.common import fail, migrated_settings, settings_with
+from pipeline.cli.common import fail, migrated_settings, settings_with, user_errors
 from pipeline.vocabulary import AuditAction, SaleOutcome
 
 app = typer.Typer()
@@ -24,22 +24,17 @@ def report(
     out: Path = typer.Option(None, "--out", "-o", help="File to write; CSV and HTML go to the screen without it."),
 ) -> None:
     """The owner's reports outside the app: the same tables as the report pages."""
-    from pipeline.errors import CallreviewError
     from pipeline.reports import export, reports
     from pipeline.reports.data import load
     from pipeline.storage.store import session_scope
 
     settings = migrated_settings()
-    try:
-        with session_scope(settings.db_url) as session:
-            if kind == "all":
-                data = load(session)
-                blob = export.tables({k: reports.build(k, session, data) for k in reports.REPORTS}, fmt)
-            else:
-                blob = export.table(reports.build(kind, session), fmt, kind)
-    except CallreviewError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    with user_errors(), session_scope(settings.db_url) as session:
+        if kind == "all":
+            data = load(session)
+            blob = export.tables({k: reports.build(k, session, data) for k in reports.REPORTS}, fmt)
+        else:
+            blob = export.table(reports.build(kind, session), fmt, kind)
     if out is None and fmt == "xlsx":
         out = Path(f"{kind}.xlsx")
     if out is None:
@@ -67,18 +62,13 @@ def sample(
     """Draw a sample of unassigned calls (stratified by operator) and put it in listeners' queues."""
     from collections import Counter
 
-    from pipeline.errors import CallreviewError
     from pipeline.reports import sampling
     from pipeline.storage.store import session_scope
 
     settings = migrated_settings()
     rules = sampling.PriorityRules(low_adherence, no_order, short, priority_share)
-    try:
-        with session_scope(settings.db_url) as session:
-            res = sampling.sample_and_assign(session, n, confidence, margin, rules, listener, overlap, gold, seed, dry_run)
-    except CallreviewError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    with user_errors(), session_scope(settings.db_url) as session:
+        res = sampling.sample_and_assign(session, n, confidence, margin, rules, listener, overlap, gold, seed, dry_run)
     typer.echo(f"unassigned calls: {res.population}; sample: {res.size} (confidence {confidence:.0%}, margin +-{margin:.0%})")
     for op, k in sorted(Counter(p.operator or "(unknown)" for p in res.picked).items()):
         typer.echo(f"  {op:20} {k}")
@@ -106,7 +96,6 @@ def outcomes_import(
     value: list[str] = typer.Option([], help="Your CRM's word for an outcome, e.g. --value 'Сделка=order' (repeat)."),
 ) -> None:
     """Import a CRM CSV, matching rows to recordings by call id or file name."""
-    from pipeline.errors import CallreviewError
     from pipeline.reports import outcomes
     from pipeline.storage.store import session_scope
 
@@ -118,12 +107,8 @@ def outcomes_import(
         values[raw] = canon
     mapping = outcomes.ColumnMapping(call=call, outcome=outcome, operator=operator, time=time, amount=amount, values=values)
     settings = migrated_settings()
-    try:
-        with session_scope(settings.db_url) as session:
-            res = outcomes.import_csv(session, csv_file, mapping)
-    except CallreviewError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    with user_errors(), session_scope(settings.db_url) as session:
+        res = outcomes.import_csv(session, csv_file, mapping)
     typer.echo(f"{res.rows} rows: {res.created} new, {res.updated} updated; {res.matched} matched to recordings")
     if res.unmatched:
         shown = ", ".join(res.unmatched[:10]) + (" ..." if len(res.unmatched) > 10 else "")
@@ -169,30 +154,26 @@ def checklists_examples(
     from pipeline.storage.store import session_scope
 
     settings = migrated_settings()
-    try:
-        with session_scope(settings.db_url) as session:
-            if Path(checklist).suffix.lower() in (".yaml", ".yml"):
-                version = checklists.stored_version(session, load_checklist(Path(checklist)))
-            else:
-                version = checklists.latest_version(session, checklist)
-            if version is None:
-                raise CallreviewError(f"{checklist}: no calls were aligned with this script yet, so nothing was learned")
+    with user_errors(), session_scope(settings.db_url) as session:
+        if Path(checklist).suffix.lower() in (".yaml", ".yml"):
+            version = checklists.stored_version(session, load_checklist(Path(checklist)))
+        else:
+            version = checklists.latest_version(session, checklist)
+        if version is None:
+            raise CallreviewError(f"{checklist}: no calls were aligned with this script yet, so nothing was learned")
+        learned = checklists.learned_examples(session, version.id)
+        for n in [*drop, *restore]:
+            if not 1 <= n <= len(learned):
+                raise CallreviewError(f"no example {n}: the list has {len(learned)}")
+        for n, dropped in [*((n, True) for n in drop), *((n, False) for n in restore)]:
+            checklists.set_dropped(session, version.id, learned[n - 1], dropped)
+        if drop or restore:
             learned = checklists.learned_examples(session, version.id)
-            for n in [*drop, *restore]:
-                if not 1 <= n <= len(learned):
-                    raise CallreviewError(f"no example {n}: the list has {len(learned)}")
-            for n, dropped in [*((n, True) for n in drop), *((n, False) for n in restore)]:
-                checklists.set_dropped(session, version.id, learned[n - 1], dropped)
-            if drop or restore:
-                learned = checklists.learned_examples(session, version.id)
-            typer.echo(f"{version.checklist_id} version {version.version} ({version.sha256[:8]}): {len(learned)} learned examples")
-            for n, ex in enumerate(learned, 1):
-                what = "not in script" if ex.key == OFF_SCRIPT else ex.key
-                mark = "  [dropped]" if ex.dropped else ""
-                typer.echo(f"{n:>4}  {what:<24} x{ex.reviews:<3} {ex.text}{mark}")
-    except CallreviewError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        typer.echo(f"{version.checklist_id} version {version.version} ({version.sha256[:8]}): {len(learned)} learned examples")
+        for n, ex in enumerate(learned, 1):
+            what = "not in script" if ex.key == OFF_SCRIPT else ex.key
+            mark = "  [dropped]" if ex.dropped else ""
+            typer.echo(f"{n:>4}  {what:<24} x{ex.reviews:<3} {ex.text}{mark}")
 
 
 # --- review app: users, assignment, serve (pipeline/review/accounts.py, pipeline/review/review.py) --
@@ -214,12 +195,8 @@ def users_add(
     from pipeline.storage.store import session_scope
 
     settings = migrated_settings()
-    try:
-        with session_scope(settings.db_url) as session:
-            accounts.add_user(session, name, role, password, rate=rate)
-    except accounts.AccountError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    with user_errors(), session_scope(settings.db_url) as session:
+        accounts.add_user(session, name, role, password, rate=rate)
     typer.echo(f"added {role} {name}")
 
 
@@ -243,12 +220,8 @@ def users_unlock(name: str = typer.Argument(..., help="Login name.")) -> None:
     from pipeline.storage.store import session_scope
 
     settings = migrated_settings()
-    try:
-        with session_scope(settings.db_url) as session:
-            accounts.unlock(session, accounts.get_user(session, name).id)
-    except accounts.AccountError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    with user_errors(), session_scope(settings.db_url) as session:
+        accounts.unlock(session, accounts.get_user(session, name).id)
     typer.echo(f"unlocked {name}")
 
 
@@ -328,20 +301,15 @@ def assign(
     seed: int = typer.Option(None, help="With --sample: make the draw repeatable."),
 ) -> None:
     """Put calls into listeners' queues."""
-    from pipeline.errors import CallreviewError
     from pipeline.reports import sampling
     from pipeline.review import accounts, assignments, review
     settings = migrated_settings()
     if not recording and not sample:
         raise typer.BadParameter("give recording ids or --sample N")
-    try:
-        with review.write_session(settings.db_url) as session:
-            ids = list(recording or []) or sampling.sample_recordings(session, sample, stratify=stratify, seed=seed)
-            listener_ids = [accounts.get_user(session, n).id for n in listener]
-            res = assignments.assign(session, ids, listener_ids, drawn_at_random=not recording)
-    except CallreviewError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    with user_errors(), review.write_session(settings.db_url) as session:
+        ids = list(recording or []) or sampling.sample_recordings(session, sample, stratify=stratify, seed=seed)
+        listener_ids = [accounts.get_user(session, n).id for n in listener]
+        res = assignments.assign(session, ids, listener_ids, drawn_at_random=not recording)
     per = ", ".join(f"{k}: {v}" for k, v in res.per_listener.items()) or "none"
     typer.echo(f"assigned {res.created} ({per}); {res.skipped} already queued")
 
@@ -354,17 +322,12 @@ def demo_reviews(
     """Demo data only: submit reviews made from the demo calls' reference labels (by
     the owner, `demo-listener` and the demo listener), so every report page has numbers.
     Run once after `process` and `assign`; a rerun does nothing."""
-    from pipeline.errors import CallreviewError
     from pipeline.reports import demo
     from pipeline.review.review import write_session
 
     settings = migrated_settings()
-    try:
-        with write_session(settings.db_url) as session:
-            res = demo.seed_reviews(session, folder, listener)
-    except CallreviewError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    with user_errors(), write_session(settings.db_url) as session:
+        res = demo.seed_reviews(session, folder, listener)
     typer.echo(f"demo reviews submitted: {len(res.submitted)}" + (f"; not processed, so not reviewed: {', '.join(res.skipped)}"
                                                                   if res.skipped else ""))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.common import ENGINE, MODEL, OPERATOR_CHANNEL, SCHEDULER, SPEAKERS, WORKERS, fail, migrated_settings, settings_with
+from pipeline.cli.common import ENGINE, MODEL, OPERATOR_CHANNEL, SCHEDULER, SPEAKERS, WORKERS, fail, migrated_settings, settings_with, user_errors
 from pipeline.config import default_workers, get_settings
 from pipeline.vocabulary import FileResult, RecordingStatus
 
@@ -122,7 +122,7 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
     if workers < 1:
         raise typer.BadParameter("--workers must be 1 or more")
     tally: dict[str, int] = {}
-    try:
+    with user_errors(CallreviewError, OSError):
         where = f"on the Dask cluster at {scheduler}" if scheduler else f"with {min(workers, len(files))} process(es)"
         with tqdm(total=len(files), unit="file", desc="processing") as bar:
             bar.write(f"{len(files)} file(s), {where}")
@@ -132,9 +132,6 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
                     bar.write(f"{result.status}: {result.message}")
                 bar.set_postfix_str(source_name(result.path))
                 bar.update(1)
-    except (CallreviewError, OSError) as exc:  # OSError: e.g. the Dask scheduler cannot be reached
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
     typer.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())))
     if tally.get(FileResult.FAILED):
         raise typer.Exit(1)
