@@ -127,6 +127,18 @@ def test_signed_tokens_expire_and_keep_their_purpose(tmp_path):
     assert signing.audio_path(7, 3, secret).startswith("/api/audio/")
 
 
+def test_a_listening_link_outlives_a_long_call_played_through():
+    """The page re-signs the link only when it runs: a listener who plays a
+    45-minute call through without touching the form must not lose the audio
+    at minute 30."""
+    secret = b"k" * 32
+    call_s = 45 * 60
+    token = signing.audio_path(7, 3, secret, call_s, now=1000).rsplit("/", 1)[1]
+    assert signing.verify(token, signing.AUDIO, secret, now=1000 + call_s + 60) == [7, 3]
+    with pytest.raises(signing.SignatureError, match="expired"):
+        signing.verify(token, signing.AUDIO, secret, now=1000 + call_s + signing.AUDIO_TTL_S + 1)
+
+
 def test_the_database_file_is_created_readable_by_its_owner_only(tmp_path):
     """Password hashes, operators' names and customers' phones live there."""
     url = f"sqlite:///{tmp_path / 'data' / 'callreview.db'}"

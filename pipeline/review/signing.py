@@ -95,12 +95,20 @@ AUDIO = "audio"
 
 # Short: a copied link soon dies. The call page re-signs it as it nears expiry,
 # and the route also refuses it the moment its login ends.
-AUDIO_TTL_S = 30 * 60  # longer than most calls, so a link seldom dies mid-play
+AUDIO_TTL_S = 30 * 60  # how long a listening link outlives the call's own length
 
 
-def audio_path(assignment_id: int, session_id: int | None, secret: bytes, ttl_s: float = AUDIO_TTL_S) -> str:
+def audio_ttl(call_s: float) -> float:
+    """How long a listening link lives: the call's length and half an hour more.
+    The page re-signs a link only when it runs, so a listener who plays a long
+    call through without touching the form must not have it die mid-play;
+    logging out still ends the link at once (it is bound to the login)."""
+    return AUDIO_TTL_S + max(0.0, call_s)
+
+
+def audio_path(assignment_id: int, session_id: int | None, secret: bytes, call_s: float = 0.0, now: float | None = None) -> str:
     """Path (no host) of the signed listening-copy URL for one assignment, bound
-    to the login that asked for it.
+    to the login that asked for it, valid ``audio_ttl(call_s)`` seconds.
 
     The token names the assignment, never the recording or its file."""
-    return f"/api/audio/{sign(AUDIO, [assignment_id, session_id], secret, ttl_s)}"
+    return f"/api/audio/{sign(AUDIO, [assignment_id, session_id], secret, audio_ttl(call_s), now)}"

@@ -160,12 +160,14 @@ start = start if play_aid == aid else 0.0
 with st.sidebar:
     st.subheader("Запись")
     if view.has_audio:
-        # Re-sign only when the link nears expiry: a new URL would reload the player.
+        # Re-sign only when the link might die before the call could be played
+        # through once more: a new URL would reload the player.
         url_key = f"cr_audio_{aid}"
         url, expires = st.session_state.get(url_key, ("", 0.0))
-        if time.time() > expires - signing.AUDIO_TTL_S / 3:
-            url = origin() + signing.audio_path(aid, user.session_id, secret())
-            st.session_state[url_key] = (url, time.time() + signing.AUDIO_TTL_S)
+        length = view.duration or 0.0
+        if time.time() > expires - length - signing.AUDIO_TTL_S / 3:
+            url = origin() + signing.audio_path(aid, user.session_id, secret(), length)
+            st.session_state[url_key] = (url, time.time() + signing.audio_ttl(length))
         st.audio(url, format="audio/ogg", start_time=int(start), autoplay=start > 0)
         st.caption(f"Воспроизведение с {fmt_time(start)}" if start else "Нажмите ▶ у шага, чтобы слушать с нужного места.")
     else:
