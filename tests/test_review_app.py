@@ -79,9 +79,12 @@ def test_wrong_password_is_refused(world):
     assert at.title[0].value == "Вход"
 
 
-def test_the_login_page_stops_guessing(world):
+def test_the_login_page_stops_guessing(world, monkeypatch):
     from pipeline.review import accounts
 
+    # a minute's wait after the DELAY_AFTER-th failure, not 1 s: a slow page run
+    # must not outlast the wait before the next try (the waits, with explicit times: test_accounts)
+    monkeypatch.setattr(accounts, "_wait", lambda n, delay_after, lock_after: 60.0 if n >= delay_after else 0.0)
     with session_scope(world.url) as s:
         accounts.add_user(s, "guesser", "listener", "secret-pass")
     for _ in range(accounts.DELAY_AFTER):
