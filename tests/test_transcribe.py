@@ -103,6 +103,17 @@ def test_short_call_turns(transcriber, short_call):
     assert [u.channel for u in tr.utterances] == [0, 1, 0, 1]
 
 
+def test_language_is_detected_when_not_given(model_cache, short_call):
+    """``--language auto``: the call's language comes from its first windows'
+    encoder states, and its turns come out as with the language given."""
+    from pipeline.speech.transcribe import TranscribeOptions, get_transcriber
+
+    path, _, ref = short_call
+    tr = get_transcriber(TranscribeOptions(model_cache=str(model_cache), device="cpu", language=None)).transcribe(decode(path))
+    assert tr.language == "ru"
+    _assert_turns_match(tr, ref)
+
+
 def _frames(turns: list[dict], who: str, n: int, trim_s: float = 0.3) -> np.ndarray:
     """Frames inside ``who``'s reference turns, ``trim_s`` in from each end."""
     fs = regions.FRAME / 16000

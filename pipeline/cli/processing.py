@@ -122,7 +122,7 @@ def _run_batch(paths, checklist, operator, operator_channel, metadata, model, en
     if workers < 1:
         raise typer.BadParameter("--workers must be 1 or more")
     tally: dict[str, int] = {}
-    with user_errors(CallreviewError, OSError):
+    with user_errors(CallreviewError, OSError):  # OSError: e.g. the Dask scheduler cannot be reached
         where = f"on the Dask cluster at {scheduler}" if scheduler else f"with {min(workers, len(files))} process(es)"
         with tqdm(total=len(files), unit="file", desc="processing") as bar:
             bar.write(f"{len(files)} file(s), {where}")

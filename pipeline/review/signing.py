@@ -93,8 +93,8 @@ def verify(token: str, kind: str, secret: bytes, now: float | None = None) -> An
 
 AUDIO = "audio"
 
-# Short: a copied link soon dies. The call page re-signs it as it nears expiry,
-# and the route also refuses it the moment its login ends.
+# Bounded: a copied link dies half an hour after the call could have been
+# played through (``audio_ttl``), and the route refuses it the moment its login ends.
 AUDIO_TTL_S = 30 * 60  # how long a listening link outlives the call's own length
 
 

@@ -256,11 +256,10 @@ class Transcriber:
         f = np.pad(f, ((0, 0), (0, frames - f.shape[1])))
         return np.asarray(self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(f[None], dtype=np.float32)), to_cpu=True))
 
-    def _detect_language(self, wins: list[Packed]) -> str:
-        """The language most windows are in (a call is in one language)."""
+    def _detect_language(self, enc: np.ndarray) -> str:
+        """The language most of these windows' encoder states are in (a call is in one language)."""
         import ctranslate2
 
-        enc = np.concatenate([self._encode(w) for w in wins[:3]])
         votes = [langs[0][0].strip("<|>") for langs in self.model.model.detect_language(ctranslate2.StorageView.from_array(enc))]
         return max(set(votes), key=votes.count)
 
@@ -320,15 +319,16 @@ class Transcriber:
         decoding costs about its words); windows every fast pass got wrong go
         to the careful decoder. (Speech a window left out is decoded again
         later, by ``_recover``.) A fixed share of windows per worker left one
-        core idle for a window or two of every call (RTF 0.075 -> see
-        docs/benchmarks.md)."""
+        core idle for a window or two of every call (docs/benchmarks.md, "Rerun
+        on another machine of this kind"). The language, when not given, comes
+        from the first windows' encoder states: no window is encoded twice."""
         if not wins:
             return [], self.language or ""
-        language = self.language or self._detect_language(wins)
         done: list[tuple[Packed, list[Seg]]] = []
         careful: list[Packed] = []
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             enc = list(pool.map(self._encode, wins))
+            language = self.language or self._detect_language(np.concatenate(enc[:3]))
             groups = _balanced([len(w.audio) for w in wins], self.workers)
 
             def decode(group: list[int]) -> list[list[Seg] | None]:
