@@ -247,6 +247,7 @@ def test_batch_killed_with_sigkill_resumes_without_duplicates(db_url, short_call
         for r in recs:
             runs = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == r.id)).all()
             assert sum(1 for run in runs if run.ok) == 1, [(run.worker, run.ok, run.error) for run in runs]
+            assert len(runs) == r.attempts  # however the kill fell, every attempt left its run
             assert all(run.finished_at is not None for run in runs)
             idx = s.scalars(select(UtteranceRow.idx).where(UtteranceRow.recording_id == r.id)).all()
             assert idx and sorted(idx) == list(range(len(idx)))

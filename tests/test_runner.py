@@ -77,10 +77,9 @@ def test_dead_workers_claims_are_taken_over(settings, short_calls):
     dead = f"{host}:{_dead_pid()}"
     with session_scope(settings.db_url) as s:
         s.execute(update(Recording).where(Recording.id == rid).values(claimed_by=dead))
-    run_id = ingest._start_run(settings, rid, "transcribe", dead)
     assert try_claim(settings, rid, "me:1") == CLAIMED
     with session_scope(settings.db_url) as s:
-        run = s.get(ProcessingRun, run_id)
+        run = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == rid).order_by(ProcessingRun.id)).first()
         assert run.ok is False and run.finished_at is not None and dead in run.error
     # A Dask worker on another machine: dead when the cluster no longer lists it.
     remote = "otherhost:42 tcp://10.0.0.7:40001"
@@ -95,6 +94,19 @@ def test_dead_workers_claims_are_taken_over(settings, short_calls):
     assert try_claim(settings, rid, "me:3") == CLAIMED
     with session_scope(settings.db_url) as s:
         assert s.get(Recording, rid).attempts == 4
+        # every claim opened its run in the claim's transaction: one run per attempt, the last one open
+        runs = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == rid).order_by(ProcessingRun.id)).all()
+        assert [(r.worker, r.stage, r.finished_at is None) for r in runs] == [
+            (f"{host}:{os.getpid()}", "transcribe", False), ("me:1", "transcribe", False), ("me:2", "transcribe", False), ("me:3", "transcribe", True)
+        ]
+    # A worker killed between its claim and any work: its attempt still has a run to close.
+    other, _ = register(settings, short_calls[1])
+    assert try_claim(settings, other, dead) == CLAIMED
+    assert try_claim(settings, other, "me:1") == CLAIMED
+    with session_scope(settings.db_url) as s:
+        runs = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == other).order_by(ProcessingRun.id)).all()
+        assert [(r.worker, r.ok) for r in runs] == [(dead, False), ("me:1", None)] and dead in runs[0].error
+        assert s.get(Recording, other).attempts == len(runs)
     # Nothing to do is not a claim.
     with session_scope(settings.db_url) as s:
         s.execute(update(Recording).where(Recording.id == rid).values(status=RecordingStatus.TRANSCRIBED, claimed_by=None))
@@ -258,6 +270,7 @@ def test_dask_cluster_survives_a_killed_worker(settings, dask_cluster, short_cal
             redo = s.scalars(select(ProcessingRun).where(ProcessingRun.recording_id == retried.id, ProcessingRun.ok.is_(True))).one()
             assert redo.worker != victim_worker
         assert sum(s.scalars(select(Recording.attempts))) == len(calls) + len(abandoned)
+        assert store.count(s, ProcessingRun) == len(calls) + len(abandoned)  # a run for every attempt
 
 
 # --- uploads: registered by the page, processed by the watching worker ------------

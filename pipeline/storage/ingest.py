@@ -297,6 +297,9 @@ def try_claim(
             .values(ok=False, finished_at=store.utcnow(), error=previous or "abandoned: its worker stopped before finishing")
             .execution_options(synchronize_session=False)
         )
+        # The attempt's run is opened in the claim's own transaction: a worker
+        # killed right after claiming still leaves a run for the next claim to close.
+        session.add(_new_run(settings, recording_id, "align" if current.model is not None else "transcribe", worker))
         return CLAIMED
 
 
@@ -332,17 +335,27 @@ def _has_alignment(session, recording_id: int, checklist_sha: str) -> bool:
 # --- processing -------------------------------------------------------------
 
 
+def _new_run(settings: Settings, recording_id: int, stage: str, worker: str) -> store.ProcessingRun:
+    return store.ProcessingRun(
+        recording_id=recording_id, stage=stage, worker=worker, engine=settings.engine, model=settings.model, started_at=store.utcnow()
+    )
+
+
 def _start_run(settings: Settings, recording_id: int, stage: str, worker: str) -> int:
-    """Open a processing_runs row now, so a worker killed midway leaves a trace."""
+    """The processing_runs row of this stage, open from now on so a worker killed
+    midway leaves a trace: the one ``try_claim`` opened for this worker, else a new one."""
     with session_scope(settings.db_url) as session:
-        run = store.ProcessingRun(
-            recording_id=recording_id,
-            stage=stage,
-            worker=worker,
-            engine=settings.engine,
-            model=settings.model,
-            started_at=store.utcnow(),
+        opened = session.scalar(
+            select(store.ProcessingRun.id).where(
+                store.ProcessingRun.recording_id == recording_id,
+                store.ProcessingRun.stage == stage,
+                store.ProcessingRun.worker == worker,
+                store.ProcessingRun.finished_at.is_(None),
+            )
         )
+        if opened is not None:
+            return opened
+        run = _new_run(settings, recording_id, stage, worker)
         session.add(run)
         session.flush()
         return run.id
