@@ -27,6 +27,7 @@ recall/precision, turn accuracy and step-presence F1 (per call).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.script.align import AlignParams, align_many, transcript_units  # noqa: E402
+from pipeline.script.calibration import off_script_shift, shifted  # noqa: E402
 from pipeline.script.checklist import OFF_SCRIPT, Checklist, load_checklist  # noqa: E402
 from pipeline.script.embed import get_scorer  # noqa: E402
 from pipeline.speech.transcript import CLIENT, OPERATOR, Transcript, Utterance  # noqa: E402
@@ -305,40 +307,57 @@ def confirmed_examples(dialogues: list[Dialogue]) -> dict[str, list[str]]:
 
 def learning_curve(dialogues: list[Dialogue], refs: dict[str, Dialogue], models: str | None, counts=(0, 1, 2, 5), seed: int = 19,
                    params: AlignParams = AlignParams()) -> str:
-    """Step presence F1 and off-script recall after ``counts`` reviewed calls,
-    and after the whole reviewed half.
+    """Step presence F1, off-script recall and the off-script calibration error
+    after ``counts`` reviewed calls, and after the whole reviewed half.
 
     Each kind's dialogues are shuffled (``seed``) and halved; the calls of one
     half are reviewed in that order (examples from the reference labels,
-    ``confirmed_examples``), the other half is aligned with what was learned,
+    ``confirmed_examples``; each call's flags judged against the labels, as a
+    listener would tick them), the other half is aligned with what was learned,
     then the halves swap, and both held-out halves are scored together. The
     held-out calls are the same for every count, so the rows differ only by
-    what was learned."""
+    what was learned. A reviewed call was itself aligned with what the calls
+    before it taught, as ``process`` would have, and its flags count at the
+    model's own confidence (``reviewed_flags``)."""
     import random
 
     scorer = get_scorer(models)
     groups: dict[tuple[str, str, str], list[Dialogue]] = defaultdict(list)
     for d in dialogues:
         groups[d.source, d.kind, d.split].append(d)
-    results: dict[tuple[str, str, int], tuple[list[Dialogue], list]] = defaultdict(lambda: ([], []))
+    results: dict[tuple[str, str, int], tuple[list[Dialogue], list, list]] = defaultdict(lambda: ([], [], []))
+
+    def taught(reviewed: list[Dialogue], flags: list[tuple[float, bool]]):
+        return confirmed_examples([refs.get(d.id, d) for d in reviewed]), dataclasses.replace(params, off_shift=off_script_shift(flags))
+
     for (source, kind, split), group in sorted(groups.items()):
         order = sorted(group, key=lambda d: d.id)
         random.Random(f"{seed}{kind}").shuffle(order)
         half = len(order) // 2
         checklist = checklist_for(order[0])
         for reviewed, held in ((order[:half], order[half:]), (order[half:], order[:half])):
+            verdicts: list[list[tuple[float, bool]]] = []  # per reviewed call: its flags at the model's own confidence, confirmed
+            for j, d in enumerate(reviewed):
+                learned, p = taught(reviewed[:j], [f for v in verdicts for f in v])
+                [a] = align_many([d.transcript], checklist, scorer, learned, p)
+                verdicts.append([(shifted(c, -p.off_shift), ok) for c, ok in judged([d], [a])["off-script"]])
             for k in [k for k in counts if k < len(reviewed)] + [len(reviewed)]:  # the last point: the whole half
-                learned = confirmed_examples([refs.get(d.id, d) for d in reviewed[:k]])
-                aligned = align_many([d.transcript for d in held], checklist, scorer, learned, params)
+                learned, p = taught(reviewed[:k], [f for v in verdicts[:k] for f in v])
+                aligned = align_many([d.transcript for d in held], checklist, scorer, learned, p)
+                flags = [(c, shifted(c, -p.off_shift), ok) for c, ok in judged(held, aligned)["off-script"]]
                 for key in ((source, split, k), (source, f"{kind} {split}", k)):
                     results[key][0].extend(held)
                     results[key][1].extend(aligned)
-    lines = ["| set | kind / split | reviewed calls | held-out sentences | step presence F1 | off-script recall | off-script precision |",
-             "|---|---|---|---|---|---|---|"]
-    for (source, what, k), (held, aligned) in sorted(results.items(), key=lambda kv: (kv[0][0], " " in kv[0][1], kv[0][1], kv[0][2])):
+                    results[key][2].extend(flags)
+    lines = ["| set | kind / split | reviewed calls | held-out sentences | step presence F1 | off-script recall | off-script precision "
+             "| off-script ECE, shift learned / none |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (source, what, k), (held, aligned, flags) in sorted(results.items(), key=lambda kv: (kv[0][0], " " in kv[0][1], kv[0][1], kv[0][2])):
         m = evaluate(held, aligned)
         op, orc, _ = m["off_script_sentences"]
-        lines.append(f"| {source} | {what} | {k} | {m['utterances']} | **{m['presence'][2]:.3f}** | **{orc:.2f}** | {op:.2f} |")
+        ece = [reliability([(c[i], ok) for *c, ok in flags])[1] for i in (0, 1)] if flags else None
+        lines.append(f"| {source} | {what} | {k} | {m['utterances']} | **{m['presence'][2]:.3f}** | **{orc:.2f}** | {op:.2f} | "
+                     + (f"**{ece[0]:.3f}** / {ece[1]:.3f} |" if ece else "- |"))
     return "\n".join(lines)
 
 
