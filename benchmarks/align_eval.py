@@ -291,34 +291,43 @@ def run(dialogues: list[Dialogue], models: str | None = None, params: AlignParam
     return alignments
 
 
-def confirmed_examples(dialogues: list[Dialogue]) -> dict[str, list[str]]:
-    """What listeners who agree with the labels would confirm in these calls:
-    each sentence labelled with one step, as that step's example, and each
-    off-script one as an off-script example (``reviewed_examples``' shape)."""
-    out: dict[str, list[str]] = {}
-    for d in dialogues:
-        for i, labels in sorted(d.labels.items()):
-            if len(labels) == 1 and NONE not in labels:
-                text = d.transcript.utterances[i].text
-                if text not in out.setdefault(next(iter(labels)), []):
-                    out[next(iter(labels))].append(text)
-    return out
+def review_of(d: Dialogue, a) -> tuple[dict[str, list[str]], list[tuple[float, bool]]]:
+    """What a listener who agrees with the labels leaves in one call's review,
+    read the way ``learned_examples`` and ``reviewed_flags`` read a stored one:
+    each step found that the call does, marked correct (its quoted sentence);
+    each flag, ticked when right; each off-script sentence no right flag covers,
+    added as a moment (the text of the utterance playing at its start, as
+    ``add_moment`` stores it). Returns the examples and the flag verdicts."""
+    gold = {lab for labs in d.labels.values() for lab in labs}
+    examples: dict[str, list[str]] = defaultdict(list)
+    for s in a.steps:
+        if s.status == "found" and s.id in gold and s.quote:
+            examples[s.id].append(s.quote)
+    verdicts = judged([d], [a])["off-script"]
+    right = [o for o in a.off_script if any(OFF_SCRIPT in d.labels[i] and s - 0.25 <= (o.start + o.end) / 2 <= e + 0.25
+                                             for i, (s, e) in d.spans.items())]
+    examples[OFF_SCRIPT] += [o.text for o in right]
+    for i, (s, e) in d.spans.items():
+        if OFF_SCRIPT in d.labels[i] and not any(s - 0.25 <= (o.start + o.end) / 2 <= e + 0.25 for o in right):
+            playing = [u for u in d.transcript.utterances if u.start <= s + 0.25]
+            if playing and playing[-1].end >= s - 5:
+                examples[OFF_SCRIPT].append(playing[-1].text)
+    return dict(examples), verdicts
 
 
-def learning_curve(dialogues: list[Dialogue], refs: dict[str, Dialogue], models: str | None, counts=(0, 1, 2, 5), seed: int = 19,
+def learning_curve(dialogues: list[Dialogue], models: str | None, counts=(0, 1, 2, 5), seed: int = 19,
                    params: AlignParams = AlignParams()) -> str:
     """Step presence F1, off-script recall and the off-script calibration error
     after ``counts`` reviewed calls, and after the whole reviewed half.
 
     Each kind's dialogues are shuffled (``seed``) and halved; the calls of one
-    half are reviewed in that order (examples from the reference labels,
-    ``confirmed_examples``; each call's flags judged against the labels, as a
-    listener would tick them), the other half is aligned with what was learned,
-    then the halves swap, and both held-out halves are scored together. The
-    held-out calls are the same for every count, so the rows differ only by
-    what was learned. A reviewed call was itself aligned with what the calls
-    before it taught, as ``process`` would have, and its flags count at the
-    model's own confidence (``reviewed_flags``)."""
+    half are reviewed in that order (``review_of``: what the review app would
+    store), the other half is aligned with what was learned, then the halves
+    swap, and both held-out halves are scored together. The held-out calls are
+    the same for every count, so the rows differ only by what was learned. A
+    reviewed call was itself aligned with what the calls before it taught, as
+    ``process`` would have, and its flags count at the model's own confidence
+    (``reviewed_flags``)."""
     import random
 
     scorer = get_scorer(models)
@@ -327,8 +336,12 @@ def learning_curve(dialogues: list[Dialogue], refs: dict[str, Dialogue], models:
         groups[d.source, d.kind, d.split].append(d)
     results: dict[tuple[str, str, int], tuple[list[Dialogue], list, list]] = defaultdict(lambda: ([], [], []))
 
-    def taught(reviewed: list[Dialogue], flags: list[tuple[float, bool]]):
-        return confirmed_examples([refs.get(d.id, d) for d in reviewed]), dataclasses.replace(params, off_shift=off_script_shift(flags))
+    def taught(reviews: list[tuple[dict[str, list[str]], list[tuple[float, bool]]]]):
+        examples: dict[str, list[str]] = defaultdict(list)
+        for learned, _ in reviews:
+            for key, texts in learned.items():
+                examples[key] += [t for t in texts if t not in examples[key]]
+        return dict(examples), dataclasses.replace(params, off_shift=off_script_shift([f for _, flags in reviews for f in flags]))
 
     for (source, kind, split), group in sorted(groups.items()):
         order = sorted(group, key=lambda d: d.id)
@@ -336,13 +349,13 @@ def learning_curve(dialogues: list[Dialogue], refs: dict[str, Dialogue], models:
         half = len(order) // 2
         checklist = checklist_for(order[0])
         for reviewed, held in ((order[:half], order[half:]), (order[half:], order[:half])):
-            verdicts: list[list[tuple[float, bool]]] = []  # per reviewed call: its flags at the model's own confidence, confirmed
+            reviews = []
             for j, d in enumerate(reviewed):
-                learned, p = taught(reviewed[:j], [f for v in verdicts for f in v])
-                [a] = align_many([d.transcript], checklist, scorer, learned, p)
-                verdicts.append([(shifted(c, -p.off_shift), ok) for c, ok in judged([d], [a])["off-script"]])
+                [a] = align_many([d.transcript], checklist, scorer, *taught(reviews[:j]))
+                learned, flags = review_of(d, a)
+                reviews.append((learned, [(shifted(c, -a.off_shift), ok) for c, ok in flags]))
             for k in [k for k in counts if k < len(reviewed)] + [len(reviewed)]:  # the last point: the whole half
-                learned, p = taught(reviewed[:k], [f for v in verdicts[:k] for f in v])
+                learned, p = taught(reviews[:k])
                 aligned = align_many([d.transcript for d in held], checklist, scorer, learned, p)
                 flags = [(c, shifted(c, -p.off_shift), ok) for c, ok in judged(held, aligned)["off-script"]]
                 for key in ((source, split, k), (source, f"{kind} {split}", k)):
@@ -466,7 +479,6 @@ def main() -> None:
         print(f"{args.aligneval}: no aligneval dialogues here; scoring our own only", file=sys.stderr)
         sets = tuple(s for s in sets if s != "aligneval")
     dialogues = load_dialogues(args.split, sets, args.aligneval)
-    refs = {d.id: d for d in dialogues}
     if args.make_asr:
         make_asr(dialogues)
     if args.asr:
@@ -490,7 +502,7 @@ def main() -> None:
                      evaluate([dialogues[i] for i in idx], [alignments[i] for i in idx])) + "\n")
     print(f"({seconds:.1f} s including model loading)\n")
     if args.learning:
-        print(f"## Learning from reviews, {text} (examples from the reference sentences)\n\n{learning_curve(dialogues, refs, args.models)}\n")
+        print(f"## Learning from reviews, {text} (reviews as the review app stores them)\n\n{learning_curve(dialogues, args.models)}\n")
     if args.separability:
         print(f"## Steps against off-script by the best step score alone, {text}, scorer {name}\n\n{separability(dialogues, args.models)}\n")
     if args.compare_greedy:
