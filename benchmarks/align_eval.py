@@ -27,7 +27,6 @@ recall/precision, turn accuracy and step-presence F1 (per call).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import sys
@@ -42,7 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.script.align import AlignParams, align_many, transcript_units  # noqa: E402
-from pipeline.script.calibration import off_script_shift, shifted  # noqa: E402
 from pipeline.script.checklist import OFF_SCRIPT, Checklist, load_checklist  # noqa: E402
 from pipeline.script.embed import get_scorer  # noqa: E402
 from pipeline.speech.transcript import CLIENT, OPERATOR, Transcript, Utterance  # noqa: E402
@@ -291,19 +289,18 @@ def run(dialogues: list[Dialogue], models: str | None = None, params: AlignParam
     return alignments
 
 
-def review_of(d: Dialogue, a) -> tuple[dict[str, list[str]], list[tuple[float, bool]]]:
+def review_of(d: Dialogue, a) -> dict[str, list[str]]:
     """What a listener who agrees with the labels leaves in one call's review,
-    read the way ``learned_examples`` and ``reviewed_flags`` read a stored one:
+    read the way ``learned_examples`` reads a stored one:
     each step found that the call does, marked correct (its quoted sentence);
     each flag, ticked when right; each off-script sentence no right flag covers,
     added as a moment (the text of the utterance playing at its start, as
-    ``add_moment`` stores it). Returns the examples and the flag verdicts."""
+    ``add_moment`` stores it)."""
     gold = {lab for labs in d.labels.values() for lab in labs}
     examples: dict[str, list[str]] = defaultdict(list)
     for s in a.steps:
         if s.status == "found" and s.id in gold and s.quote:
             examples[s.id].append(s.quote)
-    verdicts = judged([d], [a])["off-script"]
     right = [o for o in a.off_script if any(OFF_SCRIPT in d.labels[i] and s - 0.25 <= (o.start + o.end) / 2 <= e + 0.25
                                              for i, (s, e) in d.spans.items())]
     examples[OFF_SCRIPT] += [o.text for o in right]
@@ -312,7 +309,7 @@ def review_of(d: Dialogue, a) -> tuple[dict[str, list[str]], list[tuple[float, b
             playing = [u for u in d.transcript.utterances if u.start <= s + 0.25]
             if playing and playing[-1].end >= s - 5:
                 examples[OFF_SCRIPT].append(playing[-1].text)
-    return dict(examples), verdicts
+    return dict(examples)
 
 
 def learning_curve(dialogues: list[Dialogue], models: str | None, counts=(0, 1, 2, 5), seed: int = 19,
@@ -326,22 +323,21 @@ def learning_curve(dialogues: list[Dialogue], models: str | None, counts=(0, 1, 
     swap, and both held-out halves are scored together. The held-out calls are
     the same for every count, so the rows differ only by what was learned. A
     reviewed call was itself aligned with what the calls before it taught, as
-    ``process`` would have, and its flags count at the model's own confidence
-    (``reviewed_flags``)."""
+    ``process`` would have."""
     import random
 
     scorer = get_scorer(models)
     groups: dict[tuple[str, str, str], list[Dialogue]] = defaultdict(list)
     for d in dialogues:
         groups[d.source, d.kind, d.split].append(d)
-    results: dict[tuple[str, str, int], tuple[list[Dialogue], list, list]] = defaultdict(lambda: ([], [], []))
+    results: dict[tuple[str, str, int], tuple[list[Dialogue], list]] = defaultdict(lambda: ([], []))
 
-    def taught(reviews: list[tuple[dict[str, list[str]], list[tuple[float, bool]]]]):
+    def taught(reviews: list[dict[str, list[str]]]) -> dict[str, list[str]]:
         examples: dict[str, list[str]] = defaultdict(list)
-        for learned, _ in reviews:
+        for learned in reviews:
             for key, texts in learned.items():
                 examples[key] += [t for t in texts if t not in examples[key]]
-        return dict(examples), dataclasses.replace(params, off_shift=off_script_shift([f for _, flags in reviews for f in flags]))
+        return dict(examples)
 
     for (source, kind, split), group in sorted(groups.items()):
         order = sorted(group, key=lambda d: d.id)
@@ -351,26 +347,22 @@ def learning_curve(dialogues: list[Dialogue], models: str | None, counts=(0, 1, 
         for reviewed, held in ((order[:half], order[half:]), (order[half:], order[:half])):
             reviews = []
             for j, d in enumerate(reviewed):
-                [a] = align_many([d.transcript], checklist, scorer, *taught(reviews[:j]))
-                learned, flags = review_of(d, a)
-                reviews.append((learned, [(shifted(c, -a.off_shift), ok) for c, ok in flags]))
+                [a] = align_many([d.transcript], checklist, scorer, taught(reviews[:j]), params)
+                reviews.append(review_of(d, a))
             for k in [k for k in counts if k < len(reviewed)] + [len(reviewed)]:  # the last point: the whole half
-                learned, p = taught(reviews[:k])
-                aligned = align_many([d.transcript for d in held], checklist, scorer, learned, p)
-                flags = [(c, shifted(c, -p.off_shift), ok) for c, ok in judged(held, aligned)["off-script"]]
+                aligned = align_many([d.transcript for d in held], checklist, scorer, taught(reviews[:k]), params)
                 for key in ((source, split, k), (source, f"{kind} {split}", k)):
                     results[key][0].extend(held)
                     results[key][1].extend(aligned)
-                    results[key][2].extend(flags)
     lines = ["| set | kind / split | reviewed calls | held-out sentences | step presence F1 | off-script recall | off-script precision "
-             "| off-script ECE, shift learned / none |",
+             "| off-script ECE |",
              "|---|---|---|---|---|---|---|---|"]
-    for (source, what, k), (held, aligned, flags) in sorted(results.items(), key=lambda kv: (kv[0][0], " " in kv[0][1], kv[0][1], kv[0][2])):
+    for (source, what, k), (held, aligned) in sorted(results.items(), key=lambda kv: (kv[0][0], " " in kv[0][1], kv[0][1], kv[0][2])):
         m = evaluate(held, aligned)
         op, orc, _ = m["off_script_sentences"]
-        ece = [reliability([(c[i], ok) for *c, ok in flags])[1] for i in (0, 1)] if flags else None
+        flags = judged(held, aligned)["off-script"]
         lines.append(f"| {source} | {what} | {k} | {m['utterances']} | **{m['presence'][2]:.3f}** | **{orc:.2f}** | {op:.2f} | "
-                     + (f"**{ece[0]:.3f}** / {ece[1]:.3f} |" if ece else "- |"))
+                     + (f"{reliability(flags)[1]:.3f} |" if flags else "- |"))
     return "\n".join(lines)
 
 

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select
 
 from pipeline.script.align import align, align_many, alignment_record, split_at_pauses, split_sentences
-from pipeline.script.calibration import PRIOR, off_script_shift, shifted
 from pipeline.script.checklist import OFF_SCRIPT, load_checklist
 from pipeline.script.result import AlignmentRecord
 from pipeline.speech.transcript import CLIENT, OPERATOR, UNKNOWN, Transcript, Utterance, Word
@@ -404,62 +403,3 @@ def test_listener_confirmed_examples_teach_the_next_alignment(settings, checklis
     assert line[:8] == [checklist.id, f"v{checklist.version}", checklist.sha256[:8], "2", "calls", "1", "reviews", "2"]
     res = runner.invoke(cli.app, ["checklists", "examples", "no-such-script"])
     assert res.exit_code == 2 and "no calls were aligned" in res.output
-
-
-def test_off_script_shift_follows_the_share_confirmed():
-    assert off_script_shift([]) == 0.0
-    up, down = off_script_shift([(0.4, True)] * 10), off_script_shift([(0.4, False)] * 10)
-    assert up > 0 > down
-    # the stated confidence, shifted, reads as the share confirmed, pulled to the model's own mean by PRIOR flags
-    assert abs(shifted(0.4, up) - (10 + PRIOR * 0.4) / (10 + PRIOR)) < 1e-3
-    assert 0 < off_script_shift([(0.4, True)] * 2) < up  # two verdicts move it less than ten
-    assert abs(off_script_shift([(0.3, True), (0.5, False), (0.4, True), (0.6, False)] * 5)) < 0.2  # right as often as stated
-
-
-@pytest.mark.parametrize("confirm", [False, True])
-def test_listeners_verdicts_on_flags_set_the_level_of_the_next_flags(settings, checklist, confirm):
-    """On SQLite and PostgreSQL: the off-script flags of a submitted review,
-    ticked (confirmed) or left unticked (rejected), shift the confidence of the
-    next alignment's flags up or down; a reviewed record that already carried a
-    shift is read back at the model's own confidence."""
-    from pipeline.storage.checklists import reviewed_flags
-    from pipeline.storage.store import AlignmentRow, Assignment, OffScriptMoment, Review, User, session_scope
-
-    remark = "Погода сегодня ужасная, весь день идёт дождь со снегом."
-    chatter = "Честно говоря, у нас сегодня начальство очень злое с утра."
-
-    def with_remark(text: str) -> Transcript:
-        return call(*FULL_CALL[:11], (OPERATOR, text), *FULL_CALL[11:])
-
-    def flag(record: AlignmentRecord):
-        return next(o for o in record.off_script if "начальство" in o.text)
-
-    def submit(rid: int, listener: str, ticked: bool) -> int:
-        with session_scope(settings.db_url) as session:
-            row = session.scalar(select(AlignmentRow).where(AlignmentRow.recording_id == rid))
-            user = User(name=listener, role="listener", password_hash="x")
-            session.add(user)
-            session.flush()
-            assignment = Assignment(recording_id=rid, listener_id=user.id)
-            session.add(assignment)
-            session.flush()
-            done = Review(assignment_id=assignment.id, alignment_id=row.id, status="submitted")
-            done.moments = [OffScriptMoment(utterance_idx=o.utterance, time=o.start, text=o.text) for o in row.record.off_script] if ticked else []
-            session.add(done)
-            return row.checklist_version_id
-
-    first, second = stored(settings, "a", with_remark(remark)), stored(settings, "b", with_remark(chatter))
-    base = aligned_stored(settings, second, checklist)
-    assert base.off_shift == 0.0 and flag(base).confidence < 0.7
-    flagged = aligned_stored(settings, first, checklist).off_script
-    assert flagged, "the remark is no step of the script"
-    version = submit(first, "lena", confirm)
-    after = aligned_stored(settings, second, checklist)
-    assert (after.off_shift > 0) == confirm and after.off_shift != 0
-    assert (flag(after).confidence > flag(base).confidence) == confirm
-    submit(second, "ivan", False)
-    with session_scope(settings.db_url) as session:
-        read = reviewed_flags(session, version)
-    assert [ok for _, ok in read] == [confirm] * len(flagged) + [False] * len(after.off_script)
-    assert all(abs(c - o.confidence) < 2e-3 for (c, _), o in zip(read, flagged))
-    assert abs(read[len(flagged) + after.off_script.index(flag(after))][0] - flag(base).confidence) < 2e-3

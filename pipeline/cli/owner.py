@@ -147,11 +147,8 @@ def checklists_examples(
     Each confirmed step (with the sentence the aligner quoted) and each
     "not in script" moment from a submitted review is an example the next
     alignment of this version learns from (`process`, the upload worker),
-    without editing the YAML. Drop a wrong one with --drop N. The header also
-    says how often listeners confirmed this version's off-script flags: the
-    next alignment states its off-script confidence at that level."""
+    without editing the YAML. Drop a wrong one with --drop N."""
     from pipeline.errors import CallreviewError
-    from pipeline.script.calibration import off_script_shift
     from pipeline.script.checklist import OFF_SCRIPT, load_checklist
     from pipeline.storage import checklists
     from pipeline.storage.store import session_scope
@@ -172,10 +169,7 @@ def checklists_examples(
             checklists.set_dropped(session, version.id, learned[n - 1], dropped)
         if drop or restore:
             learned = checklists.learned_examples(session, version.id)
-        flags = checklists.reviewed_flags(session, version.id)
-        level = (f"; {sum(ok for _, ok in flags)} of {len(flags)} reviewed off-script flags confirmed, so the next "
-                 f"off-script confidences shift by {off_script_shift(flags):+.2f} (logit)") if flags else ""
-        typer.echo(f"{version.checklist_id} version {version.version} ({version.sha256[:8]}): {len(learned)} learned examples{level}")
+        typer.echo(f"{version.checklist_id} version {version.version} ({version.sha256[:8]}): {len(learned)} learned examples")
         for n, ex in enumerate(learned, 1):
             what = "not in script" if ex.key == OFF_SCRIPT else ex.key
             mark = "  [dropped]" if ex.dropped else ""

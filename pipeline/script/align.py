@@ -22,7 +22,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipeline.script.calibration import sigmoid
 from pipeline.script.checklist import OFF_SCRIPT, Checklist
 from pipeline.script.embed import Scorer, get_scorer
 from pipeline.script.result import AlignmentRecord, ChecklistRef, CoverageRecord, OffScript, StepResult, UtteranceText
@@ -58,9 +57,6 @@ class AlignParams:
     # How far the best step fell short (the old 1 - sigmoid(2 * margin)) told
     # almost nothing (AUC 0.58) and stated 0.8-1.0 for flags right half the time
     off_conf: tuple[float, float, float, float] = (-1.20, 0.64, 0.44, -1.35)
-    # added to that logit: what this script's listeners said of its flags so far
-    # (``pipeline.script.calibration.off_script_shift``); 0 before any review
-    off_shift: float = 0.0
     # an unclear sentence (shorter than min_words, or heard below min_prob) takes
     # in its neighbours' scores in the same utterance: it counts with weight
     # words * ASR word probability, its neighbours with context_weight times
@@ -98,7 +94,6 @@ class Alignment:
     utterance_steps: dict[int, list[str]] = field(default_factory=dict)
     # every sentence the decoder labelled: (unit, step id | OFF_SCRIPT | "filler")
     units: list[tuple[Unit, str]] = field(default_factory=list)
-    off_shift: float = 0.0  # the shift the off-script confidences carry (AlignParams.off_shift)
 
     def step(self, step_id: str) -> StepResult:
         return next(s for s in self.steps if s.id == step_id)
@@ -287,6 +282,10 @@ def decode(
     return labels
 
 
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
 def _off_candidate(unit: Unit, params: AlignParams) -> bool:
     """Long enough to be an item for the owner, and heard clearly enough to be sure
     it is not a scripted sentence the recogniser mangled."""
@@ -315,7 +314,7 @@ def _assemble(
     labels = decode(scores, order, params, off_scores, shift) if units else []
 
     def conf(t: int, s: int) -> float:
-        return sigmoid(params.slope * (float(scores[t, s]) - params.off_score))
+        return _sigmoid(params.slope * (float(scores[t, s]) - params.off_score))
 
     steps: list[StepResult] = []
     for s, step in enumerate(checklist.steps):
@@ -375,14 +374,14 @@ def _assemble(
         text = " ".join(units[t].text for t in ts)
         first, last = bounds[u]
         near = is_off(first - 1) + is_off(last + 1)  # the sentences just before and after the utterance
-        logit = b0 + params.off_shift + b_words * math.log(max(len(text.split()), 1)) + b_near * near + b_pos * units[ts[0]].start / call_end
-        off_script.append(OffScript(utterance=u, start=units[ts[0]].start, end=units[ts[-1]].end, text=text, confidence=sigmoid(logit)))
+        logit = b0 + b_words * math.log(max(len(text.split()), 1)) + b_near * near + b_pos * units[ts[0]].start / call_end
+        off_script.append(OffScript(utterance=u, start=units[ts[0]].start, end=units[ts[-1]].end, text=text, confidence=_sigmoid(logit)))
     off_script.sort(key=lambda o: (o.start, o.utterance))
     labelled = [
         (u, checklist.steps[lab].id if lab >= 0 else OFF_SCRIPT if _off_candidate(u, params) else "filler")
         for u, lab in zip(units, labels)
     ]
-    return Alignment(checklist.ref(), scorer_name, steps, off_script, per_utt, labelled, params.off_shift)
+    return Alignment(checklist.ref(), scorer_name, steps, off_script, per_utt, labelled)
 
 
 def align_many(
@@ -492,5 +491,4 @@ def alignment_record(file_name: str, transcript: Transcript, checklist: Checklis
         off_script=alignment.off_script,
         coverage=CoverageRecord.model_validate(transcript.to_dict()["coverage"]) if transcript.coverage else None,
         speakers=transcript.speakers,
-        off_shift=alignment.off_shift,
     )

@@ -110,7 +110,6 @@ class AlignmentRecord(_Record):
     off_script: list[OffScript] = []
     coverage: CoverageRecord | None = None  # None: a chat, or a transcript made before coverage was measured
     speakers: dict | None = None  # a mono call split by voice: how, which voice is the operator and how sure (docs/output-format.md)
-    off_shift: float = 0.0  # the shift of the off-script confidences, learned from reviews (pipeline.script.calibration)
 
     def step(self, step_id: str) -> StepResult | None:
         return next((s for s in self.steps if s.id == step_id), None)

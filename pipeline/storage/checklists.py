@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from pipeline.script.calibration import off_script_shift, shifted
 from pipeline.script.checklist import OFF_SCRIPT, Checklist
-from pipeline.script.result import AlignmentRecord
 from pipeline.storage.store import AlignmentRow, ChecklistVersion, DroppedExample, Review
 from pipeline.vocabulary import Mark, ReviewStatus
 
@@ -101,8 +99,19 @@ def learned_examples(session: Session, checklist_version_id: int) -> list[Learne
     (or its utterance's) under ``OFF_SCRIPT``. A text confirmed both ways
     teaches nothing and is left out."""
     counts: dict[tuple[str, str], int] = {}
-    for review, record in _submitted(session, checklist_version_id):
-        texts = record.texts()
+    rows = session.execute(  # read once per batch of calls: one query, marks and moments loaded with it
+        select(Review, AlignmentRow)
+        .join(AlignmentRow, Review.alignment_id == AlignmentRow.id)
+        .where(AlignmentRow.checklist_version_id == checklist_version_id, Review.status == ReviewStatus.SUBMITTED)
+        .options(selectinload(Review.marks), selectinload(Review.moments))
+        .order_by(Review.id)
+    ).all()
+    parsed: dict[int, tuple] = {}  # an alignment reviewed by several listeners is read once
+    for review, row in rows:
+        if row.id not in parsed:
+            record = row.record
+            parsed[row.id] = (record, record.texts())
+        record, texts = parsed[row.id]
         confirmed = set()
         for mark in review.marks:
             step = record.step(mark.step_id)
@@ -124,36 +133,6 @@ def learned_examples(session: Session, checklist_version_id: int) -> list[Learne
     return [LearnedExample(key, text, n, (key, text) in dropped) for (key, text), n in counts.items() if text not in both]
 
 
-def reviewed_flags(session: Session, checklist_version_id: int) -> list[tuple[float, bool]]:
-    """Every off-script flag of a submitted review of this script version: the
-    confidence the model stated before any learned shift, and whether the
-    listener confirmed it (an unticked flag in a submitted review was rejected)."""
-    out = []
-    for review, record in _submitted(session, checklist_version_id):
-        for item in record.off_script:
-            confirmed = any(m.utterance_idx == item.utterance and abs(m.time - item.start) < 0.01 for m in review.moments)
-            out.append((shifted(item.confidence, -record.off_shift), confirmed))
-    return out
-
-
-def _submitted(session: Session, checklist_version_id: int) -> list[tuple[Review, AlignmentRecord]]:
-    """The submitted reviews of this version with the alignment each reviewed,
-    in one query (read once per batch of calls, marks and moments loaded with it);
-    an alignment several listeners reviewed is parsed once."""
-    rows = session.execute(
-        select(Review, AlignmentRow)
-        .join(AlignmentRow, Review.alignment_id == AlignmentRow.id)
-        .where(AlignmentRow.checklist_version_id == checklist_version_id, Review.status == ReviewStatus.SUBMITTED)
-        .options(selectinload(Review.marks), selectinload(Review.moments))
-        .order_by(Review.id)
-    ).all()
-    parsed: dict[int, AlignmentRecord] = {}
-    for _, row in rows:
-        if row.id not in parsed:
-            parsed[row.id] = row.record
-    return [(review, parsed[row.id]) for review, row in rows]
-
-
 def learning_stamp(session: Session, checklist_version_id: int) -> tuple:
     """Changes whenever what ``learned_examples`` would return may change (a
     review submitted, an example dropped or restored): a worker keeps the
@@ -168,20 +147,6 @@ def learning_stamp(session: Session, checklist_version_id: int) -> tuple:
         .where(DroppedExample.checklist_version_id == checklist_version_id)
     ).one()
     return (checklist_version_id, *reviews, *drops)
-
-
-@dataclass(frozen=True)
-class Learning:
-    """What the next alignment with a script version takes from its reviews."""
-
-    examples: dict[str, list[str]]  # ``align(extra_examples=...)``
-    off_shift: float  # ``AlignParams.off_shift``: the level of this script's off-script flags
-    flags: int  # the reviewed off-script flags that shift rests on
-
-
-def learning(session: Session, checklist_version_id: int) -> Learning:
-    flags = reviewed_flags(session, checklist_version_id)
-    return Learning(reviewed_examples(session, checklist_version_id), off_script_shift(flags), len(flags))
 
 
 def reviewed_examples(session: Session, checklist_version_id: int) -> dict[str, list[str]]:

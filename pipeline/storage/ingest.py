@@ -34,7 +34,6 @@ from pipeline.errors import CallreviewError
 from pipeline.script.analyze import is_text_input, load_input
 from pipeline.speech.audio import make_listening_copy, probe
 from pipeline.storage import store
-from pipeline.storage.checklists import Learning
 from pipeline.storage.sources import Source, content_sha256, expand_paths, is_url, local_copy, source_name
 from pipeline.storage.store import Recording, session_scope
 from pipeline.vocabulary import FileResult, RecordingStatus
@@ -460,15 +459,14 @@ def process_many(settings: Settings, recording_ids: list[int], checklist=None, w
     return [results[rid] for rid in recording_ids]
 
 
-_LEARNED: dict[tuple, Learning] = {}  # per process: (database, learning_stamp) -> what was learned
+_LEARNED: dict[tuple, dict[str, list[str]]] = {}  # per process: (database, learning_stamp) -> examples
 
 
-def learned_for(settings: Settings, checklist) -> Learning:
-    """What listeners confirmed for this script version so far (examples, and
-    how often its off-script flags were right): read once per batch, so every
-    call of the batch learns the same, and read again only when a review or a
-    drop changed it (``learning_stamp``)."""
-    from pipeline.storage.checklists import learning, learning_stamp, store_checklist_version
+def learned_for(settings: Settings, checklist) -> dict[str, list[str]]:
+    """What listeners confirmed for this script version so far: read once per
+    batch, so every call of the batch learns the same, and read again only when
+    a review or a drop changed it (``learning_stamp``)."""
+    from pipeline.storage.checklists import learning_stamp, reviewed_examples, store_checklist_version
 
     with session_scope(settings.db_url) as session:
         version_id = store_checklist_version(session, checklist).id
@@ -476,22 +474,21 @@ def learned_for(settings: Settings, checklist) -> Learning:
         if key not in _LEARNED:
             if len(_LEARNED) >= 8:
                 _LEARNED.pop(next(iter(_LEARNED)))
-            _LEARNED[key] = learning(session, version_id)
+            _LEARNED[key] = reviewed_examples(session, version_id)
         learned = _LEARNED[key]
-    if learned.examples or learned.flags:
-        log.info("%s v%s: aligning with %d examples listeners confirmed and %d reviewed off-script flags, shift %+.2f "
-                 "(see: callreview checklists examples %s)", checklist.id, checklist.version,
-                 sum(map(len, learned.examples.values())), learned.flags, learned.off_shift, checklist.id)
+    if learned:
+        log.info("%s v%s: aligning with %d examples listeners confirmed (see: callreview checklists examples %s)",
+                 checklist.id, checklist.version, sum(map(len, learned.values())), checklist.id)
     return learned
 
 
 def align_stored(
-    settings: Settings, recording_id: int, checklist, started: float, run_id: int, learned: Learning | None = None
+    settings: Settings, recording_id: int, checklist, started: float, run_id: int, learned: dict[str, list[str]] | None = None
 ) -> None:
     """Align a stored transcript with ``checklist`` and the ``learned`` examples
     (``learned_for``), store the result (replacing an older one for the same
     version) and close the open ``run_id``."""
-    from pipeline.script.align import AlignParams, align, alignment_record
+    from pipeline.script.align import align, alignment_record
     from pipeline.storage.checklists import store_checklist_version
     from pipeline.storage.store import AlignmentRow
 
@@ -499,10 +496,7 @@ def align_stored(
         rec = session.get(Recording, recording_id)
         transcript = store.load_transcript(session, recording_id)
         version = store_checklist_version(session, checklist)
-        if learned is None:
-            alignment = align(transcript, checklist)
-        else:
-            alignment = align(transcript, checklist, extra_examples=learned.examples, params=AlignParams(off_shift=learned.off_shift))
+        alignment = align(transcript, checklist, extra_examples=learned)
         result = alignment_record(rec.original_name, transcript, checklist, alignment).to_json()
         if transcript.speakers:  # a mono call split by voice: the script chose the operator, perhaps the other voice
             store.save_transcript(session, rec, transcript)
