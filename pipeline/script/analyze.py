@@ -102,7 +102,6 @@ def analyze_files(
     out_dir: str | Path,
     settings=None,
     operator: str | None = None,
-    extra_examples: dict[str, list[str]] | None = None,
 ) -> Iterator[AnalyzeResult]:
     """Analyze each input and write ``<out_dir>/<name>.json``; a bad input is
     reported (``error``) and the others go on."""
@@ -120,7 +119,7 @@ def analyze_files(
     if not loaded:
         return
     taken: set[str] = set()
-    alignments = align_many([t for _, t in loaded], checklist, extra_examples=extra_examples)
+    alignments = align_many([t for _, t in loaded], checklist)
     for (p, transcript), alignment in zip(loaded, alignments):
         result = alignment_record(p.name, transcript, checklist, alignment)
         dest = out_dir / output_name(p, taken)
