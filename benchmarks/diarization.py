@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/diarization.py
 
-Two sets:
+Three sets:
 
   pyannote    ../shared/realspeech/pyannote-audio/sample.wav, a real telephone
-              conversation between two women, scored against its RTTM
+              conversation between two women, scored against its RTTM (test)
+  aepyx pairs ../shared/realspeech/silero-vad/aepyx_8k.wav (real 8 kHz speech,
+              four speakers in its RTTM), once per pair of speakers with the
+              other two silenced: six real two-voice recordings (dev)
   demo mixes  the six demo calls (data/demo) mixed down to mono, scored against
               the turn times they were built from
 
@@ -19,13 +22,15 @@ first there), so it also scores the operator guess. On the mixes it
 also aligns the appliances script twice, on the split transcript and on the
 same mix left as one "unknown" speaker, and scores the steps found against the
 steps of the reference turns: does the split help the aligner? Settings are tuned on the
-dev split (demo calls 1-3) only; calls 4-6 and sample.wav are the test split.
+dev split (demo calls 1-3, the aepyx pairs) only; calls 4-6 and sample.wav
+are the test split.
 Prints Markdown; not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -70,10 +75,17 @@ def best_der(ref, hyp) -> float:
     return min(der(ref, hyp, dict(zip(voices, p))) for p in (names[:2], names[1::-1]))
 
 
+def rttm(path: Path) -> list[tuple[str, float, float]]:
+    """(speaker, start, end) of every turn of an RTTM file."""
+    return [(f[7], float(f[3]), float(f[3]) + float(f[4])) for f in (line.split() for line in open(path))]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--realspeech", type=Path, default=REALSPEECH, help="folder with pyannote-audio/sample.wav (default: ../shared/realspeech)")
-    sample = ap.parse_args().realspeech / "pyannote-audio"
+    ap.add_argument("--realspeech", type=Path, default=REALSPEECH,
+                    help="folder with pyannote-audio/sample.wav and silero-vad/aepyx_8k.wav (default: ../shared/realspeech)")
+    realspeech = ap.parse_args().realspeech
+    sample = realspeech / "pyannote-audio"
     import numpy as np
     from synthesize import write_call
 
@@ -87,11 +99,27 @@ def main() -> int:
     if not (sample / "sample.rttm").exists():
         print(f"{sample / 'sample.rttm'} not found: pyannote's sample is left out", file=sys.stderr)
     else:
-        ref = [(f[7], float(f[3]), float(f[3]) + float(f[4])) for f in (line.split() for line in open(sample / "sample.rttm"))]
+        ref = rttm(sample / "sample.rttm")
         t = time.perf_counter()
         out = tr.transcribe(decode(sample / "sample.wav"))
         hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
         rows.append(("pyannote sample.wav", "test", 30.0, best_der(ref, hyp), None, out.speakers, time.perf_counter() - t))
+    aepyx = realspeech / "silero-vad"
+    if not (aepyx / "aepyx.rttm").exists():
+        print(f"{aepyx / 'aepyx.rttm'} not found: the aepyx pairs are left out", file=sys.stderr)
+    else:
+        turns, whole = rttm(aepyx / "aepyx.rttm"), decode(aepyx / "aepyx_8k.wav")
+        with tempfile.TemporaryDirectory() as tmp:
+            for pair in itertools.combinations(sorted({w for w, _, _ in turns}), 2):
+                ref = [x for x in turns if x[0] in pair]
+                kept = np.zeros_like(whole.channels[0])
+                for _, s, e in ref:
+                    kept[int(s * 16000) : int(e * 16000)] = whole.channels[0][int(s * 16000) : int(e * 16000)]
+                t = time.perf_counter()
+                out = tr.transcribe(decode(write_call(Path(tmp) / "pair.wav", kept, 16000)))
+                hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
+                rows.append((f"aepyx {'+'.join(pair)}", "dev", sum(e - s for _, s, e in ref), best_der(ref, hyp), None, out.speakers,
+                             time.perf_counter() - t))
     tr_ru, tr_flat = Transcriber(TranscribeOptions(speakers="voice")), Transcriber(TranscribeOptions())
     script = load_checklist(REPO / "checklists" / "appliances-inbound.yaml")
     steps = {(part, way): [0, 0, 0] for part in ("dev", "test") for way in ("split", "one speaker")}  # true, false, missed
@@ -116,12 +144,13 @@ def main() -> int:
     for name, part, dur, d, named, split, secs in rows:
         sep = f"{split['separation']:.2f}" if split else "one voice"
         print(f"| {name} | {part} | {dur:.0f} | {d:.3f} | {'' if named is None else f'{named:.3f}'} | {sep} | {secs:.1f} |")
-    for part in ("dev", "test"):
-        mixes = [r for r in rows if r[0].startswith("demo") and r[1] == part]
+    for what, part in (("aepyx", "dev"), ("demo", "dev"), ("demo", "test")):
+        mixes = [r for r in rows if r[0].startswith(what) and r[1] == part]
         if mixes:
             weight = sum(r[2] for r in mixes)
-            print(f"| **demo mixes, {part}, duration-weighted** | {part} | {weight:.0f} | {sum(r[2] * r[3] for r in mixes) / weight:.3f} | "
-                  f"{sum(r[2] * r[4] for r in mixes) / weight:.3f} | | |")
+            named = f"{sum(r[2] * r[4] for r in mixes) / weight:.3f}" if what == "demo" else ""
+            print(f"| **{'aepyx pairs' if what == 'aepyx' else 'demo mixes'}, {part}, duration-weighted** | {part} | {weight:.0f} | "
+                  f"{sum(r[2] * r[3] for r in mixes) / weight:.3f} | {named} | | |")
     print("\nScript steps found on the mixes (appliances script; the steps of the reference turns):\n")
     print("| split | transcript | precision | recall | F1 |\n|---|---|---|---|---|")
     for (part, way), (tp, fp, fn) in steps.items():
