@@ -111,6 +111,14 @@ def test_dead_workers_claims_are_taken_over(settings, short_calls):
     with session_scope(settings.db_url) as s:
         s.execute(update(Recording).where(Recording.id == rid).values(status=RecordingStatus.TRANSCRIBED, claimed_by=None))
     assert try_claim(settings, rid, "me:4") == DONE
+    # Nor is a failed alignment when the batch gives no script: its transcript is stored, no run is opened.
+    with session_scope(settings.db_url) as s:
+        s.execute(update(Recording).where(Recording.id == rid).values(status=RecordingStatus.FAILED, model="base"))
+        runs = store.count(s, ProcessingRun)
+    assert try_claim(settings, rid, "me:5") == DONE
+    assert ingest.plan([short_calls[0]], settings) and not [j for j in ingest.plan([short_calls[0]], settings) if isinstance(j, ingest.Job)]
+    with session_scope(settings.db_url) as s:
+        assert (s.get(Recording, rid).attempts, store.count(s, ProcessingRun)) == (4, runs)
 
 
 # --- runners ----------------------------------------------------------------

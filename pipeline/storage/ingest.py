@@ -263,6 +263,8 @@ def try_claim(
         current = session.get(Recording, recording_id)
         if current is None:
             return DONE
+        if not _needs_work_in(session, current, checklist_sha):  # a claim with nothing to do would leave its run open
+            return DONE
         lapsed = store.utcnow() - dt.timedelta(seconds=CLAIM_LEASE_S)
         if current.status == RecordingStatus.PROCESSING:
             expired = current.claimed_at is None or current.claimed_at < lapsed
@@ -273,8 +275,6 @@ def try_claim(
             condition = Recording.claimed_by == current.claimed_by if current.claimed_by else Recording.claimed_by.is_(None)
             previous = f"worker {current.claimed_by or '?'} stopped before finishing ({'lease lapsed' if expired else 'process gone'})"
         else:
-            if not _needs_work_in(session, current, checklist_sha):
-                return DONE
             condition, previous = Recording.status == current.status, None
         result = session.execute(
             update(Recording)
@@ -310,12 +310,13 @@ def _needs_work(settings: Settings, recording_id: int, checklist_sha: str | None
 
 
 def _needs_work_in(session, rec: Recording, checklist_sha: str | None) -> bool:
-    if rec.status == RecordingStatus.ALIGNED and checklist_sha:
-        return not _has_alignment(session, rec.id, checklist_sha)
-    if rec.status == RecordingStatus.ALIGNED:
+    """Whether a batch with this script (or with none) has anything to do: a
+    stored transcript with no script to align it with leaves nothing, whatever
+    the status says (a failed alignment stays failed until a script is given)."""
+    if checklist_sha is None and (rec.model is not None or rec.status in (RecordingStatus.TRANSCRIBED, RecordingStatus.ALIGNED)):
         return False
-    if rec.status == RecordingStatus.TRANSCRIBED:
-        return checklist_sha is not None
+    if rec.status == RecordingStatus.ALIGNED:
+        return not _has_alignment(session, rec.id, checklist_sha)
     return True
 
 
