@@ -211,6 +211,16 @@ def evaluate(dialogues: list[Dialogue], alignments: list) -> dict:
     }
 
 
+def _covers(span: tuple[float, float], o) -> bool:
+    """Whether an off-script moment's middle lies in a labelled sentence's time."""
+    return span[0] - 0.25 <= (o.start + o.end) / 2 <= span[1] + 0.25
+
+
+def _flag_labels(d: Dialogue, o) -> frozenset[str] | None:
+    """The labels of the sentence an off-script moment is judged by: the first at its middle."""
+    return next((d.labels[i] for i, span in d.spans.items() if _covers(span, o)), None)
+
+
 def judged(dialogues: list[Dialogue], alignments: list) -> dict[str, list[tuple[float, bool]]]:
     """Every suggestion the review form is pre-filled with, as (confidence, right):
     a step reported found is right if the call does that step (presence); an
@@ -221,10 +231,9 @@ def judged(dialogues: list[Dialogue], alignments: list) -> dict[str, list[tuple[
         gold_steps = {lab for labs in d.labels.values() for lab in labs} - {OFF_SCRIPT, NONE}
         out["steps"] += [(s.confidence, s.id in gold_steps) for s in a.steps if s.status == "found"]
         for o in a.off_script:
-            mid = (o.start + o.end) / 2
-            under = [d.labels[i] for i, (s, e) in d.spans.items() if s - 0.25 <= mid <= e + 0.25]
-            if under and under[0] != {NONE}:
-                out["off-script"].append((o.confidence, OFF_SCRIPT in under[0]))
+            under = _flag_labels(d, o)
+            if under and under != {NONE}:
+                out["off-script"].append((o.confidence, OFF_SCRIPT in under))
     return out
 
 
@@ -301,11 +310,10 @@ def review_of(d: Dialogue, a) -> dict[str, list[str]]:
     for s in a.steps:
         if s.status == "found" and s.id in gold and s.quote:
             examples[s.id].append(s.quote)
-    right = [o for o in a.off_script if any(OFF_SCRIPT in d.labels[i] and s - 0.25 <= (o.start + o.end) / 2 <= e + 0.25
-                                             for i, (s, e) in d.spans.items())]
+    right = [o for o in a.off_script if OFF_SCRIPT in (_flag_labels(d, o) or ())]  # ticked: the flags ``judged`` calls right
     examples[OFF_SCRIPT] += [o.text for o in right]
     for i, (s, e) in d.spans.items():
-        if OFF_SCRIPT in d.labels[i] and not any(s - 0.25 <= (o.start + o.end) / 2 <= e + 0.25 for o in right):
+        if OFF_SCRIPT in d.labels[i] and not any(_covers((s, e), o) for o in right):
             playing = [u for u in d.transcript.utterances if u.start <= s + 0.25]
             if playing and playing[-1].end >= s - 5:
                 examples[OFF_SCRIPT].append(playing[-1].text)
