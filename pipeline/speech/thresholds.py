@@ -69,6 +69,13 @@ class Thresholds:
     voice_hop_s: float = 0.5
     voice_min_speech: float = 0.3  # Silero's mean speech probability for a window to be embedded (0.5 left most windows out: dev mixes DER 0.180 vs 0.085)
     voice_min_windows: int = 6  # fewer windows of speech than this: too little to tell voices apart
+    # each window's neighbours in the voice graph, as a share of the windows: it must stay
+    # under the quieter voice's share (aepyx pairs, dev: 0.05 and 0.08 gave DER 0.096 and
+    # 0.100, 0.12 and 0.2 let a speaker with 18% of the windows merge into the other: 0.155, 0.173)
+    voice_neighbours: float = 0.05
+    # ...and at least this many: with fewer, a short call's graph falls into pieces and the
+    # split follows the pieces (dev DER the same from 2 to 8; a 17 s call lost its last turn at 2)
+    voice_min_neighbours: int = 5
 
 
 THRESHOLDS = Thresholds()

@@ -396,7 +396,7 @@ class Transcriber:
                 voices, separation = found
                 names = {voices[0]: OPERATOR, 1 - voices[0]: CLIENT}  # the operator answers: the first voice
                 runs = [(names[v], [w for w, _ in grp]) for v, grp in itertools.groupby(zip(words, voices), key=lambda x: x[1])]
-                split = SpeakerSplit("voice (resemblyzer, k-means)", "first to speak", separation)
+                split = SpeakerSplit("voice (resemblyzer, spectral)", "first to speak", separation)
         utts = [u for speaker, ws in runs for u in split_turns(ws, speaker, ch.index)]
         floor = float(np.percentile(ch.db, 10)) if ch.db.size else -100.0
         for u in utts:
