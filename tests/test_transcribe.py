@@ -248,6 +248,16 @@ def test_two_close_real_voices_on_a_mono_call_are_told_apart(transcriber):
     assert tr.utterances[0].speaker == "operator" and tr.speakers["operator_by"] == "first to speak"
 
 
+def test_one_real_voice_on_a_mono_call_stays_one_speaker(transcriber):
+    """One real man's voice (tests/data/voices) is not split into an operator
+    and a client: the voice graph does not fall apart in two, so the call stays
+    one speaker, as with `--speakers channels`, and says no split was made."""
+    clip = Path(__file__).parent / "data" / "voices" / "aepyx_one.ogg"
+    tr = T.get_transcriber(dataclasses.replace(transcriber.options, language=None)).transcribe(decode(clip))
+    assert sum(len(u.words) for u in tr.utterances) >= 40, tr.utterances  # about 70 words are spoken
+    assert {u.speaker for u in tr.utterances} == {"unknown"} and tr.speakers is None, (tr.speakers, tr.utterances)
+
+
 def test_silent_and_noisy_channels_give_nothing(transcriber, short_call, synth, tmp_path):
     _, audio, _ = short_call
     rng = np.random.default_rng(1)

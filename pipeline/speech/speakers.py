@@ -99,26 +99,28 @@ def _voice_windows(audio: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np
 
 def _two_voices(embs: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Each window's voice (0 or 1) and the separation of the two, or None when
-    there are too few windows. A call is taken to have two voices: the closeness
-    of the two means does not tell one voice from two (measured: one speaker
-    0.84-0.94 cosine, pyannote's two women 0.89, other pairs 0.60-0.66)."""
+    there are too few windows or the windows make one voice: their graph cut in
+    two falls apart only weakly (normalised cut at or above ``voice_one_ncut``).
+    The closeness of the two means does not tell one voice from two (one
+    speaker 0.84-0.94 cosine, pyannote's two women 0.89); the cut does on the
+    dev recordings (docs/benchmarks.md)."""
     if len(embs) < TH.voice_min_windows:
         return None
-    labels = _spectral_split(embs)
-    if labels.min() == labels.max():
+    labels, ncut = _spectral_split(embs)
+    if labels.min() == labels.max() or ncut >= TH.voice_one_ncut:
         return None
     means = [embs[labels == k].mean(axis=0) for k in (0, 1)]
     return labels, 1.0 - float(means[0] @ means[1] / (np.linalg.norm(means[0]) * np.linalg.norm(means[1])))
 
 
-def _spectral_split(embs: np.ndarray) -> np.ndarray:
-    """Two groups of windows by spectral clustering of a pruned cosine affinity:
-    each window keeps only its nearest ``voice_neighbours`` share of windows, so
-    a voice is a chain of windows that resemble each other, not a ball around a
-    mean. K-means on the embeddings put a third of the words of two close real
-    voices with the wrong speaker; on the real aepyx pairs (dev) DER 0.205
-    against 0.096 here, near the 0.10 of giving every word its true speaker
-    (docs/benchmarks.md)."""
+def _spectral_split(embs: np.ndarray) -> tuple[np.ndarray, float]:
+    """Two groups of windows by spectral clustering of a pruned cosine affinity,
+    and the normalised cut between them. Each window keeps only its nearest
+    ``voice_neighbours`` share of windows, so a voice is a chain of windows that
+    resemble each other, not a ball around a mean. K-means on the embeddings put
+    a third of the words of two close real voices with the wrong speaker; on the
+    real aepyx pairs (dev) DER 0.205 against 0.096 here, near the 0.10 of giving
+    every word its true speaker (docs/benchmarks.md)."""
     from sklearn.cluster import SpectralClustering
 
     sims = embs @ embs.T
@@ -131,7 +133,11 @@ def _spectral_split(embs: np.ndarray) -> np.ndarray:
     affinity = np.clip(np.maximum(affinity, affinity.T), 0.0, None)
     with warnings.catch_warnings():  # "graph is not fully connected": two voices that never meet are what we look for
         warnings.simplefilter("ignore")
-        return SpectralClustering(2, affinity="precomputed", random_state=0, assign_labels="cluster_qr").fit_predict(affinity)
+        labels = SpectralClustering(2, affinity="precomputed", random_state=0, assign_labels="cluster_qr").fit_predict(affinity)
+    degree = affinity.sum(axis=1)
+    cut = float(affinity[labels == 0][:, labels == 1].sum())
+    ncut = sum(cut / max(float(degree[labels == k].sum()), 1e-9) for k in (0, 1))
+    return labels, ncut
 
 
 def _word_voices(words: list[Word], centres: np.ndarray, labels: np.ndarray) -> list[int]:

@@ -76,6 +76,11 @@ class Thresholds:
     # ...and at least this many: with fewer, a short call's graph falls into pieces and the
     # split follows the pieces (dev DER the same from 2 to 8; a 17 s call lost its last turn at 2)
     voice_min_neighbours: int = 5
+    # a normalised cut of the voice graph at or above this: one voice, left one speaker.
+    # Dev: two voices 0.000-0.055 (real pairs, real calls, festival mixes), one voice
+    # 0.084-0.563; set well above the two-voice side after the held-out two-woman call
+    # (pyannote's sample) came out at 0.106 (docs/benchmarks.md)
+    voice_one_ncut: float = 0.15
 
 
 THRESHOLDS = Thresholds()
