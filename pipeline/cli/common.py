@@ -56,7 +56,8 @@ def _speakers(value: str | None) -> str | None:
 
 SPEAKERS = typer.Option(
     None, "--speakers", callback=_speakers,
-    help="voice: one speaker per channel, a mono call (or two identical channels) is split into operator and client by voice (default); "
+    help="voice: one speaker per channel, a mono call (or two identical channels) is split into operator and client by voice, "
+    "unless it holds one voice only (default); "
     "channels: the same, but a mono call is one 'unknown' speaker; "
     "stereo: force a speaker per channel however alike the channels are; "
     "mono: force the channels to be mixed down and split by voice (CALLREVIEW_SPEAKERS).",

@@ -55,7 +55,7 @@ NO_LOOPS = dict(repetition_penalty=TH.loop_repetition_penalty, no_repeat_ngram_s
 
 # --speakers: (channel layout for audio.decode, split a mono call by voice)
 SPEAKER_MODES = {
-    "voice": ("auto", True),  # a speaker per channel; a mono call (or two identical channels) is split into two voices (docs/benchmarks.md)
+    "voice": ("auto", True),  # a speaker per channel; a mono call (or two identical channels) is split into two voices, if it has two (docs/benchmarks.md)
     "channels": ("auto", False),  # the same, but a mono call is one "unknown" speaker
     "stereo": ("stereo", False),  # forced: a speaker per channel, however alike the channels are
     "mono": ("mono", True),  # forced: the channels mixed down and split into two voices
