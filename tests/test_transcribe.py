@@ -368,6 +368,9 @@ def test_coverage_lists_speech_that_got_no_words():
     assert cov.speech_s == 11.5 and cov.heard_s == 5.0 and cov.share == pytest.approx(5.0 / 11.5)
     assert [(u.channel, u.start, u.end) for u in cov.unheard] == [(0, 2.0, 7.0), (1, 3.0, 4.5)]
     assert segments.coverage([[]], [[]]).share == 1.0  # no speech found: nothing missed
+    # a sentence's closing mark, timed where the next (lost) sentence starts, is not that sentence heard
+    marked = segments.coverage([[(0.0, 1.0), (2.0, 4.0)]], [[Word(0.2, 0.8, "включи"), Word(2.0, 2.1, ".")]])
+    assert [(u.start, u.end) for u in marked.unheard] == [(2.0, 4.0)]
 
 
 def test_packing_maps_times_back():
@@ -499,6 +502,17 @@ def test_cli_transcribes_a_batch_and_reports_bad_files(transcriber, short_call, 
     assert data["coverage"]["share"] >= 0.9 and {"speech_s", "heard_s", "unheard"} <= set(data["coverage"])
     assert not (out / "notes.json").exists()
     assert T.get_transcriber(T.TranscribeOptions.from_settings(get_settings())) is transcriber  # the CLI shared the loaded model
+
+
+def test_a_closing_mark_keeps_the_time_of_the_word_it_closes():
+    """vosk's test.wav: Whisper heard "выключи телевизор" as a segment "." timed
+    over that sentence; the mark then counted as the sentence heard, so it was
+    never decoded again. A mark takes the end of its stream's last spoken word."""
+    w = windows.pack([(np.zeros(6 * 16000, dtype=np.float32), 2.0, 0)])  # call time 2-8 s
+    said = segments.Seg(0.0, 1.2, "включи телевизор", [Word(0.0, 0.6, "включи"), Word(0.6, 1.2, "телевизор")], -0.2, 0.1, 1.0)
+    mark = segments.Seg(1.2, 4.0, ".", [Word(1.2, 4.0, ".")], -0.2, 0.1, 1.0)
+    [got] = segments.channel_words([(w, [said, mark])], [np.ones(1000, dtype=np.float32)], 1)
+    assert [(x.text, x.start, x.end) for x in got] == [("включи", 2.0, 2.6), ("телевизор", 2.6, 3.2), (".", 3.2, 3.2)]
 
 
 def test_vad_leaves_the_audio_as_it_was():

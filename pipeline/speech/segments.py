@@ -20,6 +20,7 @@ from pipeline.speech.windows import Packed
 log = logging.getLogger(__name__)
 
 
+_SPOKEN = re.compile(r"\w")
 _HALLUCINATIONS = re.compile(
     r"продолжение следует|субтитр|редактор\w* субтитров|корректор|спасибо за просмотр|"
     r"подпис\w+ на (наш )?канал|ставьте лайк|dimatorzok|amara\.org|синецкая|егорова",
@@ -170,6 +171,7 @@ def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.nda
     probability) agrees."""
     fs = FRAME / SAMPLE_RATE
     words: list[list[Word]] = [[] for _ in range(n)]
+    last: dict[int, float] = {}  # per stream, where its last spoken word ended
     for w, ss in decoded:
         for seg in ss:
             mapped = [w.span_to_original(x.start, x.end) for x in seg.words]
@@ -185,18 +187,25 @@ def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.nda
                 log.debug("dropped %r (%s)", seg.text, why)
                 continue
             for x, (s, e, k) in zip(seg.words, mapped):
+                if not _SPOKEN.search(x.text):
+                    # a mark closes the word before it, even from a segment of its own:
+                    # Whisper can hear a whole sentence as "." timed over its speech
+                    s = e = last[k] if last.get(k, s + 1.0) <= s else s
+                else:
+                    last[k] = e
                 words[k].append(Word(round(s, 3), round(max(e, s), 3), x.text, round(x.probability, 3)))
     return words
 
 
-
-
 def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]]) -> Coverage:
-    """Per channel, the detected speech (``regions``) against the recognised words."""
+    """Per channel, the detected speech (``regions``) against the recognised words.
+    A punctuation mark is no word heard: Whisper times a sentence's closing "."
+    where the next sentence starts, and that mark alone kept a lost sentence
+    (vosk's test.wav) from being decoded again."""
     speech = heard = 0.0
     unheard: list[Unheard] = []
     for channel, (rs, ws) in enumerate(zip(regions, words)):
-        spans = sorted((w.start - TH.heard_reach_s, w.end + TH.heard_reach_s) for w in ws)
+        spans = sorted((w.start - TH.heard_reach_s, w.end + TH.heard_reach_s) for w in ws if _SPOKEN.search(w.text))
         for s, e in rs:
             speech += e - s
             cursor, missing = s, []
