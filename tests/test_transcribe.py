@@ -357,6 +357,10 @@ def test_punctuation_is_attached_to_its_word():
     assert u.text == "Добрый день, магазин «Электрон». Чем помочь?"
     assert [w.text for w in u.words] == ["Добрый", "день,", "магазин", "«Электрон».", "Чем", "помочь?"]
     assert u.words[1].end == 0.9 and u.words[3].start == 1.7  # times stay those of the spoken word
+    # a hyphenated tail heard as a word of its own joins its word; a dash between words stays
+    [u] = segments.split_turns([Word(0.0, 0.3, "Как"), Word(0.3, 0.5, "-то"), Word(0.6, 0.9, "так"), Word(1.0, 1.1, "-"),
+                                Word(1.2, 1.5, "ладно.")], "client", 1)
+    assert u.text == "Как-то так - ладно." and u.words[0].end == 0.5
     # a mark that opens a channel's speech (it belonged to the other speaker) is dropped
     assert segments.split_turns([Word(0.0, 0.1, "."), Word(0.2, 0.5, "Да")], "client", 1)[0].text == "Да"
 

@@ -117,10 +117,16 @@ OPENING = set("«([{")
 
 def attach_punctuation(words: list[Word]) -> list[Word]:
     """Words with their punctuation on them, so text reads "день, магазин." (a mark
-    after one the word already ends with is dropped: "помочь?." -> "помочь?")."""
+    after one the word already ends with is dropped: "помочь?." -> "помочь?"); a
+    hyphenated tail Whisper gives as a word of its own joins the word before it
+    ("как" "-то" -> "как-то", "real" "-time" -> "real-time")."""
     out: list[Word] = []
     opening = ""
     for w in words:
+        if out and not opening and len(w.text) > 1 and w.text[0] == "-" and w.text[1].isalnum():
+            last = out[-1]
+            out[-1] = Word(last.start, w.end, last.text + w.text, min(last.probability, w.probability))
+            continue
         if w.text and set(w.text) <= OPENING:
             opening += w.text
             continue
