@@ -193,12 +193,12 @@ def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.nda
                 log.debug("dropped %r (%s)", seg.text, why)
                 continue
             for x, (s, e, k) in zip(seg.words, mapped):
-                if not _SPOKEN.search(x.text):
+                if _SPOKEN.search(x.text):
+                    last[k] = e
+                elif k in last and last[k] <= s:
                     # a mark closes the word before it, even from a segment of its own:
                     # Whisper can hear a whole sentence as "." timed over its speech
-                    s = e = last[k] if last.get(k, s + 1.0) <= s else s
-                else:
-                    last[k] = e
+                    s = e = last[k]
                 words[k].append(Word(round(s, 3), round(max(e, s), 3), x.text, round(x.probability, 3)))
     return words
 
