@@ -485,6 +485,30 @@ def test_transcribe_many_keeps_calls_apart(transcriber, short_call, synth, tmp_p
     assert similar(heard, " ".join(t["text"] for t in ref), synth) >= 0.7, heard
 
 
+def test_a_lone_window_runs_on_all_cores_and_hears_the_same(transcriber, short_call, synth, tmp_path, monkeypatch):
+    """The one-core streams take work two at a time; an odd last piece (a short
+    mono call is one window) runs on the all-core copy of the model and must
+    hear what a one-core stream hears."""
+    if transcriber.workers < 2:
+        pytest.skip("one core: no second stream to leave idle")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        ran = transcriber._spread(pool, lambda m, x: (x, m is transcriber.model), [0, 1, 2])
+        assert ran == [(0, True), (1, True), (2, False)]
+        assert transcriber._spread(pool, lambda m, x: (x, m is transcriber.model), [0, 1]) == [(0, True), (1, True)]
+    assert transcriber._wide().model.num_workers == 1 and transcriber.model.model.num_workers == 2
+
+    _, audio, ref = short_call
+    mono = decode(_write(synth, tmp_path / "mono.wav", audio.sum(axis=0) * 0.7))
+    said = " ".join(t["text"] for t in ref)
+    wide = " ".join(u.text for u in transcriber.transcribe(mono).utterances)
+    monkeypatch.setattr(transcriber, "_wide", lambda: transcriber.model)  # the same window on a one-core stream
+    narrow = " ".join(u.text for u in transcriber.transcribe(mono).utterances)
+    assert similar(wide, said, synth) >= 0.7, wide
+    assert similar(wide, narrow, synth) >= 0.8, (wide, narrow)
+
+
 def test_cli_transcribes_a_batch_and_reports_bad_files(transcriber, short_call, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

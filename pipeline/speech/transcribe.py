@@ -8,8 +8,9 @@ window's piece table. Each window is encoded in a call of its own (a batch
 is slower on a CPU: it spills the caches). Each core's windows are then
 decoded in one beam-search batch, and their word times come from one batched
 cross-attention alignment. Two such streams run at once, each CTranslate2
-call on one core (one core per call scales better than two). Several calls
-at once (``transcribe_many``) fill the batches better still.
+call on one core (one core per call scales better than two); an odd piece
+left over (a short mono call is one window) runs alone on all cores. Several
+calls at once (``transcribe_many``) fill the batches better still.
 
 Why it does not invent text: a channel with no speech is never decoded; a
 window whose decoding looks wrong (a loop, an unsure text) is decoded again
@@ -140,8 +141,6 @@ class Transcriber:
             self.resolved: ResolvedModel = resolve_model(opts.model, cache, opts.allow_download)
             if self.resolved.kind == "pt":
                 raise ModelError(f"{self.resolved.path} is an openai-whisper checkpoint: use --engine openai-whisper with it.")
-            from faster_whisper import WhisperModel
-
             compute = opts.compute_type
             if compute == "auto":
                 compute = "float16" if self.device == "cuda" else "int8"
@@ -150,16 +149,7 @@ class Transcriber:
             # 2-thread call about 2x here (CTranslate2 releases the GIL).
             workers = 2 if self.cores >= 2 or self.device == "cuda" else 1
             self.workers = workers
-            try:
-                self.model = WhisperModel(
-                    str(self.resolved.path),
-                    device=self.device,
-                    compute_type=compute,
-                    cpu_threads=max(1, self.cores // workers),
-                    num_workers=workers,
-                )
-            except Exception as exc:
-                raise ModelError(f"Cannot load Whisper model from {self.resolved.path}: {exc}") from None
+            self.model = self._load_fw(max(1, self.cores // workers), workers)
         elif opts.engine == "openai-whisper":
             spec = opts.model
             if not spec.endswith(".pt"):
@@ -178,7 +168,32 @@ class Transcriber:
         else:
             raise ModelError(f"Unknown engine '{opts.engine}': use faster-whisper or openai-whisper")
         self._lock = threading.Lock()  # one transcription at a time per loaded model
+        self._wide_model = None
         self.model_name = self.resolved.name
+
+    def _load_fw(self, threads: int, workers: int):
+        from faster_whisper import WhisperModel
+
+        try:
+            return WhisperModel(str(self.resolved.path), device=self.device, compute_type=self.compute_type, cpu_threads=threads, num_workers=workers)
+        except Exception as exc:
+            raise ModelError(f"Cannot load Whisper model from {self.resolved.path}: {exc}") from None
+
+    def _wide(self):
+        """The same weights again as one stream on all cores, loaded on first
+        need (about 100 MB more): a lone window on a one-core stream left the
+        other core idle, and a short mono call is one window (docs/benchmarks.md,
+        "A lone window on all cores")."""
+        if self._wide_model is None:
+            self._wide_model = self._load_fw(self.cores, 1)
+        return self._wide_model
+
+    def _spread(self, pool: ThreadPoolExecutor, fn, items: list) -> list:
+        """``fn(model, item)`` for every item, in order: the one-core streams
+        take them two at a time; an odd last one runs alone on all cores."""
+        if self.workers < 2 or self.device != "cpu" or len(items) % 2 == 0:
+            return list(pool.map(lambda x: fn(self.model, x), items))
+        return [*pool.map(lambda x: fn(self.model, x), items[:-1]), fn(self._wide(), items[-1])]
 
     @property
     def language(self) -> str | None:
@@ -187,13 +202,13 @@ class Transcriber:
 
     # -- the careful decoder: faster-whisper's or openai-whisper's own loop --------
 
-    def _run_one(self, audio: np.ndarray, beam_size: int) -> tuple[list[Seg], str]:
+    def _run_one(self, model, audio: np.ndarray, beam_size: int) -> tuple[list[Seg], str]:
         """Packed audio in, segments with word times in the packed stream out.
         faster-whisper: timestamps and beam search that may not repeat itself,
         no sampling (the same file gives the same text); openai-whisper: its own
         temperature fallback."""
         if self.options.engine == "faster-whisper":
-            segments, info = self.model.transcribe(
+            segments, info = model.transcribe(
                 audio,
                 vad_filter=False,
                 language=self.language,
@@ -204,7 +219,7 @@ class Transcriber:
                 **NO_LOOPS,
             )
             return self._from_fw(segments), info.language
-        res = self.model.transcribe(
+        res = model.transcribe(
             audio,
             language=self.language,
             beam_size=beam_size,
@@ -246,15 +261,15 @@ class Transcriber:
         WER 0.224 -> 0.269 on the demo calls)."""
         return min(int(round(self.options.window_s * 50)) * 2, 3000)
 
-    def _encode(self, win: Packed) -> np.ndarray:
+    def _encode(self, model, win: Packed) -> np.ndarray:
         """One window's encoder states, encoded alone (a batch is slower on a
         CPU: it spills the caches)."""
         import ctranslate2
 
         frames = self._frames()
-        f = self.model.feature_extractor(win.audio)[:, :frames]
+        f = model.feature_extractor(win.audio)[:, :frames]
         f = np.pad(f, ((0, 0), (0, frames - f.shape[1])))
-        return np.asarray(self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(f[None], dtype=np.float32)), to_cpu=True))
+        return np.asarray(model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(f[None], dtype=np.float32)), to_cpu=True))
 
     def _detect_language(self, enc: np.ndarray) -> str:
         """The language most of these windows' encoder states are in (a call is in one language)."""
@@ -272,7 +287,7 @@ class Transcriber:
         first = [dict(beam_size=self.options.beam_size)] if self.options.beam_size < beam else []
         return [*first, dict(beam_size=beam), dict(beam_size=beam, **NO_LOOPS)]
 
-    def _decode_windows(self, wins: list[Packed], enc: np.ndarray, language: str) -> list[list[Seg] | None]:
+    def _decode_windows(self, model, wins: list[Packed], enc: np.ndarray, language: str) -> list[list[Seg] | None]:
         """For each window and its encoder states: one segment per piece (word
         times in window time). All windows go in one batch with the configured
         beam; those that look wrong (a loop, an unsure text) again on the same
@@ -290,7 +305,7 @@ class Transcriber:
             if not todo:
                 break
             states = ctranslate2.StorageView.from_array(enc[todo])
-            results = self.model.model.generate(
+            results = model.model.generate(
                 states,
                 [tok.sot_sequence + [tok.no_timestamps]] * len(todo),
                 max_length=min(TH.max_tokens, int(TH.tokens_per_s * frames / 100) + 16),  # a loop stops early
@@ -303,7 +318,7 @@ class Transcriber:
             best = [max(range(len(r.scores)), key=lambda h: r.scores[h]) for r in results]
             seqs = [r.sequences_ids[h] for r, h in zip(results, best)]
             tokens = [[t for t in seq if t < tok.eot] for seq in seqs]
-            aligned = self.model.find_alignment(tok, tokens, states, [min(frames, len(wins[i].audio) // 160) for i in todo])
+            aligned = model.find_alignment(tok, tokens, states, [min(frames, len(wins[i].audio) // 160) for i in todo])
             left = []
             for i, r, h, seq, toks, words in zip(todo, results, best, seqs, tokens, aligned):
                 avg_logprob = r.scores[h] * len(seq) / (len(seq) + 1)
@@ -327,20 +342,20 @@ class Transcriber:
         done: list[tuple[Packed, list[Seg]]] = []
         careful: list[Packed] = []
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            enc = list(pool.map(self._encode, wins))
+            enc = self._spread(pool, self._encode, wins)
             language = self.language or self._detect_language(np.concatenate(enc[:3]))
             groups = _balanced([len(w.audio) for w in wins], self.workers)
 
-            def decode(group: list[int]) -> list[list[Seg] | None]:
-                return self._decode_windows([wins[i] for i in group], np.concatenate([enc[i] for i in group]), language)
+            def decode(model, group: list[int]) -> list[list[Seg] | None]:
+                return self._decode_windows(model, [wins[i] for i in group], np.concatenate([enc[i] for i in group]), language)
 
-            for group, results in zip(groups, pool.map(decode, groups)):
+            for group, results in zip(groups, self._spread(pool, decode, groups)):
                 for i, segs in zip(group, results):
                     if segs is None:
                         careful.append(wins[i])
                     else:
                         done.append((wins[i], segs))
-            for w, (segs, _) in zip(careful, pool.map(lambda w: self._run_one(w.audio, max(5, self.options.beam_size)), careful)):
+            for w, (segs, _) in zip(careful, self._spread(pool, lambda m, w: self._run_one(m, w.audio, max(5, self.options.beam_size)), careful)):
                 done.append((w, segs))
         return done, language
 
@@ -379,7 +394,7 @@ class Transcriber:
             return words, []
         pieces = [pack([(cut(chans[k].audio, s, e), s, k)]) for k, s, e in todo]
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            decoded = list(pool.map(lambda p: self._run_one(p.audio, max(5, self.options.beam_size))[0], pieces))
+            decoded = self._spread(pool, lambda m, p: self._run_one(m, p.audio, max(5, self.options.beam_size))[0], pieces)
         kept = [(p, [g for g in segs if clear(g) and is_hallucination(g) is None]) for p, segs in zip(pieces, decoded)]
         found = channel_words(kept, [c.probs for c in chans], len(chans))
         log.debug("speech without words decoded again: %d stretches, %d words found", len(todo), sum(map(len, found)))
@@ -431,7 +446,7 @@ class Transcriber:
             if self.options.engine == "faster-whisper":
                 decoded, language = self._run_windows(wins)
             else:
-                done = [self._run_one(w.audio, self.options.beam_size) for w in wins]
+                done = [self._run_one(self.model, w.audio, self.options.beam_size) for w in wins]
                 decoded = [(w, segs) for w, (segs, _) in zip(wins, done)]
                 language = (done[0][1] if done else "") or self.language or ""
             words, tried = self._recover(prepared, channel_words(decoded, [c.probs for c in prepared], len(prepared)))
