@@ -9,6 +9,10 @@ Three sets:
   aepyx pairs ../shared/realspeech/silero-vad/aepyx_8k.wav (real 8 kHz speech,
               four speakers in its RTTM), once per pair of speakers with the
               other two silenced: six real two-voice recordings (dev)
+  aepyx short the same pairs in short turns: each speaker's speech cut at
+              quiet frames into 0.8-3 s pieces, the two speakers' pieces
+              taking turns with 0.15-0.6 s between them (dev): real voices
+              with the turn lengths of a phone call
   demo mixes  the six demo calls (data/demo) mixed down to mono, scored against
               the turn times they were built from
 
@@ -75,6 +79,36 @@ def best_der(ref, hyp) -> float:
     return min(der(ref, hyp, dict(zip(voices, p))) for p in (names[:2], names[1::-1]))
 
 
+def short_turns(audio, turns, pair, seed: int, rate: int = 16000, cap_s: float = 30.0):
+    """Two speakers' speech (at most ``cap_s`` each) in alternating 0.8-3 s
+    pieces, cut at the quietest 32 ms frame near the drawn length; the audio
+    and its reference turns."""
+    import numpy as np
+
+    from pipeline.speech.regions import FRAME, frame_db
+
+    rng = np.random.default_rng(seed)
+    pieces = {}
+    for who in pair:
+        speech = np.concatenate([audio[int(s * rate) : int(e * rate)] for w, s, e in turns if w == who])[: int(cap_s * rate)]
+        db, fs, n = frame_db(speech), FRAME / rate, len(speech) / rate
+        bounds, t = [0.0], 0.0
+        while n - t > 3.5:
+            lo = int((t + rng.uniform(0.8, 3.0) - 0.3) / fs)
+            t = (lo + int(np.argmin(db[lo : lo + int(0.6 / fs)]))) * fs
+            bounds.append(t)
+        bounds.append(n)
+        pieces[who] = [speech[int(a * rate) : int(b * rate)] for a, b in zip(bounds, bounds[1:])]
+    out, ref, t = [np.zeros(rate // 2, np.float32)], [], 0.5
+    for k in range(2 * min(len(p) for p in pieces.values())):
+        who, gap = pair[k % 2], rng.uniform(0.15, 0.6)
+        piece = pieces[who][k // 2]
+        out += [piece, np.zeros(int(gap * rate), np.float32)]
+        ref.append((who, t, t + len(piece) / rate))
+        t += len(piece) / rate + gap
+    return np.concatenate(out), ref
+
+
 def rttm(path: Path) -> list[tuple[str, float, float]]:
     """(speaker, start, end) of every turn of an RTTM file."""
     return [(f[7], float(f[3]), float(f[3]) + float(f[4])) for f in (line.split() for line in open(path))]
@@ -120,6 +154,13 @@ def main() -> int:
                 hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
                 rows.append((f"aepyx {'+'.join(pair)}", "dev", sum(e - s for _, s, e in ref), best_der(ref, hyp), None, out.speakers,
                              time.perf_counter() - t))
+            for seed, pair in enumerate(itertools.combinations(sorted({w for w, _, _ in turns}), 2)):
+                mix, ref = short_turns(whole.channels[0], turns, pair, seed)
+                t = time.perf_counter()
+                out = tr.transcribe(decode(write_call(Path(tmp) / "short.wav", mix, 16000)))
+                hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
+                rows.append((f"aepyx-short {'+'.join(pair)} ({len(ref)} turns)", "dev", sum(e - s for _, s, e in ref), best_der(ref, hyp), None,
+                             out.speakers, time.perf_counter() - t))
     tr_ru, tr_flat = Transcriber(TranscribeOptions(speakers="voice")), Transcriber(TranscribeOptions())
     script = load_checklist(REPO / "checklists" / "appliances-inbound.yaml")
     steps = {(part, way): [0, 0, 0] for part in ("dev", "test") for way in ("split", "one speaker")}  # true, false, missed
@@ -144,12 +185,13 @@ def main() -> int:
     for name, part, dur, d, named, split, secs in rows:
         sep = f"{split['separation']:.2f}" if split else "one voice"
         print(f"| {name} | {part} | {dur:.0f} | {d:.3f} | {'' if named is None else f'{named:.3f}'} | {sep} | {secs:.1f} |")
-    for what, part in (("aepyx", "dev"), ("demo", "dev"), ("demo", "test")):
+    sets = {"aepyx ": "aepyx pairs", "aepyx-short": "aepyx pairs in short turns", "demo": "demo mixes"}
+    for what, part in (("aepyx ", "dev"), ("aepyx-short", "dev"), ("demo", "dev"), ("demo", "test")):
         mixes = [r for r in rows if r[0].startswith(what) and r[1] == part]
         if mixes:
             weight = sum(r[2] for r in mixes)
             named = f"{sum(r[2] * r[4] for r in mixes) / weight:.3f}" if what == "demo" else ""
-            print(f"| **{'aepyx pairs' if what == 'aepyx' else 'demo mixes'}, {part}, duration-weighted** | {part} | {weight:.0f} | "
+            print(f"| **{sets[what]}, {part}, duration-weighted** | {part} | {weight:.0f} | "
                   f"{sum(r[2] * r[3] for r in mixes) / weight:.3f} | {named} | | |")
     print("\nScript steps found on the mixes (appliances script; the steps of the reference turns):\n")
     print("| split | transcript | precision | recall | F1 |\n|---|---|---|---|---|")
