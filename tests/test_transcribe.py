@@ -410,20 +410,6 @@ def test_windows_cover_all_speech_in_time_order():
     assert any(abs(c - 50.0) < 0.05 for c in cuts), cuts
 
 
-def test_a_long_region_of_short_turns_fills_its_windows():
-    """A 70 s region with a pause every 2.5 s (a mono call of short turns, the
-    pauses digital silence, all equally quiet) makes 3 windows, not one per
-    pause: each is cut at the latest of the quietest pauses that fit."""
-    fs = regions.FRAME / 16000
-    db = np.full(int(80 / fs), -30.0, dtype=np.float32)
-    for t in np.arange(2.5, 70.0, 2.5):
-        db[int(t / fs) : int((t + 0.3) / fs)] = -120.0
-    plan = windows.plan_windows([(0.0, 70.0)], db, length=30.0)
-    assert len(plan) == 3, [w for w in plan]
-    assert all(27.0 <= windows.packed_length([(s, e, 0) for s, e in w]) <= 30.0 for w in plan[:-1])
-    assert plan[0][0][0] == 0.0 and plan[-1][-1][1] == 70.0
-
-
 def test_short_leftovers_of_two_channels_share_a_window():
     """Each channel's last, short window joins the other channel's where both
     fit: fewer 30 s encodings; pieces stay in time order, none is lost, no

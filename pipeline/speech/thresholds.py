@@ -35,7 +35,6 @@ class Thresholds:
     window_s: float = 30.0  # Whisper's own input; 20 s was 1.4x faster and misheard more (dev dialogues 0.271 vs 0.249)
     pack_gap_s: float = 1.0  # silence between packed pieces (0.3 s: dev dialogues WER 0.27 vs 0.249)
     split_db: float = 12.0  # a region is split between windows only at a frame this close to the noise floor
-    split_near_db: float = 0.5  # ...the latest of the frames in reach this close to the quietest: equal pauses (digital silence) are ties (3 and 6 dB moved cuts on noisy lines: dev WER +0.002-0.008)
 
     # -- decoding (transcribe) --
     max_tokens: int = 224  # per window, as Whisper's own sample_len

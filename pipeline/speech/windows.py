@@ -73,13 +73,9 @@ def pack_regions(channel: np.ndarray, regions: list[tuple[float, float]], owner:
 def plan_windows(regions: list[tuple[float, float]], db: np.ndarray, length: float = TH.window_s) -> list[list[tuple[float, float]]]:
     """Share a channel's speech regions, in time order, out into windows of at
     most ``length`` seconds of packed audio: (start, end) pieces. A region that
-    does not fit the room left is split at its quietest frame in reach if that
-    frame is near the noise floor (between words), else it opens the next
-    window; a region longer than a window is split regardless. Of frames about
-    as quiet as the quietest, the latest: every window costs a whole 30 s
-    encoding, and the first of many equal pauses (digital silence between
-    short turns) had cut a 70 s region into 20 windows (docs/benchmarks.md,
-    "Windows as full as the pauses allow")."""
+    does not fit the room left is split at its quietest frame if that frame is
+    near the noise floor (between words), else it opens the next window; a
+    region longer than a window is split regardless."""
     fs = FRAME / SAMPLE_RATE
     floor = float(np.percentile(db, 10)) if db.size else -100.0
     windows: list[list[tuple[float, float]]] = []
@@ -97,7 +93,7 @@ def plan_windows(regions: list[tuple[float, float]], db: np.ndarray, length: flo
             if room >= 2.0:
                 lo, hi = int((s + 1.0) / fs), int((s + room) / fs)
                 if hi > lo and hi <= db.size:
-                    j = lo + int(np.flatnonzero(db[lo:hi] <= db[lo:hi].min() + TH.split_near_db)[-1])
+                    j = lo + int(np.argmin(db[lo:hi]))
                     if db[j] < floor + TH.split_db or e - s > length:
                         cut = round((j + 0.5) * fs, 3)
             if cut is None and not cur:
