@@ -143,24 +143,23 @@ def main() -> int:
         print(f"{aepyx / 'aepyx.rttm'} not found: the aepyx pairs are left out", file=sys.stderr)
     else:
         turns, whole = rttm(aepyx / "aepyx.rttm"), decode(aepyx / "aepyx_8k.wav")
+        pairs = list(itertools.combinations(sorted({w for w, _, _ in turns}), 2))
+        mixes = []  # (row name, mono audio, reference turns)
+        for pair in pairs:
+            ref = [x for x in turns if x[0] in pair]
+            kept = np.zeros_like(whole.channels[0])
+            for _, s, e in ref:
+                kept[int(s * 16000) : int(e * 16000)] = whole.channels[0][int(s * 16000) : int(e * 16000)]
+            mixes.append((f"aepyx {'+'.join(pair)}", kept, ref))
+        for seed, pair in enumerate(pairs):
+            mix, ref = short_turns(whole.channels[0], turns, pair, seed)
+            mixes.append((f"aepyx-short {'+'.join(pair)} ({len(ref)} turns)", mix, ref))
         with tempfile.TemporaryDirectory() as tmp:
-            for pair in itertools.combinations(sorted({w for w, _, _ in turns}), 2):
-                ref = [x for x in turns if x[0] in pair]
-                kept = np.zeros_like(whole.channels[0])
-                for _, s, e in ref:
-                    kept[int(s * 16000) : int(e * 16000)] = whole.channels[0][int(s * 16000) : int(e * 16000)]
+            for name, audio, ref in mixes:
                 t = time.perf_counter()
-                out = tr.transcribe(decode(write_call(Path(tmp) / "pair.wav", kept, 16000)))
+                out = tr.transcribe(decode(write_call(Path(tmp) / "mix.wav", audio, 16000)))
                 hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
-                rows.append((f"aepyx {'+'.join(pair)}", "dev", sum(e - s for _, s, e in ref), best_der(ref, hyp), None, out.speakers,
-                             time.perf_counter() - t))
-            for seed, pair in enumerate(itertools.combinations(sorted({w for w, _, _ in turns}), 2)):
-                mix, ref = short_turns(whole.channels[0], turns, pair, seed)
-                t = time.perf_counter()
-                out = tr.transcribe(decode(write_call(Path(tmp) / "short.wav", mix, 16000)))
-                hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
-                rows.append((f"aepyx-short {'+'.join(pair)} ({len(ref)} turns)", "dev", sum(e - s for _, s, e in ref), best_der(ref, hyp), None,
-                             out.speakers, time.perf_counter() - t))
+                rows.append((name, "dev", sum(e - s for _, s, e in ref), best_der(ref, hyp), None, out.speakers, time.perf_counter() - t))
     tr_ru, tr_flat = Transcriber(TranscribeOptions(speakers="voice")), Transcriber(TranscribeOptions())
     script = load_checklist(REPO / "checklists" / "appliances-inbound.yaml")
     steps = {(part, way): [0, 0, 0] for part in ("dev", "test") for way in ("split", "one speaker")}  # true, false, missed

@@ -181,9 +181,9 @@ class Transcriber:
 
     def _wide(self):
         """The same weights again as one stream on all cores, loaded on first
-        need (about 100 MB more): a lone window on a one-core stream left the
-        other core idle, and a short mono call is one window (docs/benchmarks.md,
-        "A lone window on all cores")."""
+        need (about 150 MB more, 0.3 s to load): a lone window on a one-core
+        stream left the other core idle, and a short mono call is one window
+        (docs/benchmarks.md, "A lone window on all cores")."""
         if self._wide_model is None:
             self._wide_model = self._load_fw(self.cores, 1)
         return self._wide_model
