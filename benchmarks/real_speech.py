@@ -6,7 +6,7 @@ by side in one run, same base weights.
     .venv/bin/python benchmarks/real_speech.py --sets realspeech --split dev
     .venv/bin/python benchmarks/real_speech.py --engines fw-batched,callreview
 
-Three sets, each cut into a ``dev`` split (tune on it) and a ``test`` split
+Four sets, each cut into a ``dev`` split (tune on it) and a ``test`` split
 (report on it, never tune on it):
 
   realspeech  ../shared/realspeech (``manifest.json``: each file's language and
@@ -20,6 +20,10 @@ Three sets, each cut into a ``dev`` split (tune on it) and a ``test`` split
   dialogues   the 19 labelled dialogues of tests/data/align, spoken by festival
               over a simulated phone line (cached under $CALLREVIEW_SYNTH_CACHE;
               the first run synthesizes them, minutes); their own split.
+  voip        the same dialogues as a VoIP recorder with silence suppression
+              writes them: one mono mix, turns 0.15-0.6 s apart, exact zeros
+              between them (the speech itself over the phone line); the
+              reference in time order; the dialogues' split.
 
 Every engine gets the same decoded 16 kHz channels (``audio.decode``: a mono mix
 saved as two identical channels is one channel) and runs in its own subprocess,
@@ -62,7 +66,7 @@ sys.path.insert(0, str(REPO / "data"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ENGINES = ("openai-whisper", "faster-whisper", "fw-batched", "callreview", "callreview-batch")
-SETS = ("realspeech", "demo", "dialogues")
+SETS = ("realspeech", "demo", "dialogues", "voip")
 REALSPEECH = REPO.parent / "shared" / "realspeech"
 WARM_UP_S = 10  # seconds of each file every engine transcribes, untimed, before the timed run
 # Fixed before tuning; a file added to the set later is held out.
@@ -125,8 +129,34 @@ def dialogue_rows() -> list[dict]:
     return out
 
 
+def voip_rows() -> list[dict]:
+    """The dialogues in one mono channel with digital silence between close
+    turns: every pause is equally quiet, the case where windows were cut at
+    each turn (docs/benchmarks.md, "Windows as full as the pauses allow")."""
+    import numpy as np
+    from align_eval import load_dialogues
+    from synthesize import CALL_SR, _cache_dir, build_call, write_call
+
+    folder = _cache_dir() / "voip-calls"
+    out = []
+    for d in load_dialogues():
+        turns = [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
+        stereo, ref = build_call(turns, gap=(0.15, 0.6), seed=sum(map(ord, d.id)), overlap_prob=0.0)
+        wav = folder / f"{d.id}.wav"
+        if not wav.exists():
+            print(f"synthesizing {d.id} (voip) ...", file=sys.stderr, flush=True)
+            mixed, mono = stereo.sum(axis=0), np.zeros(stereo.shape[1], dtype=np.float32)
+            for r in ref:  # silence suppression: the line's noise only while someone speaks
+                a, b = int(r["start"] * CALL_SR), int(r["end"] * CALL_SR)
+                mono[a:b] = mixed[a:b]
+            write_call(wav, mono)
+        out.append({"set": "voip", "id": f"voip-{d.id}", "path": str(wav), "language": "ru", "split": d.split,
+                    "reference": " ".join(r["text"] for r in sorted(ref, key=lambda r: r["start"]))})
+    return out
+
+
 def collect(sets: list[str], split: str, realspeech: Path) -> list[dict]:
-    makers = {"realspeech": lambda: realspeech_rows(realspeech), "demo": demo_rows, "dialogues": dialogue_rows}
+    makers = {"realspeech": lambda: realspeech_rows(realspeech), "demo": demo_rows, "dialogues": dialogue_rows, "voip": voip_rows}
     return [r for s in sets for r in makers[s]() if split in ("all", r["split"])]
 
 

@@ -410,6 +410,24 @@ def test_windows_cover_all_speech_in_time_order():
     assert any(abs(c - 50.0) < 0.05 for c in cuts), cuts
 
 
+def test_equal_pauses_do_not_make_a_window_of_every_turn():
+    """A 70 s region of 2.5 s turns with digital silence between them (a VoIP
+    recorder's mono mix): every pause is as quiet as the next, and taking the
+    first made a window, a whole 30 s encoding, of every turn. Each window but
+    the last is now filled to ``window_fill`` at least, and still cut in a pause."""
+    fs = regions.FRAME / 16000
+    db = np.full(int(80 / fs), -30.0, dtype=np.float32)
+    for t in np.arange(2.5, 70.0, 2.5):
+        db[int(t / fs) : int((t + 0.3) / fs)] = -120.0
+    plan = windows.plan_windows([(0.0, 70.0)], db, length=30.0)
+    lengths = [windows.packed_length([(s, e, 0) for s, e in w]) for w in plan]
+    assert all(TH.window_fill * 30.0 <= n <= 30.0 for n in lengths[:-1]), lengths
+    assert len(plan) <= 70.0 // (TH.window_fill * 30.0) + 1, lengths
+    pieces = [p for w in plan for p in w]
+    assert pieces[0][0] == 0.0 and pieces[-1][1] == 70.0
+    assert all(a[1] == b[0] and db[int(a[1] / fs)] == -120.0 for a, b in zip(pieces, pieces[1:]))
+
+
 def test_short_leftovers_of_two_channels_share_a_window():
     """Each channel's last, short window joins the other channel's where both
     fit: fewer 30 s encodings; pieces stay in time order, none is lost, no

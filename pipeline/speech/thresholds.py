@@ -35,6 +35,8 @@ class Thresholds:
     window_s: float = 30.0  # Whisper's own input; 20 s was 1.4x faster and misheard more (dev dialogues 0.271 vs 0.249)
     pack_gap_s: float = 1.0  # silence between packed pieces (0.3 s: dev dialogues WER 0.27 vs 0.249)
     split_db: float = 12.0  # a region is split between windows only at a frame this close to the noise floor
+    digital_silence_dbfs: float = -90.0  # pauses this quiet (exact zeros; line noise is -50 to -70 dBFS) are equally good cuts...
+    window_fill: float = 0.4  # ...and the first that fills the window this far is taken (dev voip dialogues: 0.7 lost more words)
 
     # -- decoding (transcribe) --
     max_tokens: int = 224  # per window, as Whisper's own sample_len

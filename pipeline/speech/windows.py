@@ -75,7 +75,12 @@ def plan_windows(regions: list[tuple[float, float]], db: np.ndarray, length: flo
     most ``length`` seconds of packed audio: (start, end) pieces. A region that
     does not fit the room left is split at its quietest frame if that frame is
     near the noise floor (between words), else it opens the next window; a
-    region longer than a window is split regardless."""
+    region longer than a window is split regardless. Where the pauses are
+    digital silence (a VoIP recorder's silence suppression), all are equally
+    good cuts, and the first that fills the window to ``window_fill`` is
+    taken: every window costs a whole 30 s encoding, and the first
+    pause had made a window of every turn (docs/benchmarks.md, "Windows as full
+    as the pauses allow")."""
     fs = FRAME / SAMPLE_RATE
     floor = float(np.percentile(db, 10)) if db.size else -100.0
     windows: list[list[tuple[float, float]]] = []
@@ -94,6 +99,10 @@ def plan_windows(regions: list[tuple[float, float]], db: np.ndarray, length: flo
                 lo, hi = int((s + 1.0) / fs), int((s + room) / fs)
                 if hi > lo and hi <= db.size:
                     j = lo + int(np.argmin(db[lo:hi]))
+                    need = s + TH.window_fill * length - used - gap
+                    if db[j] < TH.digital_silence_dbfs and (j + 0.5) * fs < need:  # the first of many equal pauses
+                        ties = lo + np.flatnonzero(db[lo:hi] < TH.digital_silence_dbfs)
+                        j = next((int(t) for t in ties if (t + 0.5) * fs >= need), j)
                     if db[j] < floor + TH.split_db or e - s > length:
                         cut = round((j + 0.5) * fs, 3)
             if cut is None and not cur:
