@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/diarization.py
 
-Three sets:
+The sets:
 
   pyannote    ../shared/realspeech/pyannote-audio/sample.wav, a real telephone
               conversation between two women, scored against its RTTM (test)
@@ -15,6 +15,9 @@ Three sets:
               with the turn lengths of a phone call
   demo mixes  the six demo calls (data/demo) mixed down to mono, scored against
               the turn times they were built from
+  voip        the 19 labelled dialogues as one mono mix with digital silence
+              between turns 0.15-0.6 s apart (benchmarks/real_speech.py's
+              voip set), their own split
 
 The hypothesis is the transcript as the pipeline stores it with
 ``CALLREVIEW_SPEAKERS=voice``: each utterance, start to end, is its speaker's speech. DER is the
@@ -26,8 +29,8 @@ first there), so it also scores the operator guess. On the mixes it
 also aligns the appliances script twice, on the split transcript and on the
 same mix left as one "unknown" speaker, and scores the steps found against the
 steps of the reference turns: does the split help the aligner? Settings are tuned on the
-dev split (demo calls 1-3, the aepyx pairs) only; calls 4-6 and sample.wav
-are the test split.
+dev split (demo calls 1-3, the aepyx pairs, the voip dev dialogues) only;
+calls 4-6, sample.wav and the voip test dialogues are the test split.
 Prints Markdown; not a test.
 """
 
@@ -179,17 +182,25 @@ def main() -> int:
                 found = {r.id for r in align_many([transcript], script)[0].steps if r.found}
                 for k, n in enumerate((len(found & done), len(found - done), len(done - found))):
                     steps[part, way][k] += n
+    from real_speech import voip_rows
+
+    for row in voip_rows():
+        t = time.perf_counter()
+        out = tr_ru.transcribe(decode(row["path"]))
+        hyp = [(u.speaker, u.start, u.end) for u in out.utterances]
+        rows.append((row["id"], row["split"], sum(e - s for _, s, e in row["turns"]), best_der(row["turns"], hyp), der(row["turns"], hyp, {}),
+                     out.speakers, time.perf_counter() - t))
     print(f"\n{platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}\n")
     print("| file | split | audio s | DER | DER as named | separation | transcribe s (incl. diarization) |\n|---|---|---|---|---|---|---|")
     for name, part, dur, d, named, split, secs in rows:
         sep = f"{split['separation']:.2f}" if split else "one voice"
         print(f"| {name} | {part} | {dur:.0f} | {d:.3f} | {'' if named is None else f'{named:.3f}'} | {sep} | {secs:.1f} |")
-    sets = {"aepyx ": "aepyx pairs", "aepyx-short": "aepyx pairs in short turns", "demo": "demo mixes"}
-    for what, part in (("aepyx ", "dev"), ("aepyx-short", "dev"), ("demo", "dev"), ("demo", "test")):
+    sets = {"aepyx ": "aepyx pairs", "aepyx-short": "aepyx pairs in short turns", "demo": "demo mixes", "voip": "voip dialogues"}
+    for what, part in (("aepyx ", "dev"), ("aepyx-short", "dev"), ("demo", "dev"), ("voip", "dev"), ("demo", "test"), ("voip", "test")):
         mixes = [r for r in rows if r[0].startswith(what) and r[1] == part]
         if mixes:
             weight = sum(r[2] for r in mixes)
-            named = f"{sum(r[2] * r[4] for r in mixes) / weight:.3f}" if what == "demo" else ""
+            named = f"{sum(r[2] * r[4] for r in mixes) / weight:.3f}" if what in ("demo", "voip") else ""
             print(f"| **{sets[what]}, {part}, duration-weighted** | {part} | {weight:.0f} | "
                   f"{sum(r[2] * r[3] for r in mixes) / weight:.3f} | {named} | | |")
     print("\nScript steps found on the mixes (appliances script; the steps of the reference turns):\n")

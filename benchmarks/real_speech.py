@@ -151,7 +151,8 @@ def voip_rows() -> list[dict]:
                 mono[a:b] = mixed[a:b]
             write_call(wav, mono)
         out.append({"set": "voip", "id": f"voip-{d.id}", "path": str(wav), "language": "ru", "split": d.split,
-                    "reference": " ".join(r["text"] for r in sorted(ref, key=lambda r: r["start"]))})
+                    "reference": " ".join(r["text"] for r in sorted(ref, key=lambda r: r["start"])),
+                    "turns": [(r["speaker"], r["start"], r["end"]) for r in ref]})
     return out
 
 

