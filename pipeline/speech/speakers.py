@@ -134,8 +134,10 @@ def _stretch_voices(mel: np.ndarray, probs: np.ndarray, words: list[Word], voice
     stretch, embedded whole, is clearly nearer to. In a call of 1-3 s turns most
     1.5 s windows hold two voices, and a word took the majority of mixed
     windows; a pause bounds one speaker's turn, so the stretch between two is
-    one voice (dev DER: real voices in short turns 0.539 -> 0.496, the demo
-    mixes 0.079 -> 0.076, long turns unchanged; docs/benchmarks.md)."""
+    one voice (dev DER: real voices in short turns 0.539 -> 0.489, the demo
+    mixes 0.079 -> 0.076, long turns unchanged; docs/benchmarks.md). The
+    voices' means come from the windows: clustering the stretches themselves
+    told short turns apart better and broke long ones (long pairs 0.090 -> 0.158)."""
     means = [embs[labels == k].mean(axis=0) for k in (0, 1)]
     means = np.stack([m / np.linalg.norm(m) for m in means])
     per_s, out = _per_s(), list(voices)

@@ -86,7 +86,7 @@ class Thresholds:
     # a stretch of speech between pauses (Silero under this for this long) of this length...
     voice_pause_prob: float = 0.2  # (0.5 cut more pauses: dev short turns 0.515, demo mixes 0.089)
     voice_pause_s: float = 0.15
-    voice_stretch_min_s: float = 0.5
+    voice_stretch_min_s: float = 0.3  # (0.5: short turns 0.504, voip 0.122; 0.3: 0.489, 0.119; 0.2 no better)
     voice_stretch_max_s: float = 3.0  # (6 s: short turns 0.488, demo mixes 0.080)
     # ...goes whole to the voice whose mean it is nearer to by this cosine margin
     # (dev DER short turns / demo mixes: 0.03 0.495 / 0.083, 0.05 0.496 / 0.076, 0.08 0.517 / 0.076)
