@@ -142,12 +142,15 @@ def _stretch_voices(mel: np.ndarray, probs: np.ndarray, words: list[Word], voice
     means = np.stack([m / np.linalg.norm(m) for m in means])
     per_s, out = _per_s(), list(voices)
     for a, b in _stretches(probs):
+        if not TH.voice_stretch_min_s <= b - a <= TH.voice_stretch_max_s:
+            continue
         inside = [k for k, w in enumerate(words) if a <= (w.start + w.end) / 2 < b]
-        if not inside or not TH.voice_stretch_min_s <= b - a <= TH.voice_stretch_max_s:
+        if not inside:
             continue
         near = means @ _embed(mel[None, int(a * per_s) : int(b * per_s)])[0]
         if abs(near[0] - near[1]) > TH.voice_stretch_margin:
-            out = [int(near[1] > near[0]) if k in inside else v for k, v in enumerate(out)]
+            for k in inside:
+                out[k] = int(near[1] > near[0])
     return out
 
 
