@@ -404,6 +404,31 @@ def test_coverage_lists_speech_that_got_no_words():
     assert [(u.start, u.end) for u in marked.unheard] == [(2.0, 4.0)]
 
 
+def test_a_short_reply_between_two_turns_with_no_word_in_it_is_unheard():
+    """A mono call with digital silence between turns: a 0.9 s reply lies within
+    a second of the words on both sides, so only its own run of speech shows it
+    got no words (dev voip dialogues: two replies were lost without a warning)."""
+    fs = regions.FRAME / 16000
+    seconds = np.arange(int(9.0 / fs)) * fs
+    spoken = [(0.0, 3.0), (3.4, 4.3), (4.7, 8.0), (8.4, 8.6)]  # two turns around a reply, then a breath
+    speech = np.zeros(seconds.size, dtype=bool)
+    for a, b in spoken:
+        speech |= (seconds >= a) & (seconds < b)
+    speech &= ~((seconds >= 1.5) & (seconds < 1.6))  # a pause between two words is no turn's end
+    db = np.where(speech, -20.0, -120.0).astype(np.float32)
+    probs = np.where(speech, 0.9, 0.01).astype(np.float32)
+    runs = regions.speech_runs(db, probs)
+    assert [(round(a, 1), round(b, 1)) for a, b in runs] == [(0.0, 3.0), (3.4, 4.3), (4.7, 8.0)]
+    assert regions.speech_runs(db, np.minimum(probs, 0.3)) == []  # loud, but Silero does not call it speech
+    words = [[Word(0.2, 0.6, "Сколько"), Word(2.2, 2.9, "установкой?"), Word(4.8, 5.2, "Тогда"), Word(7.0, 7.9, "вот")]]
+    assert segments.coverage([[(0.0, 8.0)]], words).unheard == []  # within reach of words: taken for a pause
+    cov = segments.coverage([[(0.0, 8.0)]], words, [runs])
+    [(start, end)] = [(u.start, u.end) for u in cov.unheard]
+    assert (start, end) == pytest.approx((3.4, 4.3), abs=0.04) and cov.heard_s == pytest.approx(8.0 - 0.9, abs=0.04)
+    words[0].insert(2, Word(3.5, 4.0, "Тысяч"))
+    assert segments.coverage([[(0.0, 8.0)]], words, [runs]).unheard == []
+
+
 def test_packing_maps_times_back():
     x = np.zeros(16000 * 20, dtype=np.float32)
     packed = windows.pack_regions(x, [(2.0, 4.0), (10.0, 11.0)])

@@ -124,12 +124,7 @@ def speech_regions(channel: np.ndarray, db: np.ndarray, echo: np.ndarray | None 
     if db.size == 0:
         return []
     probs = (vad_probs(channel) if probs is None else probs)[: db.size]
-    floor = float(np.percentile(db, 10))
-    # Digital silence or a near-silent line: nothing can be speech below -60 dBFS.
-    loud = db > max(floor + TH.energy_margin_db, TH.silent_dbfs)
-    speech = (probs >= vad_threshold) & (db > TH.vad_floor_dbfs) | loud
-    if echo is not None:
-        speech &= ~echo[: speech.size]
+    speech = _speech_frames(db, echo, vad_threshold, probs)
     fs = FRAME / SAMPLE_RATE
     regions: list[list[float]] = []
     i, n = 0, speech.size
@@ -152,6 +147,37 @@ def speech_regions(channel: np.ndarray, db: np.ndarray, echo: np.ndarray | None 
         else:
             merged.append([s, e])
     return [(round(s, 3), round(e, 3)) for s, e in merged]
+
+
+def _speech_frames(db: np.ndarray, echo: np.ndarray | None, vad_threshold: float, probs: np.ndarray) -> np.ndarray:
+    """Which frames hold speech: Silero's probability or energy, less the other channel's echo."""
+    floor = float(np.percentile(db, 10))
+    # Digital silence or a near-silent line: nothing can be speech below -60 dBFS.
+    loud = db > max(floor + TH.energy_margin_db, TH.silent_dbfs)
+    speech = (probs >= vad_threshold) & (db > TH.vad_floor_dbfs) | loud
+    if echo is not None:
+        speech &= ~echo[: speech.size]
+    return speech
+
+
+def speech_runs(db: np.ndarray, probs: np.ndarray, echo: np.ndarray | None = None, vad_threshold: float = TH.vad) -> list[tuple[float, float]]:
+    """Seconds (start, end) of each run of speech between pauses of
+    ``run_pause_s`` or more that Silero vouches for (``speech_evidence``) and
+    that lasts ``run_min_s`` or more: a phrase or a short reply. A region
+    holds many; coverage asks for a word in each, since a reply between two
+    turns lies within ``heard_reach_s`` of their words."""
+    if db.size == 0:
+        return []
+    probs = probs[: db.size]
+    fs = FRAME / SAMPLE_RATE
+    edges = np.diff(np.r_[0, _speech_frames(db, echo, vad_threshold, probs).astype(np.int8), 0])
+    runs: list[list[int]] = []
+    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        if runs and (a - runs[-1][1]) * fs < TH.run_pause_s:
+            runs[-1][1] = b
+        else:
+            runs.append([a, b])
+    return [(round(float(a * fs), 3), round(float(b * fs), 3)) for a, b in runs if (b - a) * fs >= TH.run_min_s and probs[a:b].max() >= TH.speech_evidence]
 
 
 def snap_start(word_start: float, db: np.ndarray, floor: float) -> float:

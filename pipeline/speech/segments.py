@@ -203,15 +203,20 @@ def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.nda
     return words
 
 
-def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]]) -> Coverage:
-    """Per channel, the detected speech (``regions``) against the recognised words.
-    A punctuation mark is no word heard: Whisper times a sentence's closing "."
-    where the next sentence starts, and that mark alone kept a lost sentence
-    (vosk's test.wav) from being decoded again."""
+def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]],
+             runs: list[list[tuple[float, float]]] | None = None) -> Coverage:
+    """Per channel, the detected speech (``regions``) against the recognised
+    words: speech farther than ``heard_reach_s`` from every word is unheard, and
+    so is each run of speech (``runs``, from ``regions.speech_runs``) that no
+    word overlaps. A punctuation mark is no word heard: Whisper times a
+    sentence's closing "." where the next sentence starts, and that mark alone
+    kept a lost sentence (vosk's test.wav) from being decoded again."""
     speech = heard = 0.0
     unheard: list[Unheard] = []
     for channel, (rs, ws) in enumerate(zip(regions, words)):
-        spans = sorted((w.start - TH.heard_reach_s, w.end + TH.heard_reach_s) for w in ws if _SPOKEN.search(w.text))
+        spoken = sorted((w.start, w.end) for w in ws if _SPOKEN.search(w.text))
+        spans = [(a - TH.heard_reach_s, b + TH.heard_reach_s) for a, b in spoken]
+        wordless = _wordless(runs[channel] if runs else [], spoken)
         for s, e in rs:
             speech += e - s
             cursor, missing = s, []
@@ -227,7 +232,31 @@ def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]]) 
                     break
             if cursor < e:
                 missing.append((cursor, e))
-            missing = [(a, b) for a, b in missing if b - a >= TH.heard_reach_s]
+            missing = _union([(a, b) for a, b in missing if b - a >= TH.heard_reach_s] + [(max(a, s), min(b, e)) for a, b in wordless if a < e and b > s])
             heard += (e - s) - sum(b - a for a, b in missing)
             unheard += [Unheard(channel, round(a, 2), round(b, 2)) for a, b in missing]
     return Coverage(round(speech, 2), round(heard, 2), sorted(unheard, key=lambda u: (u.start, u.channel)))
+
+
+def _wordless(runs: list[tuple[float, float]], spoken: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The runs that no word (start, end; sorted by start) overlaps."""
+    if not spoken:
+        return list(runs)
+    starts = np.array([a for a, _ in spoken])
+    reach = np.maximum.accumulate(np.array([b for _, b in spoken]))  # the latest end of the words so far
+    out = []
+    for a, b in runs:
+        k = int(np.searchsorted(starts, b, side="left"))  # the words that start before the run ends...
+        if k == 0 or reach[k - 1] <= a:  # ...all end before it starts
+            out.append((a, b))
+    return out
+
+
+def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]

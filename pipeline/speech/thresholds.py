@@ -60,6 +60,10 @@ class Thresholds:
     # -- turns and coverage (segments) --
     turn_pause_s: float = 0.8  # a pause this long between words starts a new utterance
     heard_reach_s: float = 1.0  # speech farther than this from every word is unheard; shorter stretches are pauses
+    # ...and so is a run of speech with no word in it (regions.speech_runs): a short reply between
+    # two turns of a mono call lay within reach of their words and was lost without a warning
+    run_pause_s: float = 0.15  # runs are parted by pauses this long
+    run_min_s: float = 0.3  # shorter runs are a breath or a click
 
     # -- the second pass over unheard speech (transcribe) --
     redo_max_per_channel: int = 8  # stretches decoded again per channel of a call (bounds the cost of a bad call)
