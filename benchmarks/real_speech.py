@@ -129,19 +129,21 @@ def dialogue_rows() -> list[dict]:
     return out
 
 
-def voip_rows() -> list[dict]:
+def voip_rows(seed: int = 0) -> list[dict]:
     """The dialogues in one mono channel with digital silence between close
     turns: every pause is equally quiet, the case where windows were cut at
-    each turn (docs/benchmarks.md, "Windows as full as the pauses allow")."""
+    each turn (docs/benchmarks.md, "Windows as full as the pauses allow").
+    Another ``seed`` draws other pauses: more calls from the same dialogues
+    (benchmarks/lost_turns.py)."""
     import numpy as np
     from align_eval import load_dialogues
     from synthesize import CALL_SR, _cache_dir, build_call, write_call
 
-    folder = _cache_dir() / "voip-calls"
+    folder = _cache_dir() / ("voip-calls" if seed == 0 else f"voip-calls-{seed}")
     out = []
     for d in load_dialogues():
         turns = [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
-        stereo, ref = build_call(turns, gap=(0.15, 0.6), seed=sum(map(ord, d.id)), overlap_prob=0.0)
+        stereo, ref = build_call(turns, gap=(0.15, 0.6), seed=sum(map(ord, d.id)) + 1000 * seed, overlap_prob=0.0)
         wav = folder / f"{d.id}.wav"
         if not wav.exists():
             print(f"synthesizing {d.id} (voip) ...", file=sys.stderr, flush=True)
@@ -152,7 +154,7 @@ def voip_rows() -> list[dict]:
             write_call(wav, mono)
         out.append({"set": "voip", "id": f"voip-{d.id}", "path": str(wav), "language": "ru", "split": d.split,
                     "reference": " ".join(r["text"] for r in sorted(ref, key=lambda r: r["start"])),
-                    "turns": [(r["speaker"], r["start"], r["end"]) for r in ref]})
+                    "turns": [(r["speaker"], r["start"], r["end"]) for r in ref], "texts": [r["text"] for r in ref]})
     return out
 
 

@@ -1,0 +1,93 @@
+"""Turns lost, and turns lost without a warning, on mono calls of short turns.
+
+    .venv/bin/python benchmarks/lost_turns.py --split dev --seeds 1,2
+
+WER pools a set's words, so a short reply that vanishes ("Тысяч тридцать.")
+hardly moves it; this counts turns. The calls are benchmarks/real_speech.py's
+``voip`` set (the labelled dialogues as one mono mix, 0.15-0.6 s of digital
+silence between turns) drawn again with other ``--seeds`` for the pauses:
+seed 0 is the voip set itself, whose files were seen while tuning.
+
+For each reference turn: **lost** when no recognised word has its middle
+within 0.2 s of the turn, **lost silently** when callreview's coverage does
+not list any unheard speech overlapping it either (a lost turn that is listed
+is one the listener is sent to). fw-batched (BatchedInferencePipeline, beam 5,
+batch 8, its default VAD, word timestamps on) is the peer, and has no
+coverage: each turn it loses, it loses silently. Tune on ``dev``, report
+``test``. Prints Markdown; not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "data"), str(REPO / "benchmarks")]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REACH_S = 0.2  # a word this near a turn is of that turn (Whisper's word times drift by about this)
+
+
+def lost(turns: list[tuple[str, float, float]], words: list[tuple[float, float]]) -> list[int]:
+    """Indexes of the turns no word's middle falls near."""
+    mids = sorted((a + b) / 2 for a, b in words)
+    return [k for k, (_, s, e) in enumerate(turns) if bisect.bisect_left(mids, s - REACH_S) == bisect.bisect_right(mids, e + REACH_S)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", default="test", choices=["dev", "test"], help="tune on dev, report on test")
+    ap.add_argument("--seeds", default="1,2", help="comma-separated draws of the pauses (0: the voip set itself)")
+    ap.add_argument("--engines", default="fw-batched,callreview", help="fw-batched, callreview or both")
+    args = ap.parse_args()
+    from real_speech import voip_rows
+
+    from pipeline.config import Settings
+    from pipeline.speech.audio import decode
+    from pipeline.speech.transcribe import TranscribeOptions, Transcriber
+
+    rows = [r for seed in map(int, args.seeds.split(",")) for r in voip_rows(seed) if r["split"] == args.split]
+    engines = args.engines.split(",")
+    tr = Transcriber(TranscribeOptions()) if "callreview" in engines else None
+    if "fw-batched" in engines:
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        from pipeline.speech.models import resolve_model
+
+        batched = BatchedInferencePipeline(WhisperModel(str(resolve_model("base", Settings().model_cache).path), device="cpu", compute_type="int8"))
+    totals = {e: [0, 0, 0] for e in engines}  # turns, lost, lost silently
+    examples: list[str] = []
+    for i, row in enumerate(rows, 1):
+        print(f"[{i}/{len(rows)}] {row['path']}", file=sys.stderr, flush=True)
+        audio = decode(row["path"])
+        for engine in engines:
+            if engine == "callreview":
+                t = tr.transcribe(audio)
+                words = [(w.start, w.end) for u in t.utterances for w in u.words]
+                listed = [(u.start, u.end) for u in t.coverage.unheard] if t.coverage else []
+            else:
+                segs, _ = batched.transcribe(audio.channels[0], language="ru", beam_size=5, batch_size=8, word_timestamps=True)
+                words, listed = [(w.start, w.end) for s in segs for w in (s.words or [])], []
+            gone = lost(row["turns"], words)
+            silent = [k for k in gone if not any(a < row["turns"][k][2] + REACH_S and b > row["turns"][k][1] - REACH_S for a, b in listed)]
+            totals[engine][0] += len(row["turns"])
+            totals[engine][1] += len(gone)
+            totals[engine][2] += len(silent)
+            examples += [f"{engine}, `{Path(row['path']).parent.name}/{row['id']}` at {row['turns'][k][1]:.1f} s: «{row['texts'][k]}»"
+                         + ("" if k in silent else " (listed as unheard)") for k in gone]
+    print(f"\n{len(rows)} calls, split {args.split}, seeds {args.seeds}; {platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}\n")
+    print("| engine | turns | lost | lost silently |\n|---|---|---|---|")
+    for engine, (n, gone, silent) in totals.items():
+        print(f"| {engine} | {n} | {gone} | {silent} |")
+    print("\n" + "\n".join(f"- {x}" for x in examples))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
