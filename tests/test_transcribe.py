@@ -427,6 +427,9 @@ def test_a_short_reply_between_two_turns_with_no_word_in_it_is_unheard():
     assert (start, end) == pytest.approx((3.4, 4.3), abs=0.04) and cov.heard_s == pytest.approx(8.0 - 0.9, abs=0.04)
     words[0].insert(2, Word(3.5, 4.0, "Тысяч"))
     assert segments.coverage([[(0.0, 8.0)]], words, [runs]).unheard == []
+    # speech unheard by reach keeps its bounds: a wordless run inside it adds nothing
+    far = [[Word(0.2, 0.6, "Сколько"), Word(7.0, 7.9, "вот")]]
+    assert [(u.start, u.end) for u in segments.coverage([[(0.0, 8.0)]], far, [runs]).unheard] == [(1.6, 6.0)]
 
 
 def test_packing_maps_times_back():

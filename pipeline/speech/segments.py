@@ -232,7 +232,11 @@ def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]],
                     break
             if cursor < e:
                 missing.append((cursor, e))
-            missing = _union([(a, b) for a, b in missing if b - a >= TH.heard_reach_s] + [(max(a, s), min(b, e)) for a, b in wordless if a < e and b > s])
+            missing = [(a, b) for a, b in missing if b - a >= TH.heard_reach_s]
+            # a wordless run adds a stretch of its own, but never moves one found by reach:
+            # that one is decoded again as before (moved, its second decoding read other words)
+            missing = sorted(missing + [(max(a, s), min(b, e)) for a, b in wordless
+                                        if a < e and b > s and not any(a < y and b > x for x, y in missing)])
             heard += (e - s) - sum(b - a for a, b in missing)
             unheard += [Unheard(channel, round(a, 2), round(b, 2)) for a, b in missing]
     return Coverage(round(speech, 2), round(heard, 2), sorted(unheard, key=lambda u: (u.start, u.channel)))
@@ -251,12 +255,3 @@ def _wordless(runs: list[tuple[float, float]], spoken: list[tuple[float, float]]
             out.append((a, b))
     return out
 
-
-def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[list[float]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
