@@ -170,14 +170,22 @@ def speech_runs(db: np.ndarray, probs: np.ndarray, echo: np.ndarray | None = Non
         return []
     probs = probs[: db.size]
     fs = FRAME / SAMPLE_RATE
-    edges = np.diff(np.r_[0, _speech_frames(db, echo, vad_threshold, probs).astype(np.int8), 0])
+    runs = joined_runs(_speech_frames(db, echo, vad_threshold, probs), TH.run_pause_s)
+    return [(round(float(a * fs), 3), round(float(b * fs), 3)) for a, b in runs if (b - a) * fs >= TH.run_min_s and probs[a:b].max() >= TH.speech_evidence]
+
+
+def joined_runs(active: np.ndarray, pause_s: float) -> list[tuple[int, int]]:
+    """Frame indexes (start, end) of the runs of ``active`` frames, runs parted
+    by fewer than ``pause_s`` seconds of inactive frames joined into one."""
+    fs = FRAME / SAMPLE_RATE
+    edges = np.diff(np.r_[0, active.astype(np.int8), 0])
     runs: list[list[int]] = []
     for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
-        if runs and (a - runs[-1][1]) * fs < TH.run_pause_s:
+        if runs and (a - runs[-1][1]) * fs < pause_s:
             runs[-1][1] = b
         else:
             runs.append([a, b])
-    return [(round(float(a * fs), 3), round(float(b * fs), 3)) for a, b in runs if (b - a) * fs >= TH.run_min_s and probs[a:b].max() >= TH.speech_evidence]
+    return [(a, b) for a, b in runs]
 
 
 def snap_start(word_start: float, db: np.ndarray, floor: float) -> float:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.speech.audio import SAMPLE_RATE
-from pipeline.speech.regions import FRAME
+from pipeline.speech.regions import FRAME, joined_runs
 from pipeline.speech.thresholds import THRESHOLDS as TH
 from pipeline.speech.transcript import Word
 
@@ -117,15 +117,7 @@ def _stretches(probs: np.ndarray) -> list[tuple[float, float]]:
     """Seconds (start, end) of the runs of speech between pauses: Silero under
     ``voice_pause_prob`` for ``voice_pause_s`` or longer."""
     fs = FRAME / SAMPLE_RATE
-    edges = np.diff(np.r_[1, (probs < TH.voice_pause_prob).astype(np.int8), 1])
-    starts, ends = np.flatnonzero(edges == -1), np.flatnonzero(edges == 1)
-    runs: list[list[int]] = []
-    for a, b in zip(starts, ends):
-        if runs and (a - runs[-1][1]) * fs < TH.voice_pause_s:
-            runs[-1][1] = b
-        else:
-            runs.append([a, b])
-    return [(a * fs, b * fs) for a, b in runs]
+    return [(a * fs, b * fs) for a, b in joined_runs(probs >= TH.voice_pause_prob, TH.voice_pause_s)]
 
 
 def _stretch_voices(mel: np.ndarray, probs: np.ndarray, words: list[Word], voices: list[int], embs: np.ndarray,
