@@ -6,7 +6,9 @@ WER pools a set's words, so a short reply that vanishes ("Тысяч тридц�
 hardly moves it; this counts turns. The calls are benchmarks/real_speech.py's
 ``voip`` set (the labelled dialogues as one mono mix, 0.15-0.6 s of digital
 silence between turns) drawn again with other ``--seeds`` for the pauses:
-seed 0 is the voip set itself, whose files were seen while tuning.
+seed 0 is the voip set itself, whose files were seen while tuning; or, with
+``--set aligneval-voip``, the calls of ../shared/aligneval the same way
+(dialogues written by people who never saw our code; kinds split dev/test).
 
 For each reference turn: **lost** when no recognised word has its middle
 within 0.2 s of the turn, **lost silently** when callreview's coverage does
@@ -44,6 +46,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", default="test", choices=["dev", "test"], help="tune on dev, report on test")
     ap.add_argument("--seeds", default="1,2", help="comma-separated draws of the pauses (0: the voip set itself)")
+    ap.add_argument("--set", default="voip", choices=["voip", "aligneval-voip"], help="whose dialogues: ours or ../shared/aligneval's")
     ap.add_argument("--engines", default="fw-batched,callreview", help="fw-batched, callreview or both")
     args = ap.parse_args()
     from real_speech import voip_rows
@@ -52,7 +55,7 @@ def main() -> int:
     from pipeline.speech.audio import decode
     from pipeline.speech.transcribe import TranscribeOptions, Transcriber
 
-    rows = [r for seed in map(int, args.seeds.split(",")) for r in voip_rows(seed) if r["split"] == args.split]
+    rows = [r for seed in map(int, args.seeds.split(",")) for r in voip_rows(seed, "own" if args.set == "voip" else "aligneval") if r["split"] == args.split]
     engines = args.engines.split(",")
     tr = Transcriber(TranscribeOptions()) if "callreview" in engines else None
     if "fw-batched" in engines:
@@ -81,7 +84,7 @@ def main() -> int:
             totals[engine][2] += len(silent)
             examples += [f"{engine}, `{Path(row['path']).parent.name}/{row['id']}` at {row['turns'][k][1]:.1f} s: «{row['texts'][k]}»"
                          + ("" if k in silent else " (listed as unheard)") for k in gone]
-    print(f"\n{len(rows)} calls, split {args.split}, seeds {args.seeds}; {platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}\n")
+    print(f"\n{len(rows)} calls of {args.set}, split {args.split}, seeds {args.seeds}; {platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}\n")
     print("| engine | turns | lost | lost silently |\n|---|---|---|---|")
     for engine, (n, gone, silent) in totals.items():
         print(f"| {engine} | {n} | {gone} | {silent} |")

@@ -6,7 +6,7 @@ by side in one run, same base weights.
     .venv/bin/python benchmarks/real_speech.py --sets realspeech --split dev
     .venv/bin/python benchmarks/real_speech.py --engines fw-batched,callreview
 
-Four sets, each cut into a ``dev`` split (tune on it) and a ``test`` split
+Six sets, each cut into a ``dev`` split (tune on it) and a ``test`` split
 (report on it, never tune on it):
 
   realspeech  ../shared/realspeech (``manifest.json``: each file's language and
@@ -24,6 +24,11 @@ Four sets, each cut into a ``dev`` split (tune on it) and a ``test`` split
               writes them: one mono mix, turns 0.15-0.6 s apart, exact zeros
               between them (the speech itself over the phone line); the
               reference in time order; the dialogues' split.
+  aligneval   the calls of ../shared/aligneval (four kinds of shop, dialogues
+  aligneval-voip  written by people who never saw our code), spoken as
+              ``dialogues`` and as ``voip``; its split by kind: furniture and
+              food delivery dev, internet provider and cosmetics test. No
+              transcription setting was ever tuned on them.
 
 Every engine gets the same decoded 16 kHz channels (``audio.decode``: a mono mix
 saved as two identical channels is one channel) and runs in its own subprocess,
@@ -66,7 +71,7 @@ sys.path.insert(0, str(REPO / "data"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ENGINES = ("openai-whisper", "faster-whisper", "fw-batched", "callreview", "callreview-batch")
-SETS = ("realspeech", "demo", "dialogues", "voip")
+SETS = ("realspeech", "demo", "dialogues", "voip", "aligneval", "aligneval-voip")
 REALSPEECH = REPO.parent / "shared" / "realspeech"
 WARM_UP_S = 10  # seconds of each file every engine transcribes, untimed, before the timed run
 # Fixed before tuning; a file added to the set later is held out.
@@ -112,54 +117,81 @@ def demo_rows() -> list[dict]:
     return out
 
 
-def dialogue_rows() -> list[dict]:
-    """The labelled dialogues spoken by festival, as benchmarks/align_eval.py --make-asr makes them."""
+def _calls(source: str):
+    """The labelled dialogues of ``source`` (own: tests/data/align; aligneval:
+    ../shared/aligneval, written by people who never saw our code) that are
+    calls, with their turns as ``build_call`` speaks them."""
     from align_eval import load_dialogues
-    from synthesize import _cache_dir, build_call, write_call
 
-    folder = _cache_dir() / "dialogue-calls"
+    for d in load_dialogues(sets=(source,)):
+        if d.channel == "call":
+            yield d, [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
+
+
+def _spoken(wav: Path, make) -> bool:
+    """Synthesize ``wav`` with ``make()`` unless cached; False (and why, on
+    stderr) when festival cannot speak a text: the other calls go on."""
+    from synthesize import SynthesisError, write_call
+
+    if wav.exists():
+        return True
+    print(f"synthesizing {wav.name} ({wav.parent.name}) ...", file=sys.stderr, flush=True)
+    try:
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        write_call(wav, make())
+    except SynthesisError as exc:
+        print(f"{wav.name}: cannot be spoken, left out ({exc})", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def dialogue_rows(source: str = "own") -> list[dict]:
+    """The labelled dialogues spoken by festival, as benchmarks/align_eval.py --make-asr makes them."""
+    from synthesize import _cache_dir, build_call
+
+    folder = _cache_dir() / ("dialogue-calls" if source == "own" else f"{source}-calls")
     out = []
-    for d in load_dialogues():
-        turns = [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
+    for d, turns in _calls(source):
         wav = folder / f"{d.id}.wav"
-        if not wav.exists():
-            print(f"synthesizing {d.id} ...", file=sys.stderr, flush=True)
-            write_call(wav, build_call(turns, seed=sum(map(ord, d.id)))[0])
-        out.append({"set": "dialogues", "id": d.id, "path": str(wav), "language": "ru", "split": d.split, "reference": by_channel(turns)})
+        if _spoken(wav, lambda: build_call(turns, seed=sum(map(ord, d.id)))[0]):
+            out.append({"set": "dialogues" if source == "own" else source, "id": d.id, "path": str(wav), "language": "ru", "split": d.split,
+                        "reference": by_channel(turns)})
     return out
 
 
-def voip_rows(seed: int = 0) -> list[dict]:
+def voip_rows(seed: int = 0, source: str = "own") -> list[dict]:
     """The dialogues in one mono channel with digital silence between close
     turns: every pause is equally quiet, the case where windows were cut at
     each turn (docs/benchmarks.md, "Windows as full as the pauses allow").
     Another ``seed`` draws other pauses: more calls from the same dialogues
     (benchmarks/lost_turns.py)."""
     import numpy as np
-    from align_eval import load_dialogues
-    from synthesize import CALL_SR, _cache_dir, build_call, write_call
+    from synthesize import CALL_SR, _cache_dir, build_call
 
-    folder = _cache_dir() / ("voip-calls" if seed == 0 else f"voip-calls-{seed}")
+    name = "voip-calls" if source == "own" else f"{source}-voip-calls"
+    folder = _cache_dir() / (name if seed == 0 else f"{name}-{seed}")
     out = []
-    for d in load_dialogues():
-        turns = [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
+    for d, turns in _calls(source):
         stereo, ref = build_call(turns, gap=(0.15, 0.6), seed=sum(map(ord, d.id)) + 1000 * seed, overlap_prob=0.0)
-        wav = folder / f"{d.id}.wav"
-        if not wav.exists():
-            print(f"synthesizing {d.id} (voip) ...", file=sys.stderr, flush=True)
-            mixed, mono = stereo.sum(axis=0), np.zeros(stereo.shape[1], dtype=np.float32)
+
+        def mono(stereo=stereo, ref=ref):
+            mixed, line = stereo.sum(axis=0), np.zeros(stereo.shape[1], dtype=np.float32)
             for r in ref:  # silence suppression: the line's noise only while someone speaks
                 a, b = int(r["start"] * CALL_SR), int(r["end"] * CALL_SR)
-                mono[a:b] = mixed[a:b]
-            write_call(wav, mono)
-        out.append({"set": "voip", "id": f"voip-{d.id}", "path": str(wav), "language": "ru", "split": d.split,
-                    "reference": " ".join(r["text"] for r in sorted(ref, key=lambda r: r["start"])),
-                    "turns": [(r["speaker"], r["start"], r["end"]) for r in ref], "texts": [r["text"] for r in ref]})
+                line[a:b] = mixed[a:b]
+            return line
+
+        wav = folder / f"{d.id}.wav"
+        if _spoken(wav, mono):
+            out.append({"set": "voip" if source == "own" else f"{source}-voip", "id": f"voip-{d.id}", "path": str(wav), "language": "ru",
+                        "split": d.split, "reference": " ".join(r["text"] for r in sorted(ref, key=lambda r: r["start"])),
+                        "turns": [(r["speaker"], r["start"], r["end"]) for r in ref], "texts": [r["text"] for r in ref]})
     return out
 
 
 def collect(sets: list[str], split: str, realspeech: Path) -> list[dict]:
-    makers = {"realspeech": lambda: realspeech_rows(realspeech), "demo": demo_rows, "dialogues": dialogue_rows, "voip": voip_rows}
+    makers = {"realspeech": lambda: realspeech_rows(realspeech), "demo": demo_rows, "dialogues": dialogue_rows, "voip": voip_rows,
+              "aligneval": lambda: dialogue_rows("aligneval"), "aligneval-voip": lambda: voip_rows(source="aligneval")}
     return [r for s in sets for r in makers[s]() if split in ("all", r["split"])]
 
 
@@ -270,7 +302,10 @@ def norm(text: str, lang: str) -> str:
         from synthesize import number_to_words
 
         text = re.sub(r"(?<=\d)[ ,.](?=\d{3})", "", text)
-        text = re.sub(r"\d+", lambda m: f" {number_to_words(int(m.group()))} ", text)
+        def spelled(digits: str) -> str:  # a phone number joined into one is too long to say as a number: digit by digit
+            return number_to_words(int(digits)) if len(digits) <= 9 else " ".join(number_to_words(int(d)) for d in digits)
+
+        text = re.sub(r"\d+", lambda m: f" {spelled(m.group())} ", text)
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s']", " ", text)).strip()
 
 
