@@ -527,6 +527,20 @@ def test_hallucination_filter():
     assert segments.is_hallucination(unsure) == "no speech"
 
 
+def test_a_number_read_from_unheard_speech_is_kept_a_mumble_is_not():
+    """Word probabilities the second pass gave on dev aligneval voip calls: a
+    phone number read in part (Whisper doubts whether to write digits or words)
+    is kept; a mumble, as on speech Whisper cannot understand, is not."""
+
+    def seg(words: list[tuple[str, float]]) -> segments.Seg:
+        ws = [Word(float(i), i + 0.5, t, p) for i, (t, p) in enumerate(words)]
+        return segments.Seg(0.0, len(ws) / 2, " ".join(t for t, _ in words), ws, -1.0, 0.2, 1.1)
+
+    number = seg([("Сейчас", 0.3), ("иска", 0.43), ("48,", 0.91), ("900.", 0.25)])
+    assert segments.clear(number) and segments.is_hallucination(number) is None
+    assert not segments.clear(seg([("на", 0.16), ("льву", 0.29), ("семей.", 0.35)]))
+
+
 def test_window_segments_judge_the_decoding():
     """A decoded window becomes one segment per piece that got words; a loop or
     an unsure text sends it back; Whisper's silence rule gives no segment."""
