@@ -127,17 +127,10 @@ def speech_regions(channel: np.ndarray, db: np.ndarray, echo: np.ndarray | None 
     speech = _speech_frames(db, echo, vad_threshold, probs)
     fs = FRAME / SAMPLE_RATE
     regions: list[list[float]] = []
-    i, n = 0, speech.size
-    while i < n:
-        if not speech[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and speech[j]:
-            j += 1
-        if (j - i) * fs >= TH.min_region_s and (probs[i:j].max() >= vad_threshold or (j - i) * fs >= TH.min_loud_region_s):
-            regions.append([i * fs, j * fs])
-        i = j
+    for i, j in joined_runs(speech, TH.region_join_s):
+        spoken = int(speech[i:j].sum()) * fs  # the dips inside a run do not count towards its length
+        if spoken >= TH.min_region_s and (probs[i:j].max() >= vad_threshold or spoken >= TH.min_loud_region_s):
+            regions.append([float(i * fs), float(j * fs)])
     total = len(channel) / SAMPLE_RATE
     merged: list[list[float]] = []
     for s, e in regions:

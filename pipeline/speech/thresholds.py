@@ -26,7 +26,11 @@ class Thresholds:
     silent_dbfs: float = -60.0  # nothing below this level is speech by energy (digital silence, a near-silent line)
     vad_floor_dbfs: float = -65.0  # ...nor by Silero
     min_region_s: float = 0.12  # shorter blips are clicks, not words
-    min_loud_region_s: float = 0.3  # a region Silero does not vouch for must be this long
+    min_loud_region_s: float = 0.3  # a region Silero does not vouch for must be this long...
+    # ...counting its loud frames, runs of them parted by dips shorter than this as one: a short
+    # reply dips between syllables, and Silero may not vouch for it at all (festival voices on
+    # mono calls: "Ладно, жду." as 0.26 + 0.16 + 0.1 s, each too short, lost without a warning)
+    region_join_s: float = 0.15
     region_pad_s: float = 0.25  # context kept around each speech region (0.5: better on demo, worse on realspeech dev)
     merge_gap_s: float = 0.6  # regions closer than this are decoded as one piece
     onset_db: float = 10.0  # a turn's start snaps to where the level rises this far over the floor
