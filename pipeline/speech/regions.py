@@ -142,12 +142,15 @@ def speech_regions(channel: np.ndarray, db: np.ndarray, echo: np.ndarray | None 
     return [(round(s, 3), round(e, 3)) for s, e in merged]
 
 
+def _loud_frames(db: np.ndarray) -> np.ndarray:
+    """Which frames are speech by energy: well above the channel's noise floor;
+    at digital silence or on a near-silent line, above -60 dBFS."""
+    return db > max(float(np.percentile(db, 10)) + TH.energy_margin_db, TH.silent_dbfs)
+
+
 def _speech_frames(db: np.ndarray, echo: np.ndarray | None, vad_threshold: float, probs: np.ndarray) -> np.ndarray:
     """Which frames hold speech: Silero's probability or energy, less the other channel's echo."""
-    floor = float(np.percentile(db, 10))
-    # Digital silence or a near-silent line: nothing can be speech below -60 dBFS.
-    loud = db > max(floor + TH.energy_margin_db, TH.silent_dbfs)
-    speech = (probs >= vad_threshold) & (db > TH.vad_floor_dbfs) | loud
+    speech = (probs >= vad_threshold) & (db > TH.vad_floor_dbfs) | _loud_frames(db)
     if echo is not None:
         speech &= ~echo[: speech.size]
     return speech
@@ -155,16 +158,20 @@ def _speech_frames(db: np.ndarray, echo: np.ndarray | None, vad_threshold: float
 
 def speech_runs(db: np.ndarray, probs: np.ndarray, echo: np.ndarray | None = None, vad_threshold: float = TH.vad) -> list[tuple[float, float]]:
     """Seconds (start, end) of each run of speech between pauses of
-    ``run_pause_s`` or more that Silero vouches for (``speech_evidence``) and
-    that lasts ``run_min_s`` or more: a phrase or a short reply. A region
-    holds many; coverage asks for a word in each, since a reply between two
-    turns lies within ``heard_reach_s`` of their words."""
+    ``run_pause_s`` or more that lasts ``run_min_s`` or more and that Silero
+    vouches for (``speech_evidence``) or that is loud as long as a region
+    found by energy alone must be: a phrase or a short reply. A region holds
+    many; coverage asks for a word in each, since a reply between two turns
+    lies within ``heard_reach_s`` of their words."""
     if db.size == 0:
         return []
     probs = probs[: db.size]
     fs = FRAME / SAMPLE_RATE
-    runs = joined_runs(_speech_frames(db, echo, vad_threshold, probs), TH.run_pause_s)
-    return [(round(float(a * fs), 3), round(float(b * fs), 3)) for a, b in runs if (b - a) * fs >= TH.run_min_s and probs[a:b].max() >= TH.speech_evidence]
+    speech = _speech_frames(db, echo, vad_threshold, probs)
+    loud = speech & _loud_frames(db)
+    runs = joined_runs(speech, TH.run_pause_s)
+    return [(round(float(a * fs), 3), round(float(b * fs), 3)) for a, b in runs
+            if (b - a) * fs >= TH.run_min_s and (probs[a:b].max() >= TH.speech_evidence or loud[a:b].sum() * fs >= TH.min_loud_region_s)]
 
 
 def joined_runs(active: np.ndarray, pause_s: float) -> list[tuple[int, int]]:

@@ -26,7 +26,7 @@ class Thresholds:
     silent_dbfs: float = -60.0  # nothing below this level is speech by energy (digital silence, a near-silent line)
     vad_floor_dbfs: float = -65.0  # ...nor by Silero
     min_region_s: float = 0.12  # shorter blips are clicks, not words
-    min_loud_region_s: float = 0.3  # a region Silero does not vouch for must be this long...
+    min_loud_region_s: float = 0.3  # a region (or a run, below) Silero does not vouch for must be this long...
     # ...counting its loud frames, runs of them parted by dips shorter than this as one: a short
     # reply dips between syllables, and Silero may not vouch for it at all (festival voices on
     # mono calls: "Ладно, жду." as 0.26 + 0.16 + 0.1 s, each too short, lost without a warning)
@@ -73,7 +73,8 @@ class Thresholds:
     # ...and so is a run of speech with no word in it (regions.speech_runs): a short reply between
     # two turns of a mono call lay within reach of their words and was lost without a warning
     run_pause_s: float = 0.15  # runs are parted by pauses this long
-    run_min_s: float = 0.3  # shorter runs are a breath or a click
+    run_min_s: float = 0.3  # shorter runs are a breath or a click; a run counts where Silero reaches
+    # speech_evidence in it or it is loud for min_loud_region_s (a reply Silero scored 0.00 was lost silently)
 
     # -- the second pass over unheard speech (transcribe) --
     redo_max_per_channel: int = 8  # stretches decoded again per channel of a call (bounds the cost of a bad call)
