@@ -402,6 +402,9 @@ def test_coverage_lists_speech_that_got_no_words():
     # a sentence's closing mark, timed where the next (lost) sentence starts, is not that sentence heard
     marked = segments.coverage([[(0.0, 1.0), (2.0, 4.0)]], [[Word(0.2, 0.8, "включи"), Word(2.0, 2.1, ".")]])
     assert [(u.start, u.end) for u in marked.unheard] == [(2.0, 4.0)]
+    # one word timed over three turns (dev VoIP call food04: «Березавка», 0.45-11.13 s) is not them heard
+    stretched = segments.coverage([[(0.0, 11.0)]], [[Word(0.5, 11.0, "Березавка")]])
+    assert [(u.start, u.end) for u in stretched.unheard] == [(0.5 + TH.max_word_s + TH.heard_reach_s, 11.0)]
 
 
 def test_a_short_reply_between_two_turns_with_no_word_in_it_is_unheard():

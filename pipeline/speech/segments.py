@@ -210,11 +210,12 @@ def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]],
     so is each run of speech (``runs``, from ``regions.speech_runs``) that no
     word overlaps. A punctuation mark is no word heard: Whisper times a
     sentence's closing "." where the next sentence starts, and that mark alone
-    kept a lost sentence (vosk's test.wav) from being decoded again."""
+    kept a lost sentence (vosk's test.wav) from being decoded again. Nor is
+    a word timed over many seconds all of them heard (``max_word_s``)."""
     speech = heard = 0.0
     unheard: list[Unheard] = []
     for channel, (rs, ws) in enumerate(zip(regions, words)):
-        spoken = sorted((w.start, w.end) for w in ws if _SPOKEN.search(w.text))
+        spoken = sorted((w.start, min(w.end, w.start + TH.max_word_s)) for w in ws if _SPOKEN.search(w.text))
         spans = [(a - TH.heard_reach_s, b + TH.heard_reach_s) for a, b in spoken]
         wordless = _wordless(runs[channel] if runs else [], spoken)
         for s, e in rs:

@@ -70,6 +70,9 @@ class Thresholds:
     # -- turns and coverage (segments) --
     turn_pause_s: float = 0.8  # a pause this long between words starts a new utterance
     heard_reach_s: float = 1.0  # speech farther than this from every word is unheard; shorter stretches are pauses
+    # a word timed longer than this vouches for its first max_word_s only: Whisper timed one word
+    # over 10.7 s, the first three turns of a dev VoIP call, and they were lost without a warning
+    max_word_s: float = 2.0
     # ...and so is a run of speech with no word in it (regions.speech_runs): a short reply between
     # two turns of a mono call lay within reach of their words and was lost without a warning
     run_pause_s: float = 0.15  # runs are parted by pauses this long
