@@ -70,14 +70,14 @@ class Thresholds:
     # -- turns and coverage (segments) --
     turn_pause_s: float = 0.8  # a pause this long between words starts a new utterance
     heard_reach_s: float = 1.0  # speech farther than this from every word is unheard; shorter stretches are pauses
-    # a word timed longer than this vouches for its first max_word_s only: Whisper timed one word
-    # over 10.7 s, the first three turns of a dev VoIP call, and they were lost without a warning
-    max_word_s: float = 2.0
     # ...and so is a run of speech with no word in it (regions.speech_runs): a short reply between
     # two turns of a mono call lay within reach of their words and was lost without a warning
     run_pause_s: float = 0.15  # runs are parted by pauses this long
     run_min_s: float = 0.3  # shorter runs are a breath or a click; a run counts where Silero reaches
     # speech_evidence in it or it is loud for min_loud_region_s (a reply Silero scored 0.00 was lost silently)
+    # a word timed longer than this vouches for its first max_word_s only: Whisper timed one word
+    # over 10.7 s, the first three turns of a dev VoIP call, and they were lost without a warning
+    max_word_s: float = 2.0
 
     # -- the second pass over unheard speech (transcribe) --
     redo_max_per_channel: int = 8  # stretches decoded again per channel of a call (bounds the cost of a bad call)
