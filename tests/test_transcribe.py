@@ -463,6 +463,28 @@ def test_a_short_reply_that_dips_between_syllables_is_speech_clicks_are_not():
     assert regions.speech_regions(channel, clicks, probs=silent) == []
 
 
+def test_a_short_burst_between_pauses_of_digital_silence_is_speech_the_same_on_a_live_line_is_not():
+    """A VoIP line with silence suppression sends exact zeros between turns: a
+    «Да.» loud for 0.26 s there, at Silero 0.00, was neither a region nor a run
+    and was lost without a warning (dev aligneval VoIP calls). The same burst
+    over line noise stays too short (a noise at the end of vosk's real
+    recording is such a burst), and so does a click amid digital silence."""
+    fs = regions.FRAME / 16000
+    seconds = np.arange(int(5.0 / fs)) * fs
+    channel = np.zeros(seconds.size * regions.FRAME, dtype=np.float32)  # only its length is read
+    silent = np.zeros(seconds.size, dtype=np.float32)  # Silero's probability: nothing
+
+    def burst(floor_db: float, length_s: float) -> np.ndarray:
+        return np.where((seconds >= 2.0 - 1e-6) & (seconds < 2.0 + length_s - 1e-6), -20.0, floor_db).astype(np.float32)
+
+    reply = burst(-120.0, 0.26)
+    [(start, end)] = regions.speech_regions(channel, reply, probs=silent)
+    assert start == pytest.approx(2.0 - TH.region_pad_s, abs=0.04) and end == pytest.approx(2.26 + TH.region_pad_s, abs=0.04)
+    assert [(round(a, 1), round(b, 1)) for a, b in regions.speech_runs(reply, silent)] == [(2.0, 2.3)]
+    for other in (burst(-70.0, 0.26), burst(-120.0, 0.13)):
+        assert regions.speech_regions(channel, other, probs=silent) == [] and regions.speech_runs(other, silent) == []
+
+
 def test_packing_maps_times_back():
     x = np.zeros(16000 * 20, dtype=np.float32)
     packed = windows.pack_regions(x, [(2.0, 4.0), (10.0, 11.0)])

@@ -127,9 +127,10 @@ def speech_regions(channel: np.ndarray, db: np.ndarray, echo: np.ndarray | None 
     speech = _speech_frames(db, echo, vad_threshold, probs)
     fs = FRAME / SAMPLE_RATE
     regions: list[list[float]] = []
-    for i, j in joined_runs(speech, TH.region_join_s):
+    joined = joined_runs(speech, TH.region_join_s)
+    for (i, j), alone in zip(joined, _amid_digital_silence(joined, db)):
         spoken = int(speech[i:j].sum()) * fs  # the dips inside a run do not count towards its length
-        if spoken >= TH.min_region_s and (probs[i:j].max() >= vad_threshold or spoken >= TH.min_loud_region_s):
+        if spoken >= TH.min_region_s and (probs[i:j].max() >= vad_threshold or spoken >= _loud_enough(alone)):
             regions.append([float(i * fs), float(j * fs)])
     total = len(channel) / SAMPLE_RATE
     merged: list[list[float]] = []
@@ -170,8 +171,23 @@ def speech_runs(db: np.ndarray, probs: np.ndarray, echo: np.ndarray | None = Non
     speech = _speech_frames(db, echo, vad_threshold, probs)
     loud = speech & _loud_frames(db)
     runs = joined_runs(speech, TH.run_pause_s)
-    return [(round(float(a * fs), 3), round(float(b * fs), 3)) for a, b in runs
-            if (b - a) * fs >= TH.run_min_s and (probs[a:b].max() >= TH.speech_evidence or loud[a:b].sum() * fs >= TH.min_loud_region_s)]
+    return [(round(float(a * fs), 3), round(float(b * fs), 3)) for (a, b), alone in zip(runs, _amid_digital_silence(runs, db))
+            if (b - a) * fs >= min(TH.run_min_s, _loud_enough(alone))
+            and (probs[a:b].max() >= TH.speech_evidence or loud[a:b].sum() * fs >= _loud_enough(alone))]
+
+
+def _amid_digital_silence(runs: list[tuple[int, int]], db: np.ndarray) -> list[bool]:
+    """For each run of frames (sorted), whether the pauses on both sides of it
+    hold digital silence: a VoIP line with silence suppression sends nothing
+    but what the far end took for speech, so such a burst is no line noise."""
+    silent = np.r_[0, np.cumsum(db < TH.digital_silence_dbfs)]
+    bounds = [0, *(x for run in runs for x in run), db.size]
+    return [bool(silent[a] > silent[p]) and bool(silent[n] > silent[b]) for (a, b), p, n in zip(runs, bounds[0::2], bounds[3::2])]
+
+
+def _loud_enough(amid_digital_silence: bool) -> float:
+    """Seconds of loud frames a run Silero does not vouch for needs to be speech."""
+    return TH.min_burst_s if amid_digital_silence else TH.min_loud_region_s
 
 
 def joined_runs(active: np.ndarray, pause_s: float) -> list[tuple[int, int]]:

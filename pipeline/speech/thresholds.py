@@ -31,6 +31,11 @@ class Thresholds:
     # reply dips between syllables, and Silero may not vouch for it at all (festival voices on
     # mono calls: "Ладно, жду." as 0.26 + 0.16 + 0.1 s, each too short, lost without a warning)
     region_join_s: float = 0.15
+    # ...but between two pauses of digital silence (a VoIP line with silence suppression sends only
+    # what the far end took for speech) this long will do: a «Да.» of 0.26 s was lost without a
+    # warning (dev aligneval VoIP calls); 0.2 s everywhere took a noise at the end of a real
+    # recording (vosk's test.wav) for speech
+    min_burst_s: float = 0.2
     region_pad_s: float = 0.25  # context kept around each speech region (0.5: better on demo, worse on realspeech dev)
     merge_gap_s: float = 0.6  # regions closer than this are decoded as one piece
     onset_db: float = 10.0  # a turn's start snaps to where the level rises this far over the floor
