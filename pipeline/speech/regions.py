@@ -159,9 +159,10 @@ def _speech_frames(db: np.ndarray, echo: np.ndarray | None, vad_threshold: float
 
 def speech_runs(db: np.ndarray, probs: np.ndarray, echo: np.ndarray | None = None, vad_threshold: float = TH.vad) -> list[tuple[float, float]]:
     """Seconds (start, end) of each run of speech between pauses of
-    ``run_pause_s`` or more that lasts ``run_min_s`` or more and that Silero
-    vouches for (``speech_evidence``) or that is loud as long as a region
-    found by energy alone must be: a phrase or a short reply. A region holds
+    ``run_pause_s`` or more that lasts ``run_min_s`` or more (``min_burst_s``
+    between pauses of digital silence) and that Silero vouches for
+    (``speech_evidence``) or that is loud as long as a region found by energy
+    alone must be: a phrase or a short reply. A region holds
     many; coverage asks for a word in each, since a reply between two turns
     lies within ``heard_reach_s`` of their words."""
     if db.size == 0:
