@@ -439,6 +439,35 @@ def test_a_short_reply_between_two_turns_with_no_word_in_it_is_unheard():
     assert [(u.start, u.end) for u in segments.coverage([[(0.0, 8.0)]], far, [runs]).unheard] == [(1.6, 6.0)]
 
 
+def test_a_word_stretched_back_over_a_pause_of_digital_silence_does_not_hear_the_reply_before_it():
+    """Dev aligneval VoIP call furn08 (seed 6): the client's «А МДФ лучше?»
+    (33.86-34.82 s) got no word of its own; the operator's next word was timed
+    33.79-36.35 s, back over the reply and the exact zeros after it, and the
+    question was lost without a warning. A word is taken to start after the
+    last pause of digital silence inside its time, so the reply is unheard and
+    decoded again; the same word on a live line (no digital silence) still hears it."""
+    fs = regions.FRAME / 16000
+    seconds = np.arange(int(7.0 / fs)) * fs
+    speech = np.zeros(seconds.size, dtype=bool)
+    for a, b in [(0.0, 2.5), (2.85, 3.8), (4.35, 7.0)]:  # the operator, the client's reply, the operator again
+        speech |= (seconds >= a) & (seconds < b)
+    db = np.where(speech, -20.0, -120.0).astype(np.float32)
+    probs = np.where(speech, 0.9, 0.01).astype(np.float32)
+    runs = regions.speech_runs(db, probs)
+    pauses = regions.digital_pauses(db)
+    assert len(runs) == 3 and len(pauses) == 2
+    words = [[Word(0.2, 0.8, "подходит."), Word(2.8, 5.3, "Платнейка"), Word(5.3, 5.7, "лучше")]]
+    cov = segments.coverage([[(0.0, 7.0)]], words, [runs], [pauses])
+    [(start, end)] = [(u.start, u.end) for u in cov.unheard]
+    assert (start, end) == pytest.approx((2.85, 3.8), abs=0.04)
+    assert segments.coverage([[(0.0, 7.0)]], words, [runs]).unheard == []  # no pauses given: heard, as before
+    # a word stretched back over the pause before it hears what follows that pause
+    words = [[Word(0.2, 0.8, "подходит."), Word(2.45, 3.8, "Амфолшит"), Word(4.4, 5.7, "Платнейка")]]
+    assert segments.coverage([[(0.0, 7.0)]], words, [runs], [pauses]).unheard == []
+    live = np.where(speech, -20.0, -55.0).astype(np.float32)  # line noise, never exact zeros
+    assert regions.digital_pauses(live) == []
+
+
 def test_a_short_reply_that_dips_between_syllables_is_speech_clicks_are_not():
     """Silero may not vouch for a short reply at all (dev aligneval VoIP calls:
     «Ладно, жду.», «Картой.» at probability 0.00); its loud frames, 0.26, 0.16

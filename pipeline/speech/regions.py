@@ -186,6 +186,14 @@ def _amid_digital_silence(runs: list[tuple[int, int]], db: np.ndarray) -> list[b
     return [bool(silent[a] > silent[p]) and bool(silent[n] > silent[b]) for (a, b), p, n in zip(runs, bounds[0::2], bounds[3::2])]
 
 
+def digital_pauses(db: np.ndarray) -> list[tuple[float, float]]:
+    """Seconds (start, end) of each pause of digital silence of ``run_pause_s``
+    or more: a VoIP line sent nothing there, so no word was spoken across one."""
+    fs = FRAME / SAMPLE_RATE
+    return [(round(float(a * fs), 3), round(float(b * fs), 3)) for a, b in joined_runs(db < TH.digital_silence_dbfs, 0.0)
+            if (b - a) * fs >= TH.run_pause_s]
+
+
 def _loud_enough(amid_digital_silence: bool) -> float:
     """Seconds of loud frames a run Silero does not vouch for needs to be speech."""
     return TH.min_burst_s if amid_digital_silence else TH.min_loud_region_s

@@ -204,20 +204,24 @@ def channel_words(decoded: list[tuple[Packed, list[Seg]]], evidence: list[np.nda
 
 
 def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]],
-             runs: list[list[tuple[float, float]]] | None = None) -> Coverage:
+             runs: list[list[tuple[float, float]]] | None = None, pauses: list[list[tuple[float, float]]] | None = None) -> Coverage:
     """Per channel, the detected speech (``regions``) against the recognised
     words: speech farther than ``heard_reach_s`` from every word is unheard, and
     so is each run of speech (``runs``, from ``regions.speech_runs``) that no
     word overlaps. A punctuation mark is no word heard: Whisper times a
     sentence's closing "." where the next sentence starts, and that mark alone
     kept a lost sentence (vosk's test.wav) from being decoded again. Nor is
-    a word timed over many seconds all of them heard (``max_word_s``)."""
+    a word timed over many seconds all of them heard (``max_word_s``), nor a
+    run heard by a word timed across a pause of digital silence after it
+    (``pauses``, from ``regions.digital_pauses``): Whisper stretched
+    «Платнейка» back over a client's «А МДФ лучше?» and the pause after it,
+    and the question was lost without a warning."""
     speech = heard = 0.0
     unheard: list[Unheard] = []
     for channel, (rs, ws) in enumerate(zip(regions, words)):
         spoken = sorted((w.start, min(w.end, w.start + TH.max_word_s)) for w in ws if _SPOKEN.search(w.text))
         spans = [(a - TH.heard_reach_s, b + TH.heard_reach_s) for a, b in spoken]
-        wordless = _wordless(runs[channel] if runs else [], spoken)
+        wordless = _wordless(runs[channel] if runs else [], sorted(_after_pauses(spoken, pauses[channel] if pauses else [])))
         for s, e in rs:
             speech += e - s
             cursor, missing = s, []
@@ -241,6 +245,19 @@ def coverage(regions: list[list[tuple[float, float]]], words: list[list[Word]],
             heard += (e - s) - sum(b - a for a, b in missing)
             unheard += [Unheard(channel, round(a, 2), round(b, 2)) for a, b in missing]
     return Coverage(round(speech, 2), round(heard, 2), sorted(unheard, key=lambda u: (u.start, u.channel)))
+
+
+def _after_pauses(spoken: list[tuple[float, float]], pauses: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Each word (start, end) from the end of the last pause (sorted) inside
+    it: where Whisper's word times cross such a pause, it stretched the start
+    back over the silence (a VoIP line sent nothing there to speak across)."""
+    starts = np.array([a for a, _ in pauses])
+    ends = np.array([b for _, b in pauses])
+    out = []
+    for a, b in spoken:
+        k = int(np.searchsorted(ends, b, side="left")) - 1  # the last pause that ends before the word does
+        out.append((float(ends[k]), b) if k >= 0 and starts[k] >= a else (a, b))
+    return out
 
 
 def _wordless(runs: list[tuple[float, float]], spoken: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -42,7 +42,7 @@ from pipeline.config import available_cores, get_settings
 from pipeline.errors import ModelError
 from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
-from pipeline.speech.regions import echo_masks, frame_db, snap_start, speech_regions, speech_runs, vad_probs
+from pipeline.speech.regions import digital_pauses, echo_masks, frame_db, snap_start, speech_regions, speech_runs, vad_probs
 from pipeline.speech.segments import Seg, channel_words, clear, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
 from pipeline.speech.speakers import SpeakerSplit, split_voices
 from pipeline.speech.thresholds import THRESHOLDS as TH
@@ -119,6 +119,7 @@ class _Channel:
     db: np.ndarray  # frame levels, for splitting windows and snapping turn starts
     probs: np.ndarray  # Silero's speech probability per frame: the acoustic evidence for keeping doubted text
     runs: list[tuple[float, float]]  # runs of speech between pauses, each of which must get a word
+    pauses: list[tuple[float, float]]  # pauses of digital silence, which no word's time may cross
 
 
 class Transcriber:
@@ -364,7 +365,8 @@ class Transcriber:
 
     def _prepare(self, audio: np.ndarray, db: np.ndarray, echo: np.ndarray | None, speaker: str, index: int) -> _Channel:
         probs, vad = vad_probs(audio), self.options.vad_threshold
-        return _Channel(audio, speaker, index, speech_regions(audio, db, echo, vad, probs), db, probs, speech_runs(db, probs, echo, vad))
+        return _Channel(audio, speaker, index, speech_regions(audio, db, echo, vad, probs), db, probs, speech_runs(db, probs, echo, vad),
+                        digital_pauses(db))
 
     def _windows(self, chans: list[_Channel], first: int = 0) -> list[Packed]:
         """The speech of one call's channels packed into windows, pieces owned by
@@ -389,7 +391,7 @@ class Transcriber:
         todo = [
             (k, max(0.0, u.start - TH.redo_pad_s), min(u.end, u.start + TH.redo_max_s) + TH.redo_pad_s)
             for k, ch in enumerate(chans)
-            for u in coverage([ch.regions], [words[k]], [ch.runs]).unheard[: TH.redo_max_per_channel]
+            for u in coverage([ch.regions], [words[k]], [ch.runs], [ch.pauses]).unheard[: TH.redo_max_per_channel]
         ]
         if not todo:
             return words, []
@@ -459,7 +461,7 @@ class Transcriber:
             splits = [s.to_dict() for _, s in finished if s is not None]
             utterances.sort(key=lambda u: (u.start, u.channel))
             heard = coverage([prepared[k].regions for k in streams], [[w for u in utterances if u.channel == k - first for w in u.words] for k in streams],
-                             [prepared[k].runs for k in streams])
+                             [prepared[k].runs for k in streams], [prepared[k].pauses for k in streams])
             heard.unheard = [dataclasses.replace(x, reason=_why_unheard(x, first, tried)) for x in heard.unheard]
             if heard.unheard:
                 log.info("speech without words: %s", ", ".join(f"ch{x.channel} {x.start:.1f}-{x.end:.1f} s ({x.reason})" for x in heard.unheard))
