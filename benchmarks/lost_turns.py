@@ -9,6 +9,9 @@ silence between turns) drawn again with other ``--seeds`` for the pauses:
 seed 0 is the voip set itself, whose files were seen while tuning; or, with
 ``--set aligneval-voip``, the calls of ../shared/aligneval the same way
 (dialogues written by people who never saw our code; kinds split dev/test).
+``--set dialogues`` and ``--set aligneval`` are the same dialogues as
+two-line calls (operator left, client right), each turn looked for in its
+speaker's words.
 
 For each reference turn: **lost** when no recognised word has its middle
 within 0.2 s of the turn, **lost silently** when callreview's coverage does
@@ -36,26 +39,30 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REACH_S = 0.2  # a word this near a turn is of that turn (Whisper's word times drift by about this)
 
 
-def lost(turns: list[tuple[str, float, float]], words: list[tuple[float, float]]) -> list[int]:
-    """Indexes of the turns no word's middle falls near."""
-    mids = sorted((a + b) / 2 for a, b in words)
-    return [k for k, (_, s, e) in enumerate(turns) if bisect.bisect_left(mids, s - REACH_S) == bisect.bisect_right(mids, e + REACH_S)]
+def lost(turns: list[tuple[str, float, float]], words: list[tuple[float, float, str]], two_line: bool = False) -> list[int]:
+    """Indexes of the turns (speaker, start, end) no word (start, end, speaker)
+    has its middle near; on a two-line call, no word of the turn's speaker."""
+    mids = {who: sorted((a + b) / 2 for a, b, w in words if not two_line or w == who) for who in {t[0] for t in turns}}
+    return [k for k, (who, s, e) in enumerate(turns) if bisect.bisect_left(mids[who], s - REACH_S) == bisect.bisect_right(mids[who], e + REACH_S)]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", default="test", choices=["dev", "test"], help="tune on dev, report on test")
     ap.add_argument("--seeds", default="1,2", help="comma-separated draws of the pauses (0: the voip set itself)")
-    ap.add_argument("--set", default="voip", choices=["voip", "aligneval-voip"], help="whose dialogues: ours or ../shared/aligneval's")
+    ap.add_argument("--set", default="voip", choices=["voip", "aligneval-voip", "dialogues", "aligneval"],
+                    help="whose dialogues (ours or ../shared/aligneval's), as mono VoIP mixes or as two-line calls")
     ap.add_argument("--engines", default="fw-batched,callreview", help="fw-batched, callreview or both")
     args = ap.parse_args()
-    from real_speech import voip_rows
+    from real_speech import dialogue_rows, voip_rows
 
     from pipeline.config import Settings
     from pipeline.speech.audio import decode
     from pipeline.speech.transcribe import TranscribeOptions, Transcriber
 
-    rows = [r for seed in map(int, args.seeds.split(",")) for r in voip_rows(seed, "own" if args.set == "voip" else "aligneval") if r["split"] == args.split]
+    source = "aligneval" if args.set.startswith("aligneval") else "own"
+    make = voip_rows if args.set.endswith("voip") else dialogue_rows
+    rows = [r for seed in map(int, args.seeds.split(",")) for r in make(source=source, seed=seed) if r["split"] == args.split]
     engines = args.engines.split(",")
     tr = Transcriber(TranscribeOptions()) if "callreview" in engines else None
     if "fw-batched" in engines:
@@ -72,13 +79,17 @@ def main() -> int:
         for engine in engines:
             if engine == "callreview":
                 t = tr.transcribe(audio)
-                words = [(w.start, w.end) for u in t.utterances for w in u.words]
-                listed = [(u.start, u.end) for u in t.coverage.unheard] if t.coverage else []
+                words = [(w.start, w.end, u.speaker) for u in t.utterances for w in u.words]
+                listed = [(u.start, u.end, audio.speakers[u.channel]) for u in t.coverage.unheard] if t.coverage else []
             else:
-                segs, _ = batched.transcribe(audio.channels[0], language="ru", beam_size=5, batch_size=8, word_timestamps=True)
-                words, listed = [(w.start, w.end) for s in segs for w in (s.words or [])], []
-            gone = lost(row["turns"], words)
-            silent = [k for k in gone if not any(a < row["turns"][k][2] + REACH_S and b > row["turns"][k][1] - REACH_S for a, b in listed)]
+                words, listed = [], []
+                for channel, speaker in zip(audio.channels, audio.speakers):  # each line on its own, as a user would
+                    segs, _ = batched.transcribe(channel, language="ru", beam_size=5, batch_size=8, word_timestamps=True)
+                    words += [(w.start, w.end, speaker) for s in segs for w in (s.words or [])]
+            two_line = len(audio.channels) == 2
+            gone = lost(row["turns"], words, two_line)
+            silent = [k for k in gone if not any(a < row["turns"][k][2] + REACH_S and b > row["turns"][k][1] - REACH_S
+                                                 and (who == row["turns"][k][0] or not two_line) for a, b, who in listed)]
             totals[engine][0] += len(row["turns"])
             totals[engine][1] += len(gone)
             totals[engine][2] += len(silent)

@@ -145,17 +145,21 @@ def _spoken(wav: Path, make) -> bool:
     return True
 
 
-def dialogue_rows(source: str = "own") -> list[dict]:
-    """The labelled dialogues spoken by festival, as benchmarks/align_eval.py --make-asr makes them."""
+def dialogue_rows(source: str = "own", seed: int = 0) -> list[dict]:
+    """The labelled dialogues spoken by festival, as benchmarks/align_eval.py
+    --make-asr makes them; another ``seed`` draws other pauses, overlaps and
+    line noise (benchmarks/lost_turns.py)."""
     from synthesize import _cache_dir, build_call
 
-    folder = _cache_dir() / ("dialogue-calls" if source == "own" else f"{source}-calls")
+    name = "dialogue-calls" if source == "own" else f"{source}-calls"
+    folder = _cache_dir() / (name if seed == 0 else f"{name}-{seed}")
     out = []
     for d, turns in _calls(source):
+        stereo, ref = build_call(turns, seed=sum(map(ord, d.id)) + 1000 * seed)
         wav = folder / f"{d.id}.wav"
-        if _spoken(wav, lambda: build_call(turns, seed=sum(map(ord, d.id)))[0]):
+        if _spoken(wav, lambda stereo=stereo: stereo):
             out.append({"set": "dialogues" if source == "own" else source, "id": d.id, "path": str(wav), "language": "ru", "split": d.split,
-                        "reference": by_channel(turns)})
+                        "reference": by_channel(turns), "turns": [(r["speaker"], r["start"], r["end"]) for r in ref], "texts": [r["text"] for r in ref]})
     return out
 
 
