@@ -117,50 +117,52 @@ def demo_rows() -> list[dict]:
     return out
 
 
-def _calls(source: str):
+def _calls(source: str, seed: int, **draw):
     """The labelled dialogues of ``source`` (own: tests/data/align; aligneval:
     ../shared/aligneval, written by people who never saw our code) that are
-    calls, with their turns as ``build_call`` speaks them."""
+    calls, each with its turns and as ``build_call`` speaks it (stereo, with
+    the reference times; ``seed`` draws other pauses). A text festival cannot
+    speak leaves its call out (why, on stderr); the other calls go on."""
     from align_eval import load_dialogues
+    from synthesize import SynthesisError, build_call
 
     for d in load_dialogues(sets=(source,)):
         if d.channel == "call":
-            yield d, [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
+            turns = [{"speaker": u.speaker, "text": u.text, "step": None} for u in d.transcript.utterances]
+            try:
+                stereo, ref = build_call(turns, seed=sum(map(ord, d.id)) + 1000 * seed, **draw)
+            except SynthesisError as exc:
+                print(f"{d.id}: cannot be spoken, left out ({exc})", file=sys.stderr, flush=True)
+                continue
+            yield d, turns, stereo, ref
 
 
-def _spoken(wav: Path, make) -> bool:
-    """Synthesize ``wav`` with ``make()`` unless cached; False (and why, on
-    stderr) when festival cannot speak a text: the other calls go on."""
-    from synthesize import SynthesisError, write_call
+def _spoken(wav: Path, audio) -> Path:
+    """``wav``, written from ``audio`` unless cached."""
+    from synthesize import write_call
 
-    if wav.exists():
-        return True
-    print(f"synthesizing {wav.name} ({wav.parent.name}) ...", file=sys.stderr, flush=True)
-    try:
+    if not wav.exists():
+        print(f"writing {wav.name} ({wav.parent.name}) ...", file=sys.stderr, flush=True)
         wav.parent.mkdir(parents=True, exist_ok=True)
-        write_call(wav, make())
-    except SynthesisError as exc:
-        print(f"{wav.name}: cannot be spoken, left out ({exc})", file=sys.stderr, flush=True)
-        return False
-    return True
+        write_call(wav, audio)
+    return wav
+
+
+def _timed(ref: list[dict]) -> dict:
+    """Each reference turn's speaker and time, and its text (benchmarks/lost_turns.py)."""
+    return {"turns": [(r["speaker"], r["start"], r["end"]) for r in ref], "texts": [r["text"] for r in ref]}
 
 
 def dialogue_rows(source: str = "own", seed: int = 0) -> list[dict]:
     """The labelled dialogues spoken by festival, as benchmarks/align_eval.py
     --make-asr makes them; another ``seed`` draws other pauses, overlaps and
     line noise (benchmarks/lost_turns.py)."""
-    from synthesize import _cache_dir, build_call
+    from synthesize import _cache_dir
 
     name = "dialogue-calls" if source == "own" else f"{source}-calls"
     folder = _cache_dir() / (name if seed == 0 else f"{name}-{seed}")
-    out = []
-    for d, turns in _calls(source):
-        stereo, ref = build_call(turns, seed=sum(map(ord, d.id)) + 1000 * seed)
-        wav = folder / f"{d.id}.wav"
-        if _spoken(wav, lambda stereo=stereo: stereo):
-            out.append({"set": "dialogues" if source == "own" else source, "id": d.id, "path": str(wav), "language": "ru", "split": d.split,
-                        "reference": by_channel(turns), "turns": [(r["speaker"], r["start"], r["end"]) for r in ref], "texts": [r["text"] for r in ref]})
-    return out
+    return [{"set": "dialogues" if source == "own" else source, "id": d.id, "path": str(_spoken(folder / f"{d.id}.wav", stereo)), "language": "ru",
+             "split": d.split, "reference": by_channel(turns), **_timed(ref)} for d, turns, stereo, ref in _calls(source, seed)]
 
 
 def voip_rows(seed: int = 0, source: str = "own") -> list[dict]:
@@ -170,26 +172,18 @@ def voip_rows(seed: int = 0, source: str = "own") -> list[dict]:
     Another ``seed`` draws other pauses: more calls from the same dialogues
     (benchmarks/lost_turns.py)."""
     import numpy as np
-    from synthesize import CALL_SR, _cache_dir, build_call
+    from synthesize import CALL_SR, _cache_dir
 
     name = "voip-calls" if source == "own" else f"{source}-voip-calls"
     folder = _cache_dir() / (name if seed == 0 else f"{name}-{seed}")
     out = []
-    for d, turns in _calls(source):
-        stereo, ref = build_call(turns, gap=(0.15, 0.6), seed=sum(map(ord, d.id)) + 1000 * seed, overlap_prob=0.0)
-
-        def mono(stereo=stereo, ref=ref):
-            mixed, line = stereo.sum(axis=0), np.zeros(stereo.shape[1], dtype=np.float32)
-            for r in ref:  # silence suppression: the line's noise only while someone speaks
-                a, b = int(r["start"] * CALL_SR), int(r["end"] * CALL_SR)
-                line[a:b] = mixed[a:b]
-            return line
-
-        wav = folder / f"{d.id}.wav"
-        if _spoken(wav, mono):
-            out.append({"set": "voip" if source == "own" else f"{source}-voip", "id": f"voip-{d.id}", "path": str(wav), "language": "ru",
-                        "split": d.split, "reference": " ".join(r["text"] for r in sorted(ref, key=lambda r: r["start"])),
-                        "turns": [(r["speaker"], r["start"], r["end"]) for r in ref], "texts": [r["text"] for r in ref]})
+    for d, _, stereo, ref in _calls(source, seed, gap=(0.15, 0.6), overlap_prob=0.0):
+        mixed, line = stereo.sum(axis=0), np.zeros(stereo.shape[1], dtype=np.float32)
+        for r in ref:  # silence suppression: the line's noise only while someone speaks
+            a, b = int(r["start"] * CALL_SR), int(r["end"] * CALL_SR)
+            line[a:b] = mixed[a:b]
+        out.append({"set": "voip" if source == "own" else f"{source}-voip", "id": f"voip-{d.id}", "path": str(_spoken(folder / f"{d.id}.wav", line)),
+                    "language": "ru", "split": d.split, "reference": " ".join(r["text"] for r in sorted(ref, key=lambda r: r["start"])), **_timed(ref)})
     return out
 
 
