@@ -251,13 +251,13 @@ def _after_pauses(spoken: list[tuple[float, float]], pauses: list[tuple[float, f
     """Each word (start, end) from the end of the last pause (sorted) inside
     it: where Whisper's word times cross such a pause, it stretched the start
     back over the silence (a VoIP line sent nothing there to speak across)."""
-    starts = np.array([a for a, _ in pauses])
-    ends = np.array([b for _, b in pauses])
-    out = []
-    for a, b in spoken:
-        k = int(np.searchsorted(ends, b, side="left")) - 1  # the last pause that ends before the word does
-        out.append((float(ends[k]), b) if k >= 0 and starts[k] >= a else (a, b))
-    return out
+    if not pauses or not spoken:
+        return spoken
+    starts, ends = np.array(pauses).T
+    a, b = np.array(spoken).T
+    k = np.searchsorted(ends, b, side="left") - 1  # the last pause that ends before each word does
+    inside = (k >= 0) & (starts[np.maximum(k, 0)] >= a)
+    return list(zip(np.where(inside, ends[np.maximum(k, 0)], a).tolist(), b.tolist()))
 
 
 def _wordless(runs: list[tuple[float, float]], spoken: list[tuple[float, float]]) -> list[tuple[float, float]]:
