@@ -24,6 +24,7 @@ from pipeline.speech import transcribe as T
 from pipeline.speech.audio import decode
 from pipeline.speech.thresholds import THRESHOLDS as TH
 from pipeline.speech.transcript import NOTHING_RECOGNISED, UNCLEAR, Transcript, Word
+from pipeline.speech.voice_encoder import mel_frames, voice_encoder
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -264,7 +265,7 @@ def test_a_short_turn_between_pauses_goes_to_the_voice_it_is_nearer():
     words = [Word(float(t), float(t) + 0.25, "w") for s, p in zip(spans, pieces) for t in np.arange(s + 0.1, s + p.size / sr - 0.35, 0.3)]
     turn = [int(np.searchsorted(spans, w.start, side="right")) - 1 for w in words]
     probs = regions.vad_probs(mix)
-    mel = speakers._mel(mix)
+    mel = mel_frames(mix)
     centres, embs = speakers._voice_windows(mel, probs, mix.size / sr)
     labels, _ = speakers._two_voices(embs)
     first = int(np.bincount(labels[centres < 8.0]).argmax())
@@ -273,6 +274,34 @@ def test_a_short_turn_between_pauses_goes_to_the_voice_it_is_nearer():
     mine = [v for v, k in zip(voices, turn) if k == 2]
     assert mine.count(first) >= 0.8 * len(mine), (first, mine)
     assert [v for v, k in zip(voices, turn) if k in (0, 1)] == [v for v, k in zip(given, turn) if k in (0, 1)]
+
+
+def test_the_voice_encoder_without_torch_embeds_as_resemblyzer_does():
+    """Our mel frames and onnxruntime LSTM (no torch, librosa or numba in the
+    process) against resemblyzer's own on real speech: the same frames, the
+    same embeddings, for equal windows and for stretches of other lengths
+    sharing a batch."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from resemblyzer import VoiceEncoder
+        from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
+
+    speech = decode(Path(__file__).parent / "data" / "voices" / "aepyx_pair.ogg").channels[0][: 20 * 16000]
+    theirs = wav_to_mel_spectrogram(normalize_volume(speech, -30, increase_only=False))
+    ours = mel_frames(speech)
+    assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 1e-4 * np.abs(theirs).max()
+    reference = VoiceEncoder("cpu", verbose=False)
+    windows = np.stack([theirs[s : s + 150] for s in range(0, len(theirs) - 150, 50)])
+    stretches = [theirs[s : s + n] for s, n in ((0, 40), (300, 290), (700, 120))]
+    with torch.inference_mode():
+        expected = [reference(torch.from_numpy(windows)).numpy(), *(reference(torch.from_numpy(m[None])).numpy() for m in stretches)]
+    got = voice_encoder()(windows), voice_encoder()(stretches)
+    assert np.abs(got[0] - expected[0]).max() < 1e-4
+    assert np.abs(got[1] - np.concatenate(expected[1:])).max() < 1e-4
 
 
 def test_one_real_voice_on_a_mono_call_stays_one_speaker(transcriber):

@@ -1,8 +1,8 @@
 """Two speakers on a mono call: who spoke when, told apart by voice.
 
 Most PBXs record a mono mix, which Whisper hears as one speaker. Resemblyzer's
-GE2E voice encoder (its weights ship inside the wheel: nothing is downloaded)
-embeds 1.5 s windows of speech every 0.5 s; spectral clustering of the windows'
+GE2E voice encoder (its weights ship inside the wheel: nothing is downloaded;
+run without torch, ``voice_encoder``) embeds 1.5 s windows of speech every 0.5 s; spectral clustering of the windows'
 nearest neighbours splits them in two, and each word takes the voice of the
 windows around it, or, in a short stretch between pauses, the voice that
 stretch embedded whole is clearly nearer to. Chosen by measurement
@@ -19,7 +19,6 @@ tell a clear split from a doubtful one.
 
 from __future__ import annotations
 
-import threading
 import warnings
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ from pipeline.speech.audio import SAMPLE_RATE
 from pipeline.speech.regions import FRAME, joined_runs
 from pipeline.speech.thresholds import THRESHOLDS as TH
 from pipeline.speech.transcript import Word
+from pipeline.speech.voice_encoder import FRAMES_PER_S, mel_frames, voice_encoder
 
 
 @dataclass(frozen=True)
@@ -44,26 +44,10 @@ class SpeakerSplit:
         return {"method": self.method, "operator_by": self.operator_by, "separation": round(self.separation, 3)}
 
 
-_lock = threading.Lock()
-_encoder = None
-
-
-def _voice_encoder():
-    global _encoder
-    with _lock:
-        if _encoder is None:
-            with warnings.catch_warnings():  # deprecations in resemblyzer's own imports (pkg_resources, scipy.ndimage.morphology)
-                warnings.simplefilter("ignore")
-                from resemblyzer import VoiceEncoder
-
-            _encoder = VoiceEncoder("cpu", verbose=False)
-        return _encoder
-
-
 def split_voices(audio: np.ndarray, probs: np.ndarray, words: list[Word]) -> tuple[list[int], float] | None:
     """Each word's voice (0 or 1) and how far apart the two voices are, or None
     when the channel has too little speech to tell voices apart."""
-    mel = _mel(audio)
+    mel = mel_frames(audio)
     centres, embs = _voice_windows(mel, probs, len(audio) / SAMPLE_RATE)
     found = _two_voices(embs)
     if found is None:
@@ -72,27 +56,9 @@ def split_voices(audio: np.ndarray, probs: np.ndarray, words: list[Word]) -> tup
     return _stretch_voices(mel, probs, words, _word_voices(words, centres, labels), embs, labels), separation
 
 
-def _mel(audio: np.ndarray) -> np.ndarray:
-    """The channel's mel frames, volume-normalised, as resemblyzer's encoder takes them."""
-    _voice_encoder()  # first: it imports resemblyzer with its import-time warnings silenced
-    from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
-    from resemblyzer.hparams import audio_norm_target_dBFS
-
-    return wav_to_mel_spectrogram(normalize_volume(audio.astype(np.float32), audio_norm_target_dBFS, increase_only=False))
-
-
-def _embed(mels: np.ndarray) -> np.ndarray:
-    """Voice embeddings (unit length) of a batch of equally long mel stretches."""
-    import torch
-
-    with torch.inference_mode():
-        return _voice_encoder()(torch.from_numpy(mels)).numpy()
-
-
-def _per_s() -> int:
-    from resemblyzer.hparams import mel_window_step
-
-    return 1000 // mel_window_step
+def _embed(mels: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Voice embeddings (unit length) of mel stretches."""
+    return voice_encoder()(mels)
 
 
 def _voice_windows(mel: np.ndarray, probs: np.ndarray, seconds: float) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +73,7 @@ def _voice_windows(mel: np.ndarray, probs: np.ndarray, seconds: float) -> tuple[
     starts = [s for s in np.arange(0.0, seconds - TH.voice_window_s + 1e-6, TH.voice_hop_s) if speech(s)]
     if not starts:
         return np.zeros(0), np.zeros((0, 256), dtype=np.float32)
-    per_s = _per_s()
+    per_s = FRAMES_PER_S
     n = int(TH.voice_window_s * per_s)
     embs = _embed(np.stack([mel[int(s * per_s) : int(s * per_s) + n] for s in starts]))
     return np.asarray(starts) + TH.voice_window_s / 2, embs
@@ -132,14 +98,15 @@ def _stretch_voices(mel: np.ndarray, probs: np.ndarray, words: list[Word], voice
     told short turns apart better and broke long ones (long pairs 0.090 -> 0.158)."""
     means = [embs[labels == k].mean(axis=0) for k in (0, 1)]
     means = np.stack([m / np.linalg.norm(m) for m in means])
-    per_s, out = _per_s(), list(voices)
+    per_s, out, found = FRAMES_PER_S, list(voices), []
     for a, b in _stretches(probs):
         if not TH.voice_stretch_min_s <= b - a <= TH.voice_stretch_max_s:
             continue
         inside = [k for k, w in enumerate(words) if a <= (w.start + w.end) / 2 < b]
-        if not inside:
-            continue
-        near = means @ _embed(mel[None, int(a * per_s) : int(b * per_s)])[0]
+        if inside:
+            found.append((inside, mel[int(a * per_s) : int(b * per_s)]))
+    for (inside, _), emb in zip(found, _embed([m for _, m in found])):
+        near = means @ emb
         if abs(near[0] - near[1]) > TH.voice_stretch_margin:
             for k in inside:
                 out[k] = int(near[1] > near[0])
