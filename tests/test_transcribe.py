@@ -497,6 +497,31 @@ def test_a_word_stretched_back_over_a_pause_of_digital_silence_does_not_hear_the
     assert regions.digital_pauses(live) == []
 
 
+def test_a_part_of_speech_decoded_again_still_without_words_is_decoded_alone(transcriber, synth):
+    """Dev aligneval VoIP call food05: a stretch left without words held the
+    tail of the operator's turn, 0.3 s of exact zeros and the client's short
+    reply; decoded again whole, it was read as the tail alone («в нём нет.»)
+    and «А пицца совсем никак?» was lost. A part between pauses of digital
+    silence still without words is decoded alone (food02's «Ладно.» alone was
+    heard too unsurely to keep, beside the next turn clearly: parts are not
+    decoded alone from the start). Then both parts of such a stretch are heard."""
+    assert regions.between_pauses(1.0, 4.0, [(0.5, 1.2), (2.0, 2.3), (3.95, 4.5)]) == [(1.0, 2.0), (2.3, 4.0)]
+    assert regions.between_pauses(1.0, 4.0, [(1.05, 1.5)]) == [(1.5, 4.0)]  # a sliver before a pause is no part
+    tail = Word(70.9, 71.6, "нет.")
+    stretches, pauses = [(0, 70.87, 73.6), (1, 10.0, 12.0)], [[(71.74, 72.06)], []]
+    assert T.wordless_parts(stretches, [[tail], []], pauses) == [(0, 72.06, 73.6)]  # the reply; a stretch with no pause is not cut
+    assert T.wordless_parts(stretches, [[tail, Word(72.5, 73.0, "пицца")], []], pauses) == []
+    said = [synth.resample(*synth.synth_speech(text, who), 16000) for text, who in (("Молока в нём нет.", "operator"), ("А пицца совсем никак?", "client"))]
+    gap = np.zeros(int(0.35 * 16000), dtype=np.float32)
+    audio = np.concatenate([gap, said[0], gap, said[1], gap]).astype(np.float32)
+    chan = transcriber._prepare(audio, regions.frame_db(audio), None, "unknown", 0)
+    middle = (1.5 * gap.size + said[0].size) / 16000  # of the pause between them
+    assert any(a < middle < b for a, b in chan.pauses), chan.pauses
+    found, tried = transcriber._recover([chan], [[]])
+    heard = [(w.start + w.end) / 2 for w in found[0]]
+    assert any(t < middle for t in heard) and any(t > middle for t in heard), (found, tried)
+
+
 def test_a_short_reply_that_dips_between_syllables_is_speech_clicks_are_not():
     """Silero may not vouch for a short reply at all (dev aligneval VoIP calls:
     «Ладно, жду.», «Картой.» at probability 0.00); its loud frames, 0.26, 0.16

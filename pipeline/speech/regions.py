@@ -194,6 +194,22 @@ def digital_pauses(db: np.ndarray) -> list[tuple[float, float]]:
             if (b - a) * fs >= TH.run_pause_s]
 
 
+def between_pauses(start: float, end: float, pauses: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """``start``-``end`` cut at each pause (sorted ``digital_pauses``) that lies
+    wholly inside it, the pauses left out: on a VoIP line each part is a turn,
+    or a piece of one, of its own. Parts shorter than ``min_region_s`` are
+    clicks at the edges and are dropped."""
+    parts, cursor = [], start
+    for a, b in pauses:
+        if a >= end:
+            break
+        if a > cursor and b < end:
+            parts.append((cursor, a))
+            cursor = b
+    parts.append((cursor, end))
+    return [(a, b) for a, b in parts if b - a >= TH.min_region_s]
+
+
 def _loud_enough(amid_digital_silence: bool) -> float:
     """Seconds of loud frames a run Silero does not vouch for needs to be speech."""
     return TH.min_burst_s if amid_digital_silence else TH.min_loud_region_s

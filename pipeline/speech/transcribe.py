@@ -42,7 +42,7 @@ from pipeline.config import available_cores, get_settings
 from pipeline.errors import ModelError
 from pipeline.speech.audio import DecodedAudio
 from pipeline.speech.models import ResolvedModel, load_openai_checkpoint, resolve_model
-from pipeline.speech.regions import digital_pauses, echo_masks, frame_db, snap_start, speech_regions, speech_runs, vad_probs
+from pipeline.speech.regions import between_pauses, digital_pauses, echo_masks, frame_db, snap_start, speech_regions, speech_runs, vad_probs
 from pipeline.speech.segments import Seg, channel_words, clear, compression_ratio, coverage, dedupe_repeats, is_hallucination, split_turns, window_segments
 from pipeline.speech.speakers import SpeakerSplit, split_voices
 from pipeline.speech.thresholds import THRESHOLDS as TH
@@ -383,26 +383,42 @@ class Transcriber:
     def _recover(self, chans: list[_Channel], words: list[list[Word]]) -> tuple[list[list[Word]], list[tuple[int, float, float, str]]]:
         """Speech that got no words is decoded once more, each stretch on its own
         with beam 5, before it is given up: a window decoded in a batch can lose
-        a short sentence among its neighbours, or be called silence whole. What
-        this pass finds must pass every hallucination rule and be heard clearly:
-        on speech Whisper cannot understand it mumbles (mean word probability ~0.3).
-        Also returns each stretch tried (stream, start, end) and why it got no
-        words, if it did not."""
+        a short sentence among its neighbours, or be called silence whole. Then
+        each part of a stretch between pauses of digital silence that is still
+        without words is decoded alone: the tail of one turn and the short reply
+        after it were read as the tail alone («в нём нет.», not «А пицца совсем
+        никак?»), while a one-word reply decoded alone is heard too unsurely to
+        keep («Ладно.» at 0.21, at 0.50 beside the next turn). What this pass
+        finds must pass every hallucination rule and be heard clearly: on speech
+        Whisper cannot understand it mumbles (mean word probability ~0.3). Also
+        returns each stretch tried (stream, start, end) and why it got no words,
+        if it did not; a part's reason first."""
         todo = [
-            (k, max(0.0, u.start - TH.redo_pad_s), min(u.end, u.start + TH.redo_max_s) + TH.redo_pad_s)
+            (k, u.start, min(u.end, u.start + TH.redo_max_s))
             for k, ch in enumerate(chans)
             for u in coverage([ch.regions], [words[k]], [ch.runs], [ch.pauses]).unheard[: TH.redo_max_per_channel]
         ]
         if not todo:
             return words, []
+        found, tried = self._decode_again(chans, todo)
+        parts = wordless_parts(todo, found, [c.pauses for c in chans])
+        if parts:
+            more, tried_parts = self._decode_again(chans, parts)
+            found, tried = [f + m for f, m in zip(found, more)], tried_parts + tried
+        return [sorted(w + f, key=lambda x: x.start) for w, f in zip(words, found)], tried
+
+    def _decode_again(self, chans: list[_Channel], stretches: list[tuple[int, float, float]]) -> tuple[list[list[Word]], list[tuple[int, float, float, str]]]:
+        """Each stretch (stream, start, end) decoded in a window of its own, with
+        some context; the words kept per stream, and each stretch tried with why
+        it would have no words."""
+        todo = [(k, max(0.0, s - TH.redo_pad_s), e + TH.redo_pad_s) for k, s, e in stretches]
         pieces = [pack([(cut(chans[k].audio, s, e), s, k)]) for k, s, e in todo]
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             decoded = self._spread(pool, lambda m, p: self._run_one(m, p.audio, max(5, self.options.beam_size))[0], pieces)
         kept = [(p, [g for g in segs if clear(g) and is_hallucination(g) is None]) for p, segs in zip(pieces, decoded)]
         found = channel_words(kept, [c.probs for c in chans], len(chans))
         log.debug("speech without words decoded again: %d stretches, %d words found", len(todo), sum(map(len, found)))
-        tried = [(k, s, e, UNCLEAR if segs else NOTHING_RECOGNISED) for (k, s, e), segs in zip(todo, decoded)]
-        return [sorted(w + f, key=lambda x: x.start) for w, f in zip(words, found)], tried
+        return found, [(k, s, e, UNCLEAR if segs else NOTHING_RECOGNISED) for (k, s, e), segs in zip(todo, decoded)]
 
     def _finish(self, ch: _Channel, words: list[Word]) -> tuple[list[Utterance], SpeakerSplit | None]:
         """A channel's turns; a mono channel's split between two voices when it has two."""
@@ -468,6 +484,14 @@ class Transcriber:
             out.append(Transcript(utterances=utterances, duration=round(a.duration, 3), language=language or "", model=self.model_name,
                                   coverage=heard, speakers=splits[0] if splits else None))
         return out
+
+
+def wordless_parts(stretches: list[tuple[int, float, float]], words: list[list[Word]],
+                   pauses: list[list[tuple[float, float]]]) -> list[tuple[int, float, float]]:
+    """The parts (stream, start, end) between pauses of digital silence of each
+    stretch cut by one or more, that no word (per stream) has its middle in."""
+    return [(k, a, b) for k, s, e in stretches for a, b in between_pauses(s, e, pauses[k])
+            if (a, b) != (s, e) and not any(a <= (w.start + w.end) / 2 < b for w in words[k])]
 
 
 def _balanced(sizes: list[int], n: int) -> list[list[int]]:
