@@ -391,6 +391,13 @@ def test_one_model_per_process(transcriber):
     assert again is transcriber
 
 
+def test_transcribers_for_other_languages_share_the_loaded_weights(transcriber):
+    english = T.get_transcriber(dataclasses.replace(transcriber.options, language="en"))
+    assert english is not transcriber and english.language == "en"
+    assert english.model is transcriber.model and english._lock is transcriber._lock  # one copy in memory, one transcription at a time on it
+    assert english._wide() is transcriber._wide()
+
+
 def test_openai_engine_needs_a_checkpoint(model_cache):
     with pytest.raises(ModelError, match="models convert"):
         T.Transcriber(T.TranscribeOptions(engine="openai-whisper", model="base", model_cache=str(model_cache)))

@@ -32,6 +32,7 @@ import dataclasses
 import itertools
 import logging
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -169,17 +170,12 @@ class Transcriber:
                 torch.set_num_threads(self.cores)
         else:
             raise ModelError(f"Unknown engine '{opts.engine}': use faster-whisper or openai-whisper")
-        self._lock = threading.Lock()  # one transcription at a time per loaded model
+        self._lock = _model_lock(self.model)  # one transcription at a time per loaded model, whichever transcriber holds it
         self._wide_model = None
         self.model_name = self.resolved.name
 
     def _load_fw(self, threads: int, workers: int):
-        from faster_whisper import WhisperModel
-
-        try:
-            return WhisperModel(str(self.resolved.path), device=self.device, compute_type=self.compute_type, cpu_threads=threads, num_workers=workers)
-        except Exception as exc:
-            raise ModelError(f"Cannot load Whisper model from {self.resolved.path}: {exc}") from None
+        return _shared_fw(str(self.resolved.path), self.device, self.compute_type, threads, workers)
 
     def _wide(self):
         """The same weights again as one stream on all cores, loaded on first
@@ -522,6 +518,30 @@ def _cuda_available() -> bool:
 
 _cache_lock = threading.Lock()
 _transcribers: dict[tuple, Transcriber] = {}
+_models_lock = threading.Lock()  # apart from _cache_lock: get_transcriber holds that one while a Transcriber loads
+_fw_models: dict[tuple, Any] = {}
+_model_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _shared_fw(path: str, device: str, compute_type: str, threads: int, workers: int):
+    """One loaded copy of a model per process and thread layout: transcribers
+    that differ in language or beam share it (one per language held the
+    weights twice, docs/benchmarks.md)."""
+    from faster_whisper import WhisperModel
+
+    key = (path, device, compute_type, threads, workers)
+    with _models_lock:
+        if key not in _fw_models:
+            try:
+                _fw_models[key] = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=threads, num_workers=workers)
+            except Exception as exc:
+                raise ModelError(f"Cannot load Whisper model from {path}: {exc}") from None
+        return _fw_models[key]
+
+
+def _model_lock(model) -> threading.Lock:
+    with _models_lock:
+        return _model_locks.setdefault(model, threading.Lock())
 
 
 def get_transcriber(options: TranscribeOptions | None = None) -> Transcriber:
