@@ -117,7 +117,7 @@ class VoiceEncoder:
     layers run by onnxruntime (faster-whisper's own dependency, for Silero),
     as a graph built here from the checkpoint's weights."""
 
-    BATCH = 128  # stretches per run: a 3-minute call's 330 windows at once held 400 MB of gates
+    BATCH = 16  # stretches per run: 128 took 1.3x as long (dev VoIP calls, docs/benchmarks.md), and a 3-minute call's 330 at once held 400 MB
 
     def __init__(self, path: str | Path | None = None, threads: int = 1):
         import onnxruntime
@@ -138,7 +138,12 @@ class VoiceEncoder:
         items = [np.asarray(m, dtype=np.float32) for m in mels]
         if not items:
             return np.zeros((0, self.linear_w.shape[1]), np.float32)
-        last = np.concatenate([self._last_states(items[i : i + self.BATCH]) for i in range(0, len(items), self.BATCH)])
+        # batches of like lengths: a batch runs every stretch to its longest one's end
+        order = sorted(range(len(items)), key=lambda i: len(items[i]))
+        last = np.empty((len(items), self.linear_w.shape[0]), np.float32)
+        for i in range(0, len(items), self.BATCH):
+            batch = order[i : i + self.BATCH]
+            last[batch] = self._last_states([items[k] for k in batch])
         e = np.maximum(last @ self.linear_w + self.linear_b, 0.0)
         return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
