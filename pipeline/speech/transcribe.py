@@ -540,6 +540,7 @@ def _shared_fw(path: str, device: str, compute_type: str, threads: int, workers:
 
 
 def _model_lock(model) -> threading.Lock:
+    """The lock on which every transcriber sharing ``model`` takes its turn."""
     with _models_lock:
         return _model_locks.setdefault(model, threading.Lock())
 
